@@ -1,0 +1,435 @@
+"""YAML configuration -> frozen, typed dataclasses; every problem reported at once with file, line and key."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import time
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+
+from dpsim.errors import ConfigError
+
+DEFAULT_CONFIG = Path("conf/default.yaml")
+
+
+@dataclass(frozen=True)
+class Inputs:
+    orders: tuple[str, ...] = ("data/sample/orders.csv*",)
+    trades: tuple[str, ...] = ("data/sample/trades.csv*",)
+    nbbo: tuple[str, ...] = ("data/sample/nbbo.csv*",)
+    reference: tuple[str, ...] = ("data/sample/reference.csv*",)
+    session: tuple[str, ...] = ("data/sample/session.csv*",)
+    participants: tuple[str, ...] = ("data/sample/participants.csv*",)
+
+
+@dataclass(frozen=True)
+class Aliases:
+    orders: dict[str, str] = field(default_factory=dict)
+    trades: dict[str, str] = field(default_factory=dict)
+    nbbo: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Columns:
+    aliases: Aliases = Aliases()
+
+
+@dataclass(frozen=True)
+class TimeConfig:
+    timezone: str = "Australia/Sydney"
+    day_roll: str = "19:00"
+
+    def problems(self) -> list[tuple[str, str]]:
+        out = _time_problem("day_roll", self.day_roll)
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            out.append(("timezone", f"unknown time zone {self.timezone!r} (use an IANA name like Australia/Sydney)"))
+        return out
+
+
+@dataclass(frozen=True)
+class Codes:
+    centre_point_mask: int = 64 | 256 | 2048 | 4096
+    sweep_mask: int = 2048
+    dark_dealsources: tuple[int, ...] = (46, 47, 48, 49, 50, 51, 52)
+    lit_continuous_dealsources: tuple[int, ...] = (1,)
+
+    def problems(self) -> list[tuple[str, str]]:
+        out = []
+        for name in ("centre_point_mask", "sweep_mask"):
+            if getattr(self, name) <= 0:
+                out.append((name, "must be a positive bit mask"))
+        return out
+
+
+@dataclass(frozen=True)
+class Hours:
+    start: str = "10:00"
+    end: str = "16:00"
+
+    def problems(self) -> list[tuple[str, str]]:
+        out = _time_problem("start", self.start) + _time_problem("end", self.end)
+        if not out and parse_hhmm(self.start) >= parse_hhmm(self.end):
+            out.append(("end", f"must be after start ({self.start})"))
+        return out
+
+
+@dataclass(frozen=True)
+class Filters:
+    participants: tuple[int, ...] = ()
+    trading_hours: Hours = Hours()
+
+
+@dataclass(frozen=True)
+class SizeBucket:
+    name: str
+    max: int | None = None
+
+
+@dataclass(frozen=True)
+class TimeBucket:
+    name: str
+    start: str
+    end: str
+
+    def problems(self) -> list[tuple[str, str]]:
+        out = _time_problem("start", self.start) + _time_problem("end", self.end)
+        if not out and parse_hhmm(self.start) >= parse_hhmm(self.end):
+            out.append(("end", f"must be after start ({self.start})"))
+        return out
+
+
+@dataclass(frozen=True)
+class Buckets:
+    size: tuple[SizeBucket, ...] = (
+        SizeBucket("tiny", 100),
+        SizeBucket("small", 1000),
+        SizeBucket("medium", 10000),
+        SizeBucket("large"),
+    )
+    time_of_day: tuple[TimeBucket, ...] = (
+        TimeBucket("morning", "10:00", "12:00"),
+        TimeBucket("midday", "12:00", "15:00"),
+        TimeBucket("afternoon", "15:00", "16:00"),
+    )
+
+    def problems(self) -> list[tuple[str, str]]:
+        out: list[tuple[str, str]] = []
+        edges = [b.max for b in self.size]
+        if not edges or edges[-1] is not None or any(e is None for e in edges[:-1]):
+            out.append(("size", "every size bucket but the last needs `max`; the last has none"))
+        elif any(a >= b for a, b in zip(edges[:-2], edges[1:-1], strict=True)):  # type: ignore[operator]
+            out.append(("size", "bucket `max` values must increase"))
+        return out
+
+
+@dataclass(frozen=True)
+class Metrics:
+    markout_horizons_s: tuple[float, ...] = (1.0, 5.0, 60.0)
+
+    def problems(self) -> list[tuple[str, str]]:
+        return [("markout_horizons_s", "horizons must be > 0")] if any(h <= 0 for h in self.markout_horizons_s) else []
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One counterfactual replay parameter set (DOMAIN §5.5)."""
+
+    quantity: Literal["residual", "full"] = "residual"
+    window: str = "last_fill"  # last_fill | order_life | end_of_day | seconds:N (YAML {seconds: N})
+    max_fill_fraction: float = 1.0
+    impact_bps: float = 0.0
+    sweep_limit: bool = False
+
+    @property
+    def window_seconds(self) -> float | None:
+        return float(self.window.split(":", 1)[1]) if self.window.startswith("seconds:") else None
+
+    def problems(self) -> list[tuple[str, str]]:
+        out = []
+        if self.window not in ("last_fill", "order_life", "end_of_day"):
+            try:
+                ok = self.window_seconds is not None and self.window_seconds >= 0
+            except ValueError:
+                ok = False
+            if not ok:
+                out.append(("window", f"{self.window!r}: use last_fill, order_life, end_of_day or {{seconds: N}}"))
+        if not 0 < self.max_fill_fraction <= 1:
+            out.append(("max_fill_fraction", "must be in (0, 1]"))
+        if self.impact_bps < 0:
+            out.append(("impact_bps", "must be >= 0 (it always moves the price against the sweep)"))
+        return out
+
+
+DEFAULT_SCENARIOS: dict[str, Scenario] = {
+    "baseline": Scenario(),
+    "order_life": Scenario(window="order_life"),
+    "half_cap": Scenario(max_fill_fraction=0.5),
+    "impact_5bps": Scenario(impact_bps=5.0),
+    "sweep_limit": Scenario(sweep_limit=True),
+}
+
+
+@dataclass(frozen=True)
+class Run:
+    workers: int = 0
+    executor: str = "local"
+    job_timeout_s: float = 900.0
+    max_retries: int = 2
+
+    def problems(self) -> list[tuple[str, str]]:
+        out = []
+        if self.workers < 0:
+            out.append(("workers", "must be >= 0 (0 = number of cores)"))
+        if self.job_timeout_s <= 0:
+            out.append(("job_timeout_s", "must be > 0"))
+        if self.max_retries < 0:
+            out.append(("max_retries", "must be >= 0"))
+        ex = self.executor
+        if not (ex == "local" or ex.startswith("dask://") or ex == "dask-local" or ex.startswith("dask-local:")):
+            out.append(("executor", f"{ex!r}: use local, dask://HOST:PORT or dask-local[:N]"))
+        return out
+
+    @property
+    def effective_workers(self) -> int:
+        return self.workers or (os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class Shred:
+    block_size_mb: float = 8.0
+    memory_budget_mb: int = 1500
+    max_open_partitions: int = 2000
+    row_group_rows: int = 131072
+
+    def problems(self) -> list[tuple[str, str]]:
+        out = []
+        for name in ("block_size_mb", "memory_budget_mb", "max_open_partitions", "row_group_rows"):
+            if getattr(self, name) <= 0:
+                out.append((name, "must be > 0"))
+        return out
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    memory_limit_mb: int = 2000
+    temp_directory: str = ""
+
+
+@dataclass(frozen=True)
+class Config:
+    lake: str = "lake"
+    inputs: Inputs = Inputs()
+    columns: Columns = Columns()
+    time: TimeConfig = TimeConfig()
+    codes: Codes = Codes()
+    filters: Filters = Filters()
+    buckets: Buckets = Buckets()
+    metrics: Metrics = Metrics()
+    scenarios: dict[str, Scenario] = field(default_factory=lambda: dict(DEFAULT_SCENARIOS))
+    run: Run = Run()
+    shred: Shred = Shred()
+    aggregate: Aggregate = Aggregate()
+    source: str = "<defaults>"  # where it was loaded from (not a YAML key)
+
+    def problems(self) -> list[tuple[str, str]]:
+        return [("scenarios", "at least one scenario is needed")] if not self.scenarios else []
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (for `dpsim config` and the config hash)."""
+        return _plain(self)
+
+
+def parse_hhmm(text: str) -> time:
+    hh, mm = text.split(":")
+    return time(int(hh), int(mm))
+
+
+def _time_problem(key: str, text: str) -> list[tuple[str, str]]:
+    try:
+        parse_hhmm(text)
+    except (ValueError, AttributeError):
+        return [(key, f"{text!r} is not a time of day HH:MM")]
+    return []
+
+
+# ---- loading ------------------------------------------------------------------------------------
+
+
+def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> Config:
+    """Load `path` (default conf/default.yaml when present, else built-in defaults), then apply CLI overrides.
+
+    `overrides` maps dotted keys ("run.workers", "lake") to values already typed by argparse.
+    """
+    problems: list[str] = []
+    data: dict[str, Any] = {}
+    lines: dict[tuple[str, ...], int] = {}
+    if path is None and DEFAULT_CONFIG.exists():
+        path = DEFAULT_CONFIG
+    where = str(path) if path is not None else "<defaults>"
+    if path is not None:
+        p = Path(path)
+        if not p.exists():
+            raise ConfigError([f"{p}: file not found (pass an existing --config or omit it)"])
+        try:
+            node = yaml.compose(p.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            at = f":{mark.line + 1}" if mark is not None else ""
+            raise ConfigError([f"{p}{at}: not valid YAML: {getattr(exc, 'problem', exc)}"]) from exc
+        if node is not None:
+            if not isinstance(node, yaml.MappingNode):
+                raise ConfigError([f"{p}:{node.start_mark.line + 1}: the top level must be a mapping of keys"])
+            data = _to_python(node, (), lines)
+    for key, value in (overrides or {}).items():
+        _set_dotted(data, key.split("."), value)
+        lines[tuple(key.split("."))] = 0
+    cfg = _build(Config, data, (), where, lines, problems)
+    if problems:
+        raise ConfigError(sorted(problems, key=_line_of))
+    assert isinstance(cfg, Config)
+    return dataclasses.replace(cfg, source=where)
+
+
+def _to_python(node: yaml.Node, path: tuple[str, ...], lines: dict[tuple[str, ...], int]) -> Any:
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        out: dict[str, Any] = {}
+        for k, v in node.value:
+            key = str(yaml.safe_load(yaml.serialize(k))) if not isinstance(k, yaml.ScalarNode) else str(k.value)
+            lines[(*path, key)] = k.start_mark.line + 1
+            out[key] = _to_python(v, (*path, key), lines)
+            lines[(*path, key)] = k.start_mark.line + 1
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_to_python(v, (*path, str(i)), lines) for i, v in enumerate(node.value)]
+    if ":" in node.value and node.tag.endswith((":int", ":float")):
+        return node.value  # YAML 1.1 reads 19:00 as a base-60 number; keep the text the user wrote
+    return yaml.safe_load(yaml.serialize(node))
+
+
+def _line_of(problem: str) -> tuple[int, str]:
+    m = re.match(r"[^:]*:(\d+):", problem)
+    return (int(m.group(1)) if m else 0, problem)
+
+
+def _set_dotted(data: dict[str, Any], keys: list[str], value: Any) -> None:
+    for k in keys[:-1]:
+        data = data.setdefault(k, {})
+    data[keys[-1]] = value
+
+
+def _where(source: str, lines: dict[tuple[str, ...], int], path: tuple[str, ...]) -> str:
+    line = lines.get(path)
+    key = ".".join(path) or "<top>"
+    if line == 0:
+        return f"command line: {key}"
+    return f"{source}:{line}: {key}" if line else f"{source}: {key}"
+
+
+def _build(
+    tp: Any, value: Any, path: tuple[str, ...], source: str, lines: dict[tuple[str, ...], int], problems: list[str]
+) -> Any:
+    """Convert plain YAML data to `tp`, appending a problem (and returning a default) for anything wrong."""
+    origin = get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if tp is Scenario and isinstance(value, dict) and isinstance(value.get("window"), dict):
+            win = value["window"]
+            if set(win) == {"seconds"}:
+                value = {**value, "window": f"seconds:{win['seconds']}"}
+        if not isinstance(value, dict):
+            problems.append(f"{_where(source, lines, path)}: expected a mapping, got {value!r}")
+            return tp() if _has_defaults(tp) else None
+        hints = typing.get_type_hints(tp)
+        fields = {f.name: f for f in dataclasses.fields(tp) if f.name != "source"}
+        for key in value:
+            if key not in fields:
+                known = ", ".join(fields)
+                problems.append(f"{_where(source, lines, (*path, key))}: unknown key (known keys: {known})")
+        kwargs = {}
+        for name in fields:
+            if name in value:
+                kwargs[name] = _build(hints[name], value[name], (*path, name), source, lines, problems)
+        missing = [
+            n
+            for n, f in fields.items()
+            if n not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        ]
+        for n in missing:
+            problems.append(f"{_where(source, lines, path)}: missing required key {n!r}")
+        if missing or any(v is None and n in value and value[n] is not None for n, v in kwargs.items()):
+            return None
+        obj = tp(**kwargs)
+        for key, msg in getattr(obj, "problems", list)():
+            problems.append(f"{_where(source, lines, (*path, key))}: {msg}")
+        return obj
+    if origin is tuple:
+        (item_tp, _) = get_args(tp)
+        if not isinstance(value, list):
+            value = [value] if isinstance(value, (str, int, float)) and item_tp in (str,) else value
+        if not isinstance(value, list):
+            problems.append(f"{_where(source, lines, path)}: expected a list, got {value!r}")
+            return ()
+        return tuple(_build(item_tp, v, (*path, str(i)), source, lines, problems) for i, v in enumerate(value))
+    if origin is dict:
+        _, val_tp = get_args(tp)
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            problems.append(f"{_where(source, lines, path)}: expected a mapping, got {value!r}")
+            return {}
+        return {str(k): _build(val_tp, v, (*path, str(k)), source, lines, problems) for k, v in value.items()}
+    if origin is Literal:
+        allowed = get_args(tp)
+        if value not in allowed:
+            problems.append(f"{_where(source, lines, path)}: {value!r} is not one of {', '.join(map(str, allowed))}")
+            return allowed[0]
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in get_args(tp):
+            return None
+        (inner,) = [a for a in get_args(tp) if a is not type(None)]
+        return _build(inner, value, path, source, lines, problems)
+    return _scalar(tp, value, path, source, lines, problems)
+
+
+def _scalar(
+    tp: Any, value: Any, path: tuple[str, ...], source: str, lines: dict[tuple[str, ...], int], problems: list[str]
+) -> Any:
+    ok = (
+        (tp is bool and isinstance(value, bool))
+        or (tp is int and isinstance(value, int) and not isinstance(value, bool))
+        or (tp is float and isinstance(value, (int, float)) and not isinstance(value, bool))
+        or (tp is str and isinstance(value, (str, int, float)) and not isinstance(value, bool))
+    )
+    if not ok:
+        problems.append(f"{_where(source, lines, path)}: expected {tp.__name__}, got {value!r}")
+        return tp()
+    return tp(value)
+
+
+def _has_defaults(tp: Any) -> bool:
+    return all(
+        f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+        for f in dataclasses.fields(tp)
+    )
+
+
+def _plain(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (tuple, list)):
+        return [_plain(v) for v in obj]
+    return obj

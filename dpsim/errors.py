@@ -1,0 +1,31 @@
+"""The few exception types dpsim raises; their messages are the user-facing wording."""
+
+from __future__ import annotations
+
+
+class DpsimError(Exception):
+    """Base class: the CLI prints the message on one line and exits with `exit_code`."""
+
+    exit_code = 1
+
+
+class ConfigError(DpsimError):
+    """The configuration file or a CLI override is invalid; lists every problem at once."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid configuration:\n  " + "\n  ".join(problems))
+
+
+class InputError(DpsimError):
+    """A raw input file cannot be used (missing column, unreadable, corrupt); names the file."""
+
+
+class LakeError(DpsimError):
+    """The lake is missing something a command needs (run `dpsim shred` first, ...)."""
+
+
+class JobsFailed(DpsimError):
+    """Some partition jobs failed; the message ends with the command that reruns only them."""
+
+    exit_code = 3

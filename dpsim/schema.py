@@ -1,0 +1,294 @@
+"""Canonical column names and dtypes: raw inputs (with their header aliases), lake tables, result tables.
+
+Every other module takes column names from here. Ids, timestamps, prices and quantities are int64
+end to end (19-digit order ids must never pass through float64); mids and metrics are float64.
+Partition keys (`security_code`, `date`, `scenario`) live in the hive path, not inside the files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import polars as pl
+import pyarrow as pa
+
+I64 = pa.int64()
+F64 = pa.float64()
+STR = pa.string()
+BOOL = pa.bool_()
+DATE = pa.date32()
+
+# ---- partition keys ---------------------------------------------------------------------------
+SECURITY_CODE = "security_code"
+DATE_COL = "date"
+SCENARIO = "scenario"
+PARTITION_KEYS = (SECURITY_CODE, DATE_COL)
+PARTITION_TYPES: dict[str, pa.DataType] = {SECURITY_CODE: I64, DATE_COL: DATE, SCENARIO: STR}
+
+# ---- frequently used column names -----------------------------------------------------------------
+ORDER_ID = "order_id"
+TIMESTAMP = "timestamp"
+SEQUENCE = "sequence"
+SIDE = "side"
+PRICE = "price"
+QUANTITY = "quantity"
+LEAVES = "leavesquantity"
+MATCHED = "totalmatchedquantity"
+CHANGE_REASON = "changereason"
+ORDER_STATUS = "orderstatus"
+ORDER_TYPE_FLAGS = "exchangeordertype"
+NATIONAL_BID = "national_bid"
+NATIONAL_OFFER = "national_offer"
+PARTICIPANT = "participantid"
+MAQ = "minimumquantity"
+MAQ_SINGLE = "singlefillminimumquantity"
+DEALSOURCE = "dealsource"
+TRADE_PRICE = "tradeprice"
+MATCH_GROUP = "matchgroupid"
+BID = "bid"
+OFFER = "offer"
+
+
+@dataclass(frozen=True)
+class RawKind:
+    """One raw input kind: canonical columns with dtypes, which are required, which give the partition."""
+
+    name: str
+    columns: Mapping[str, pa.DataType]
+    required: Sequence[str]
+    partitioned: bool = True
+
+    @property
+    def arrow_schema(self) -> pa.Schema:
+        return pa.schema(list(self.columns.items()))
+
+    @property
+    def lake_schema(self) -> pa.Schema:
+        """Columns stored inside a lake file: the raw columns minus the hive keys."""
+        return pa.schema([(n, t) for n, t in self.columns.items() if n not in PARTITION_KEYS])
+
+
+ORDERS = RawKind(
+    name="orders",
+    columns={
+        ORDER_ID: I64,
+        "exchange": I64,
+        TIMESTAMP: I64,
+        SECURITY_CODE: I64,
+        PRICE: I64,
+        SIDE: I64,
+        CHANGE_REASON: I64,
+        ORDER_STATUS: I64,
+        QUANTITY: I64,
+        LEAVES: I64,
+        "ordertype": I64,
+        ORDER_TYPE_FLAGS: I64,
+        NATIONAL_BID: I64,
+        NATIONAL_OFFER: I64,
+        BID: I64,
+        OFFER: I64,
+        PARTICIPANT: I64,
+        "preferenceonly": I64,
+        "midtick": I64,
+        MAQ_SINGLE: I64,
+        MAQ: I64,
+        SEQUENCE: I64,
+        "crossingkey": I64,
+        MATCHED: I64,
+        "shortsellquantity": I64,
+        "triggercondition": I64,
+        "timevaliditydecoded": STR,
+        "row_num": I64,
+        "timevalidity": I64,
+    },
+    required=(
+        ORDER_ID, TIMESTAMP, SECURITY_CODE, PRICE, SIDE, CHANGE_REASON, ORDER_STATUS,
+        QUANTITY, LEAVES, ORDER_TYPE_FLAGS, SEQUENCE, MATCHED,
+    ),
+)
+
+TRADES = RawKind(
+    name="trades",
+    columns={
+        "exchange": I64,
+        SEQUENCE: I64,
+        "tradedate": STR,
+        TIMESTAMP: I64,
+        SECURITY_CODE: I64,
+        ORDER_ID: I64,
+        DEALSOURCE: I64,
+        "dealsourcedecoded": STR,
+        "exchangeinfo": STR,
+        MATCH_GROUP: I64,
+        "nationalbidpricesnapshot": I64,
+        "nationalofferpricesnapshot": I64,
+        TRADE_PRICE: I64,
+        QUANTITY: I64,
+        SIDE: I64,
+        "sidedecoded": STR,
+        PARTICIPANT: I64,
+        "passiveaggressive": I64,
+        "row_num": I64,
+    },
+    required=(TIMESTAMP, SECURITY_CODE, ORDER_ID, DEALSOURCE, TRADE_PRICE, QUANTITY, SIDE),
+)
+
+NBBO = RawKind(
+    name="nbbo",
+    columns={
+        "partition": I64,
+        SEQUENCE: I64,
+        "tradedate": I64,
+        BID: I64,
+        "creationtime": I64,
+        OFFER: I64,
+        SECURITY_CODE: I64,
+        TIMESTAMP: I64,
+        "userid": I64,
+        "runid": I64,
+    },
+    required=(TIMESTAMP, SECURITY_CODE, BID, OFFER),
+)
+
+# Small reference files: copied to the lake as-is (types inferred), never required by the pipeline.
+REFERENCE_KINDS = ("reference", "session", "participants")
+PARTITIONED_KINDS: dict[str, RawKind] = {k.name: k for k in (ORDERS, TRADES, NBBO)}
+
+# Default header aliases per kind (lower-cased raw header -> canonical); extended by the config.
+DEFAULT_ALIASES: dict[str, dict[str, str]] = {
+    "orders": {"orderid": ORDER_ID, "securitycode": SECURITY_CODE, "orderbookid": SECURITY_CODE},
+    "trades": {
+        "orderid": ORDER_ID,
+        "securitycode": SECURITY_CODE,
+        "security_code": SECURITY_CODE,
+        "tradetime": TIMESTAMP,
+    },
+    "nbbo": {
+        "orderbookid": SECURITY_CODE,
+        "securitycode": SECURITY_CODE,
+        "id": SECURITY_CODE,
+        "bidprice": BID,
+        "offerprice": OFFER,
+    },
+}
+
+# ---- rejects ----------------------------------------------------------------------------------
+REJECTS = pa.schema(
+    [
+        ("source", STR),
+        ("line", I64),  # 1-based physical line number in the source file (header = line 1), null if unknown
+        ("reason", STR),
+        ("raw", STR),  # the raw line or its fields joined by commas
+    ]
+)
+
+# ---- result tables (DOMAIN §6) ------------------------------------------------------------------
+SIZE_BUCKET = "size_bucket"
+TIME_BUCKET = "time_bucket"
+
+# Metrics computed by the one metric function for both real and simulated fills (sim_ prefix for sim).
+FILL_METRICS: dict[str, pa.DataType] = {
+    "filled_quantity": I64,
+    "n_fills": I64,
+    "fill_ratio": F64,
+    "vwap": F64,
+    "first_fill_time": I64,
+    "last_fill_time": I64,
+    "arrival_cost_bps": F64,
+    "effective_spread_bps": F64,
+    "price_improvement_bps": F64,
+    "time_to_first_fill_s": F64,
+    "execution_duration_s": F64,
+    "vw_exec_time_s": F64,
+}
+
+
+def markout_columns(horizons_s: Sequence[float]) -> list[str]:
+    """`markout_1s_bps`, ... one per configured horizon (integers print without a decimal point)."""
+    return [f"markout_{_fmt_horizon(h)}s_bps" for h in horizons_s]
+
+
+def _fmt_horizon(h: float) -> str:
+    return str(int(h)) if float(h).is_integer() else str(h).replace(".", "p")
+
+
+def metric_columns(horizons_s: Sequence[float]) -> dict[str, pa.DataType]:
+    return {**FILL_METRICS, **{c: F64 for c in markout_columns(horizons_s)}}
+
+
+SWEEP_ATTRIBUTES: dict[str, pa.DataType] = {
+    ORDER_ID: I64,
+    SIDE: I64,
+    PARTICIPANT: I64,
+    ORDER_TYPE_FLAGS: I64,
+    "arrival_time": I64,
+    "arrival_sequence": I64,
+    "arrival_quantity": I64,
+    "limit_price": I64,
+    "maq": I64,
+    "maq_single": BOOL,
+    "residual_after_arrival": I64,
+    "final_time": I64,
+    "final_changereason": I64,
+    "final_status": I64,
+    "final_leaves": I64,
+    "matched_quantity": I64,
+    "has_new_event": BOOL,
+    "group": STR,
+    "qualifying": BOOL,
+    "filled_dark": I64,
+    "filled_lit": I64,
+    "all_fills_lit_continuous": BOOL,
+    "arrival_bid": I64,
+    "arrival_offer": I64,
+    "arrival_mid": F64,
+    "arrival_spread_bps": F64,
+    "nbbo_source": STR,
+    SIZE_BUCKET: STR,
+    TIME_BUCKET: STR,
+}
+
+
+def sweeps_schema(horizons_s: Sequence[float]) -> pa.Schema:
+    """`results/sweeps`: one row per analysed sweep (file columns; security_code/date are in the path)."""
+    return pa.schema(list({**SWEEP_ATTRIBUTES, **metric_columns(horizons_s)}.items()))
+
+
+SIM_FILLS = pa.schema(
+    [
+        ("sweep_order_id", I64),
+        ("contra_order_id", I64),
+        ("role", STR),  # 'resting': the sweep rested and the contra arrived; 'incoming': the sweep arrived
+        (TIMESTAMP, I64),
+        (QUANTITY, I64),
+        (PRICE, F64),
+        ("mid", F64),
+    ]
+)
+
+# Real-vs-simulated pairs compared per sweep (delta = sim - real).
+COMPARED_METRICS = (
+    "filled_quantity",
+    "fill_ratio",
+    "vwap",
+    "arrival_cost_bps",
+    "effective_spread_bps",
+    "vw_exec_time_s",
+    "time_to_first_fill_s",
+)
+SETS = ("both", "real_only", "sim_only", "neither")
+
+
+def sim_orders_schema(horizons_s: Sequence[float]) -> pa.Schema:
+    """`results/sim_orders`: one row per analysed sweep and scenario."""
+    cols: dict[str, pa.DataType] = {ORDER_ID: I64, "sim_quantity": I64}
+    cols.update({f"sim_{c}": t for c, t in metric_columns(horizons_s).items()})
+    cols["set"] = STR
+    cols.update({f"delta_{c}": F64 for c in COMPARED_METRICS})
+    return pa.schema(list(cols.items()))
+
+
+def polars_schema(schema: pa.Schema) -> pl.Schema:
+    """The Polars equivalent of an Arrow schema (used to build empty frames and to cast)."""
+    return pl.Schema(dict(pl.from_arrow(schema.empty_table()).schema))
