@@ -160,12 +160,13 @@ class Lake:
                     n += 1
         return n
 
-    def clear_partition_results(self, key: PartitionKey) -> None:
-        """Remove a partition's previous results (all tables, all scenarios) before rewriting them."""
+    def clear_partition_results(self, key: PartitionKey, scenarios: tuple[str, ...]) -> None:
+        """Remove a partition's previous results for the tables and scenarios about to be rewritten,
+        so a job that fails half-way leaves no stale mix of old and new files."""
         for table in RESULT_TABLES:
-            dirs = [self.partition_dir(table, key)]
-            if table in SCENARIO_TABLES:
-                dirs = [self.partition_dir(table, key, s) for s in self.scenarios(table)]
+            dirs = [self.partition_dir(table, key, s) for s in scenarios] if table in SCENARIO_TABLES else [
+                self.partition_dir(table, key)
+            ]
             for d in dirs:
                 if d.is_dir():
                     shutil.rmtree(d)

@@ -1,0 +1,350 @@
+"""Command line: parses arguments, calls the library, renders results. No pipeline logic lives here."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import sys
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from dpsim.errors import DpsimError, JobsFailed
+
+log = logging.getLogger("dpsim")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return int(args.func(args) or 0)
+    except DpsimError as exc:
+        if args.verbose:
+            raise
+        print(f"dpsim: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("dpsim: interrupted", file=sys.stderr)
+        return 130
+
+
+# ---- argument parsing ------------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="dpsim", description=__import__("dpsim").__doc__)
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging and full tracebacks")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def cmd(name: str, help_: str, func: Any, config: bool = True, lake: bool = True) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help_, description=help_)
+        sp.set_defaults(func=func)
+        if config:
+            sp.add_argument("--config", metavar="F", help="YAML config (default: conf/default.yaml)")
+        if lake:
+            sp.add_argument("--lake", metavar="DIR", help="lake root (overrides config `lake`)")
+        sp.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        return sp
+
+    cmd("config", "print the resolved configuration", _cmd_config)
+
+    sp = cmd("synth", "generate a realistic synthetic raw data drop", _cmd_synth, config=False, lake=False)
+    sp.add_argument("--out", required=True, type=Path, help="output folder")
+    sp.add_argument("--securities", type=int, default=5)
+    sp.add_argument("--days", type=int, default=2)
+    sp.add_argument("--start", type=date.fromisoformat, default=date(2024, 9, 30), help="YYYY-MM-DD")
+    sp.add_argument("--seed", type=int, default=42)
+    sp.add_argument("--scale", help="orders file size (400MB, 2GB) or row count (5000000)")
+    sp.add_argument("--gzip", action="store_true", help="write .csv.gz files")
+
+    sp = cmd("shred", "stream raw CSV exports into the Parquet lake", _cmd_shred)
+    for kind in ("orders", "trades", "nbbo"):
+        sp.add_argument(f"--{kind}", nargs="+", metavar="GLOB", help=f"{kind} files (override config inputs)")
+    for kind in ("reference", "session", "participants"):
+        sp.add_argument(f"--{kind}", nargs="+", metavar="GLOB")
+    sp.add_argument("--force", action="store_true", help="re-shred sources whose fingerprint is unchanged")
+
+    sp = cmd("process", "run the per-partition pipeline (one job per security x date)", _cmd_process)
+    sp.add_argument("--securities", type=_int_list, help="comma-separated security codes")
+    sp.add_argument("--dates", type=_date_range, help="YYYY-MM-DD..YYYY-MM-DD (or one date)")
+    sp.add_argument("--scenario", action="append", metavar="NAME", help="run only these scenarios (repeatable)")
+    sp.add_argument("--workers", type=int, help="parallel jobs (default: config run.workers, 0 = cores)")
+    sp.add_argument("--executor", help="local | dask://HOST:PORT | dask-local[:N]")
+    sp.add_argument("--job-timeout", type=float, metavar="S", help="per-job timeout in seconds")
+    sp.add_argument("--only-failed", action="store_true", help="rerun only the partitions that failed last run")
+    sp.add_argument("--force", action="store_true", help="rerun partitions whose inputs and config are unchanged")
+    sp.add_argument("--no-aggregate", action="store_true", help="skip the aggregation at the end")
+
+    cmd("aggregate", "run the DuckDB aggregations and statistics over the results", _cmd_aggregate)
+
+    sp = cmd("sql", "run SQL against the lake catalog (no query: list tables and columns)", _cmd_sql)
+    sp.add_argument("query", nargs="?", help="SQL text")
+    sp.add_argument("--format", choices=("table", "csv", "json", "parquet"), default="table")
+    sp.add_argument("--out", type=Path, help="write the result to this file")
+
+    cmd("catalog", "rewrite lake/dpsim.duckdb (e.g. after moving the lake)", _cmd_catalog)
+    return p
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated integers like 110621,110622") from exc
+
+
+def _date_range(text: str) -> tuple[date, date]:
+    try:
+        a, _, b = text.partition("..")
+        lo, hi = date.fromisoformat(a), date.fromisoformat(b or a)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected YYYY-MM-DD..YYYY-MM-DD") from exc
+    if lo > hi:
+        raise argparse.ArgumentTypeError(f"{text!r}: the first date is after the second")
+    return lo, hi
+
+
+def _load(args: argparse.Namespace, **overrides: Any) -> Any:
+    from dpsim.config import load_config
+
+    if getattr(args, "lake", None):
+        overrides["lake"] = args.lake
+    return load_config(args.config, {k: v for k, v in overrides.items() if v is not None})
+
+
+def _lake(cfg: Any) -> Any:
+    from dpsim.lake import Lake
+
+    return Lake(cfg.lake)
+
+
+# ---- commands ----------------------------------------------------------------------------------------
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    import yaml
+
+    cfg = _load(args)
+    print(f"# resolved from {cfg.source}")
+    data = cfg.to_dict()
+    data.pop("source", None)
+    print(yaml.safe_dump(data, sort_keys=False), end="")
+    return 0
+
+
+def _cmd_synth(args: argparse.Namespace) -> int:
+    from dpsim import synth
+    from dpsim.progress import for_terminal
+
+    try:
+        scale = synth.parse_scale(args.scale)
+    except ValueError as exc:
+        raise DpsimError(str(exc)) from exc
+    summary = synth.generate(
+        args.out, securities=args.securities, days=args.days, start=args.start, seed=args.seed, scale=scale, gzip=args.gzip
+    )
+    rows = [(k, str(summary.files[k]), summary.rows[k], summary.bytes[k] / 1e6) for k in summary.files]
+    for_terminal().table(f"synthetic drop: {summary.partitions} partitions", ("kind", "file", "rows", "MB"), rows)
+    return 0
+
+
+def _cmd_shred(args: argparse.Namespace) -> int:
+    from dpsim.catalog import refresh_catalog
+    from dpsim.progress import for_terminal
+    from dpsim.shred import shred
+
+    cfg = _load(args)
+    kinds = ("orders", "trades", "nbbo", "reference", "session", "participants")
+    inputs = {k: getattr(args, k) for k in kinds if getattr(args, k)}
+    progress = for_terminal()
+    results = shred(cfg, _lake(cfg), inputs=inputs or None, force=args.force, progress=progress)
+    progress.table(
+        "shred",
+        ("kind", "source", "status", "rows read", "written", "rejected", "partitions", "seconds", "MB/s"),
+        [
+            (
+                r.kind,
+                Path(r.path).name,
+                r.status,
+                r.rows_read,
+                r.rows_written,
+                r.rows_rejected,
+                len(r.partitions),
+                r.seconds,
+                r.size / 1e6 / r.seconds if r.seconds else None,
+            )
+            for r in results
+        ],
+    )
+    refresh_catalog(_lake(cfg))
+    failed = [r for r in results if r.status == "failed"]
+    for r in failed:
+        print(f"dpsim: {r.path}: {r.error}", file=sys.stderr)
+    if failed:
+        raise DpsimError(f"{len(failed)} source file(s) failed; fix them and rerun `dpsim shred` (done files are skipped)")
+    return 0
+
+
+def _cmd_process(args: argparse.Namespace) -> int:
+    from dpsim import jobs
+    from dpsim.progress import for_terminal
+
+    cfg = _load(args, **{"run.workers": args.workers, "run.executor": args.executor, "run.job_timeout_s": args.job_timeout})
+    lake = _lake(cfg)
+    unknown = [s for s in args.scenario or () if s not in cfg.scenarios]
+    if unknown:
+        raise DpsimError(f"unknown scenario(s) {', '.join(unknown)}; configured: {', '.join(cfg.scenarios)}")
+    if not lake.partitions("orders"):
+        raise DpsimError(f"{lake.root}: the lake has no orders partitions; run `dpsim shred` first")
+    if args.only_failed:
+        partitions, missing = jobs.last_failed(lake), []
+        if not partitions:
+            print("dpsim: the last run had no failed partitions; nothing to do")
+            return 0
+    else:
+        partitions, missing = jobs.plan_partitions(lake, args.securities, args.dates)
+    for m in missing:
+        print(f"dpsim: note: {m}", file=sys.stderr)
+    progress = for_terminal()
+    from dpsim.executors import open_executor
+
+    with open_executor(cfg.run) as executor:
+        result = jobs.run_jobs(
+            cfg,
+            lake,
+            partitions,
+            scenarios=args.scenario,
+            force=args.force or args.only_failed,
+            executor=executor,
+            progress=progress,
+            command=" ".join(shlex.quote(a) for a in sys.argv),
+        )
+    _render_run(progress, result)
+    if not args.no_aggregate:
+        _aggregate_and_print(cfg, lake, progress)
+    else:
+        from dpsim.catalog import refresh_catalog
+
+        refresh_catalog(lake)
+    if result.failed:
+        rerun = ["dpsim", "process", "--only-failed"]
+        if args.config:
+            rerun += ["--config", args.config]
+        if args.lake:
+            rerun += ["--lake", args.lake]
+        names = ", ".join(r.partition for r in result.failed[:20]) + (" ..." if len(result.failed) > 20 else "")
+        raise JobsFailed(
+            f"{len(result.failed)} of {len(result.records)} jobs failed ({names}); "
+            f"see {result.manifest_path}; rerun only them with: {shlex.join(rerun)}"
+        )
+    return 0
+
+
+def _render_run(progress: Any, result: Any) -> None:
+    recs = result.records
+    ran = [r for r in recs if r.status != "skipped"]
+    by = {s: sum(1 for r in recs if r.status == s) for s in ("ok", "failed", "skipped")}
+    rows: list[tuple[str, Any]] = [
+        ("run", result.run_id),
+        ("jobs ok / failed / skipped", f"{by['ok']} / {by['failed']} / {by['skipped']}"),
+        ("wall time (s)", result.seconds),
+        ("jobs/s", len(ran) / result.seconds if result.seconds else None),
+        ("rows in / out", f"{sum(r.rows_in for r in ran):,} / {sum(r.rows_out for r in ran):,}"),
+        ("sweeps analysed", sum(r.sweeps for r in ran)),
+    ]
+    timed = sorted((r for r in ran if r.status == "ok"), key=lambda r: r.seconds)
+    if timed:
+        rows += [
+            ("per-job mean (s)", sum(r.seconds for r in timed) / len(timed)),
+            ("fastest job", f"{timed[0].partition} {timed[0].seconds:.3f} s"),
+            ("slowest job", f"{timed[-1].partition} {timed[-1].seconds:.3f} s"),
+            ("peak worker RSS (MB)", max(r.worker_peak_rss_mb for r in timed)),
+        ]
+    rows += [(f"FAILED {r.partition}", r.error) for r in result.failed[:20]]
+    progress.table("process", ("", ""), rows)
+
+
+def _aggregate_and_print(cfg: Any, lake: Any, progress: Any) -> None:
+    from dpsim.aggregate import headline, run_aggregates
+
+    run_aggregates(cfg, lake)
+    summary, tests = headline(lake)
+    _print_arrow(progress, "global summary (per scenario)", summary)
+    _print_arrow(progress, "headline tests: sim - real, all analysed sweeps (per scenario)", tests)
+
+
+def _print_arrow(progress: Any, title: str, table: Any) -> None:
+    progress.table(title, table.column_names, [tuple(r.values()) for r in table.to_pylist()])
+
+
+def _cmd_aggregate(args: argparse.Namespace) -> int:
+    from dpsim.progress import for_terminal
+
+    cfg = _load(args)
+    _aggregate_and_print(cfg, _lake(cfg), for_terminal())
+    return 0
+
+
+def _cmd_sql(args: argparse.Namespace) -> int:
+    from dpsim.aggregate import describe_catalog, run_sql
+    from dpsim.progress import for_terminal
+
+    cfg = _load(args)
+    lake = _lake(cfg)
+    if not args.query:
+        for_terminal().table(f"{lake.catalog_path}", ("view", "column", "type"), describe_catalog(lake))
+        return 0
+    table = run_sql(lake, args.query, cfg)
+    _write_result(table, args.format, args.out)
+    return 0
+
+
+def _write_result(table: Any, fmt: str, out: Path | None) -> None:
+    import io
+
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    if fmt == "parquet":
+        if out is None:
+            raise DpsimError("--format parquet needs --out FILE")
+        pq.write_table(table, out)
+        return
+    if fmt == "table":
+        if out is None:
+            from dpsim.progress import for_terminal
+
+            _print_arrow(for_terminal(), "", table)
+            return
+        fmt = "csv"  # a table written to a file is a CSV
+    if fmt == "csv":
+        buf = io.BytesIO()
+        pacsv.write_csv(table, buf)
+        text = buf.getvalue().decode()
+    else:
+        import json
+
+        text = json.dumps(table.to_pylist(), default=str, indent=1) + "\n"
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out.write_text(text, encoding="utf-8")
+
+
+def _cmd_catalog(args: argparse.Namespace) -> int:
+    from dpsim.catalog import refresh_catalog
+
+    cfg = _load(args)
+    views = refresh_catalog(_lake(cfg))
+    print(f"{_lake(cfg).catalog_path}: {len(views)} views: {', '.join(views)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
