@@ -1,0 +1,48 @@
+"""Per-partition pipeline steps: named pure `LazyFrame -> LazyFrame` functions with declared schemas.
+
+A step never does I/O, never collects and sorts itself when it depends on row order; only the job
+runner collects. `Step.__call__` checks the declared input columns on the step's first frame so a
+missing or mistyped column fails with the step's name instead of deep inside a query plan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+
+from dpsim import schema
+from dpsim.errors import InputError
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str  # = module = golden file
+    fn: Callable[..., pl.LazyFrame]
+    requires: Mapping[str, pl.DataType]  # columns (and dtypes) the first frame argument must have
+    adds: Mapping[str, pl.DataType]  # columns the output has (beyond those it keeps)
+
+    def __call__(self, frame: pl.LazyFrame, *args: Any, **kwargs: Any) -> pl.LazyFrame:
+        # collect_schema resolves the plan's schema only; no data is read.
+        have = frame.collect_schema()
+        wrong = [
+            f"{c} (missing)" if c not in have else f"{c} ({have[c]}, expected {t})"
+            for c, t in self.requires.items()
+            if have.get(c) != t
+        ]
+        if wrong:
+            raise InputError(f"step {self.name!r}: input columns not as declared: {', '.join(wrong)}")
+        return self.fn(frame, *args, **kwargs)
+
+
+def pl_types(columns: Mapping[str, pa.DataType]) -> dict[str, pl.DataType]:
+    """Polars dtypes of a name -> Arrow dtype mapping from `schema.py`."""
+    return dict(schema.polars_schema(pa.schema(list(columns.items()))))
+
+
+def pick(columns: Mapping[str, pa.DataType], *names: str) -> dict[str, pa.DataType]:
+    """A subset of a `schema.py` mapping; a name that is not declared there is a KeyError at import."""
+    return {n: columns[n] for n in names}

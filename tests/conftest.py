@@ -1,0 +1,140 @@
+"""Shared fixtures: the real DRR day (2024-09-05) as one lake partition, read straight from the raw CSVs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import polars as pl
+import pyarrow as pa
+import pytest
+
+from dpsim import schema
+from dpsim.config import parse_hhmm
+from dpsim.lake import PartitionKey
+from dpsim.tradingtime import trading_date
+
+# shared/ sits beside the repository (locally and in CI)
+DRR_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "drr-2024-09-05"
+DRR_KEY = PartitionKey(110621, date(2024, 9, 5))
+
+# Raw header (lower-cased) -> canonical name, for the headers of this drop that are not canonical yet.
+_ALIASES: dict[str, dict[str, str]] = {
+    "orders": {},
+    "trades": {
+        "tradetime": schema.TIMESTAMP,
+        "orderid": schema.ORDER_ID,
+        "securitycode": schema.SECURITY_CODE,
+    },
+    "nbbo": {"bidprice": schema.BID, "offerprice": schema.OFFER, "orderbookid": schema.SECURITY_CODE},
+}
+
+
+def _read_kind(kind: schema.RawKind) -> pl.DataFrame:
+    """One raw file as the lake would hold it: canonical names, lake dtypes, only rows of DRR_KEY's trading date."""
+    path = DRR_DIR / f"{kind.name}.csv.gz"
+    header = pl.read_csv(path, n_rows=0).columns
+    rename = {h: _ALIASES[kind.name].get(h.strip().lower(), h.strip().lower()) for h in header}
+    dtypes = schema.polars_schema(kind.arrow_schema)
+    overrides = {raw: dtypes[canon] for raw, canon in rename.items() if canon in dtypes}
+    df = pl.read_csv(path, schema_overrides=overrides).rename(rename)
+    day = trading_date(pl.col(schema.TIMESTAMP), "Australia/Sydney", parse_hhmm("19:00"))
+    lake: pa.Schema = kind.lake_schema
+    return df.filter(day == DRR_KEY.date).select(lake.names).cast(dict(schema.polars_schema(lake)))
+
+
+@pytest.fixture(scope="session")
+def drr_partition() -> dict[str, Any]:
+    """{orders, trades, nbbo}: LazyFrames of the DRR partition (lake columns, no partition keys) + `key`."""
+    frames: dict[str, Any] = {
+        k.name: _read_kind(k).lazy() for k in (schema.ORDERS, schema.TRADES, schema.NBBO)
+    }
+    frames["key"] = DRR_KEY
+    return frames
+
+
+# ---- tiny hand-written frames ---------------------------------------------------------------------
+EventRows = Callable[[Sequence[dict[str, Any]]], pl.LazyFrame]
+
+_EVENT_DEFAULTS: dict[str, Any] = {
+    "exchange": 3,
+    "price": 0,
+    "side": 1,
+    "changereason": 6,
+    "orderstatus": 1,
+    "quantity": 100,
+    "leavesquantity": 100,
+    "ordertype": 1,
+    "exchangeordertype": 2048,
+    "national_bid": 3350,
+    "national_offer": 3360,
+    "bid": 3350,
+    "offer": 3360,
+    "participantid": 1,
+    "preferenceonly": 0,
+    "midtick": 0,
+    "singlefillminimumquantity": 2,
+    "minimumquantity": 0,
+    "crossingkey": 0,
+    "totalmatchedquantity": 0,
+    "shortsellquantity": 0,
+    "triggercondition": 0,
+    "timevaliditydecoded": "Rest of Day",
+    "timevalidity": 256,
+}
+_TRADE_DEFAULTS: dict[str, Any] = {
+    "exchange": 3,
+    "tradedate": "2024-09-05",
+    "dealsource": 1,
+    "dealsourcedecoded": "",
+    "exchangeinfo": "",
+    "matchgroupid": 1,
+    "nationalbidpricesnapshot": 3350,
+    "nationalofferpricesnapshot": 3360,
+    "tradeprice": 3360,
+    "quantity": 100,
+    "side": 1,
+    "sidedecoded": "",
+    "participantid": 1,
+    "passiveaggressive": 1,
+}
+
+
+def _frame(kind: schema.RawKind, rows: Sequence[dict[str, Any]], defaults: dict[str, Any]) -> pl.LazyFrame:
+    """Rows given as dicts of the columns that matter; sequence and row_num default to the row position."""
+    lake = schema.polars_schema(kind.lake_schema)
+    auto = {schema.SEQUENCE: lambda i: i + 1, "row_num": lambda i: i + 1}
+    full = [
+        {
+            c: r[c] if c in r else defaults[c] if c in defaults else auto[c](i) if c in auto else None
+            for c in lake
+        }
+        for i, r in enumerate(rows)
+    ]
+    return pl.DataFrame(full, schema=lake).lazy()
+
+
+@pytest.fixture
+def make_events() -> EventRows:
+    """Order events (orders lake columns): give order_id, timestamp and what differs from the defaults."""
+    return lambda rows: _frame(schema.ORDERS, rows, _EVENT_DEFAULTS)
+
+
+@pytest.fixture
+def make_trades() -> EventRows:
+    """Trade rows (trades lake columns): give order_id, timestamp and what differs from the defaults."""
+    return lambda rows: _frame(schema.TRADES, rows, _TRADE_DEFAULTS)
+
+
+def _local_ns(text: str, nanos: int = 0, tz: str = "Australia/Sydney") -> int:
+    dt = datetime.fromisoformat(text).replace(tzinfo=ZoneInfo(tz))
+    return int(dt.timestamp()) * 1_000_000_000 + nanos
+
+
+@pytest.fixture
+def local_ns() -> Callable[..., int]:
+    """ns since epoch UTC of a local wall-clock time 'YYYY-MM-DD HH:MM:SS' (+ extra nanoseconds), DST-aware."""
+    return _local_ns
