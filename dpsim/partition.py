@@ -59,8 +59,8 @@ def process_partition(lake: Lake, key: PartitionKey, cfg: Config, scenarios: tup
     lake.write_parquet(_as_arrow(sweeps, schema.sweeps_schema(horizons)), lake.result_path("sweeps", key))
     rows_out = sweeps.height
     for name in scenarios:
-        sim_fills = simulate(cp_orders, sweeps, cfg.scenarios[name])
-        sim_orders = compare(sweeps, sim_fills, quotes, cfg).collect()
+        sim_fills, rested = simulate(cp_orders, sweeps, cfg.scenarios[name])
+        sim_orders = compare(sweeps, sim_fills, rested, quotes, cfg).collect()
         lake.write_parquet(_as_arrow(sim_fills, schema.SIM_FILLS), lake.result_path("sim_fills", key, name))
         lake.write_parquet(
             _as_arrow(sim_orders, schema.sim_orders_schema(horizons)), lake.result_path("sim_orders", key, name)
