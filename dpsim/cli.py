@@ -19,9 +19,10 @@ log = logging.getLogger("dpsim")
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
-    )
+    level = logging.DEBUG if args.verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:  # run log files get INFO; the console only what was asked
+        handler.setLevel(level)
     try:
         return int(args.func(args) or 0)
     except DpsimError as exc:
