@@ -31,7 +31,9 @@ from dpsim.progress import Progress, SilentProgress
 
 log = logging.getLogger(__name__)
 
-FAULT_ENV = "DPSIM_FAULT_INJECT"  # test hook: "kill:<sec>/<date>" or "raise:<sec>/<date>" or "sleep:<sec>/<date>"
+# Fault injection for resilience tests: comma-separated "<action>:<sec>/<date>" with action kill (every attempt),
+# killonce (first attempt only; a marker file in the lake's _tmp remembers it), raise or sleep.
+FAULT_ENV = "DPSIM_FAULT_INJECT"
 
 
 @dataclass(frozen=True)
@@ -132,7 +134,7 @@ def run_job(task: JobTask) -> JobRecord:
     start = time.perf_counter()
     record = JobRecord(partition=str(task.key), status="ok", fingerprint=task.fingerprint, worker_pid=os.getpid())
     try:
-        _inject_fault(task.key)
+        _inject_fault(Lake(task.lake_root), task.key)
         from dpsim.partition import process_partition  # imported here: workers pay for polars once
 
         counts = process_partition(Lake(task.lake_root), task.key, task.config, task.scenarios)
@@ -153,12 +155,17 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}".strip()
 
 
-def _inject_fault(key: PartitionKey) -> None:
+def _inject_fault(lake: Lake, key: PartitionKey) -> None:
     spec = os.environ.get(FAULT_ENV, "")
     for item in filter(None, spec.split(",")):
         action, _, target = item.partition(":")
         if target != str(key):
             continue
+        marker = lake.tmp_dir / f"killed-{key.security_code}-{key.date}"
+        if action == "killonce" and not marker.exists():
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.touch()
+            os.kill(os.getpid(), signal.SIGKILL)
         if action == "kill":
             os.kill(os.getpid(), signal.SIGKILL)
         elif action == "raise":

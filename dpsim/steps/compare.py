@@ -42,4 +42,5 @@ def compare(
             },
         )
         .drop(schema.COMPARED_METRICS)
+        .sort(schema.ORDER_ID)  # joins do not keep order; written files must be identical run to run
     )

@@ -62,10 +62,10 @@ def fill_metrics(
     totals = per_fill.group_by(schema.ORDER_ID).agg(
         pl.col(schema.QUANTITY).sum().alias("filled_quantity"),
         pl.len().cast(pl.Int64).alias("n_fills"),
-        ((pl.col(schema.PRICE) * q).sum() / q.sum()).alias("vwap"),
+        (_fsum(pl.col(schema.PRICE) * q) / q.sum()).alias("vwap"),
         pl.col(schema.TIMESTAMP).min().alias("first_fill_time"),
         pl.col(schema.TIMESTAMP).max().alias("last_fill_time"),
-        ((pl.col("_wait_s") * q).sum() / q.sum()).alias("vw_exec_time_s"),
+        (_fsum(pl.col("_wait_s") * q) / q.sum()).alias("vw_exec_time_s"),
         *weighted,
     )
     s = _sign(pl.col(schema.SIDE))
@@ -93,7 +93,16 @@ def fill_metrics(
 def _weighted(numerator: str, weight: str) -> pl.Expr:
     """Σ numerator / Σ weight over the fills that have a weight; null when none has."""
     w = pl.col(weight).sum()
-    return pl.when(w > 0).then(pl.col(numerator).sum() / w)
+    return pl.when(w > 0).then(_fsum(pl.col(numerator)) / w)
+
+
+def _fsum(terms: pl.Expr) -> pl.Expr:
+    """Float sum in a fixed order: the terms sorted, then added one after another (a cumulative sum).
+
+    Polars' vectorised `sum` adds in blocks whose bounds depend on memory layout, so the last bits of a
+    float sum could change from run to run; this keeps result files byte-identical run to run and
+    executor to executor."""
+    return terms.drop_nulls().sort().cum_sum().last().fill_null(0.0)
 
 
 def _sign(side: pl.Expr) -> pl.Expr:
