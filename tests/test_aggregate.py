@@ -1,0 +1,501 @@
+"""Aggregates and stats_tests on a hand-built lake: 2 securities × 2 dates × 2 scenarios, 8 sweeps.
+
+Every expected figure is worked out by hand from the tables below (see each test's comments).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+from scipy import stats as sps
+
+from dpsim.aggregate import AGGREGATES, STATS_METRICS, headline, run_aggregates
+from dpsim.config import Aggregate, Config
+from dpsim.lake import Lake, PartitionKey
+from dpsim.schema import sim_orders_schema, sweeps_schema
+
+HORIZONS = (1.0, 5.0, 60.0)
+D1, D2 = date(2024, 9, 5), date(2024, 9, 6)
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "aggregates.md"
+
+# Real execution, one row per sweep (fill_ratio = filled / qty; cost and VWTE null without fills).
+# fmt: off
+SWEEPS = [
+    # oid sec  date part  qty    group      qual   filled dark  lit    cost  vwte  size      time
+    (1, 101, D1, 7,  1000,  "full",    True,  1000,  200,  800,   2.0,  1.0,  "small",  "morning"),
+    (2, 101, D1, 8,  500,   "partial", False, 250,   250,  0,     1.0,  3.0,  "small",  "midday"),
+    (3, 101, D2, 7,  2000,  "full",    True,  2000,  0,    2000,  4.0,  0.5,  "medium", "morning"),
+    (4, 101, D2, 7,  100,   "none",    False, 0,     0,    0,     None, None, "tiny",   "afternoon"),
+    (5, 202, D1, 8,  300,   "full",    True,  300,   100,  200,  -1.0,  2.0,  "small",  "midday"),
+    (6, 202, D1, 10, 4000,  "partial", False, 1000,  0,    1000,  3.0,  4.0,  "medium", "morning"),
+    (7, 202, D2, 8,  50,    "none",    False, 0,     0,    0,     None, None, "tiny",   "midday"),
+    (8, 202, D2, 9,  20000, "full",    True,  20000, 5000, 15000, 5.0, 10.0,  "large",  "afternoon"),
+]
+# Simulation per scenario: oid -> (rested, sim filled, sim fill ratio, sim cost, sim VWTE, set).
+# half_cap has no row for sweep 8 (a missing partition result: n_without_sim = 1).
+SIM = {
+    "baseline": {
+        1: (800,   600,  0.6,  0.0,  2.0,  "both"),
+        2: (250,   0,    0.0,  None, None, "real_only"),
+        3: (2000,  1000, 0.5,  0.0,  5.0,  "both"),
+        4: (100,   100,  1.0, -2.0,  1.0,  "sim_only"),
+        5: (200,   150,  0.5,  1.0,  1.5,  "both"),
+        6: (3000,  3000, 0.75, -1.0, 6.0,  "both"),
+        7: (50,    0,    0.0,  None, None, "neither"),
+        8: (15000, 5000, 0.25, 2.0,  20.0, "both"),
+    },
+    "half_cap": {
+        1: (400,  400,  0.4,   0.5,  1.0,  "both"),
+        2: (125,  0,    0.0,   None, None, "real_only"),
+        3: (1000, 1000, 0.5,   1.0,  2.0,  "both"),
+        4: (50,   0,    0.0,   None, None, "neither"),
+        5: (150,  150,  0.5,   0.0,  1.0,  "both"),
+        6: (1500, 1500, 0.375, 0.0,  3.0,  "both"),
+        7: (25,   0,    0.0,   None, None, "neither"),
+    },
+}
+# fmt: on
+
+
+def build_lake(root: Path) -> Lake:
+    """Write SWEEPS and SIM as result partitions (keys in the hive path only, as process writes them)."""
+    lake = Lake(root)
+    sweep_schema = sweeps_schema(HORIZONS)
+    sim_schema = sim_orders_schema(HORIZONS)
+    for sec, day in {(s[1], s[2]) for s in SWEEPS}:
+        key = PartitionKey(sec, day)
+        rows = [s for s in SWEEPS if (s[1], s[2]) == (sec, day)]
+        cols: dict[str, list[Any]] = {
+            "order_id": [r[0] for r in rows],
+            "side": [1 for _ in rows],
+            "participantid": [r[3] for r in rows],
+            "arrival_quantity": [r[4] for r in rows],
+            "group": [r[5] for r in rows],
+            "qualifying": [r[6] for r in rows],
+            "filled_quantity": [r[7] for r in rows],
+            "filled_dark": [r[8] for r in rows],
+            "filled_lit": [r[9] for r in rows],
+            "fill_ratio": [r[7] / r[4] for r in rows],
+            "arrival_cost_bps": [r[10] for r in rows],
+            "vw_exec_time_s": [r[11] for r in rows],
+            "size_bucket": [r[12] for r in rows],
+            "time_bucket": [r[13] for r in rows],
+        }
+        lake.write_parquet(_table(sweep_schema, cols, len(rows)), lake.result_path("sweeps", key))
+        for scenario, sims in SIM.items():
+            sim_rows = [(r[0], sims[r[0]]) for r in rows if r[0] in sims]
+            sim_cols: dict[str, list[Any]] = {
+                "order_id": [oid for oid, _ in sim_rows],
+                "sim_quantity": [s[0] for _, s in sim_rows],
+                "sim_filled_quantity": [s[1] for _, s in sim_rows],
+                "sim_fill_ratio": [s[2] for _, s in sim_rows],
+                "sim_arrival_cost_bps": [s[3] for _, s in sim_rows],
+                "sim_vw_exec_time_s": [s[4] for _, s in sim_rows],
+                "set": [s[5] for _, s in sim_rows],
+            }
+            table = _table(sim_schema, sim_cols, len(sim_rows))
+            lake.write_parquet(table, lake.result_path("sim_orders", key, scenario))
+    return lake
+
+
+def _table(schema: pa.Schema, cols: dict[str, list[Any]], n: int) -> pa.Table:
+    """A table of `schema` with the given columns and nulls elsewhere."""
+    return pa.table({f.name: pa.array(cols.get(f.name, [None] * n), f.type) for f in schema}, schema=schema)
+
+
+@pytest.fixture(scope="module")
+def aggregated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Lake, dict[str, pa.Table]]:
+    lake = build_lake(tmp_path_factory.mktemp("agg") / "lake")
+    cfg = Config(
+        lake=str(lake.root),
+        scenarios={"baseline": Config().scenarios["baseline"], "half_cap": Config().scenarios["half_cap"]},
+    )
+    return lake, run_aggregates(cfg, lake)
+
+
+def rows_of(table: pa.Table, **where: Any) -> list[dict[str, Any]]:
+    return [r for r in table.to_pylist() if all(r[k] == v for k, v in where.items())]
+
+
+SCENARIOS = ("baseline", "half_cap")
+SEGMENTS = {  # segment_type -> the segment values of the fixture
+    "overall": ["all"],
+    "security": ["101", "202"],
+    "date": ["2024-09-05", "2024-09-06"],
+    "participant": ["10", "7", "8", "9"],  # text: sorted as strings
+    "time_bucket": ["afternoon", "midday", "morning"],
+    "size_bucket": ["large", "medium", "small", "tiny"],
+    "group": ["full", "none", "partial"],
+}
+
+
+def test_global_summary_by_hand(aggregated: tuple[Lake, dict[str, pa.Table]]) -> None:
+    _, tables = aggregated
+    (base,) = rows_of(tables["global_summary"], scenario="baseline")
+    # counts: full 1,3,5,8; partial 2,6; none 4,7; qualifying = the full ones here
+    assert (base["n_sweeps"], base["n_full"], base["n_partial"], base["n_none"], base["n_qualifying"]) == (
+        8,
+        4,
+        2,
+        2,
+        4,
+    )
+    # 1000+500+2000+100+300+4000+50+20000 ; 1000+250+2000+300+1000+20000 ; dark 200+250+100+5000
+    assert (base["arrival_quantity"], base["filled_quantity"], base["filled_dark"], base["filled_lit"]) == (
+        27950,
+        24550,
+        5550,
+        19000,
+    )
+    # rested 800+250+2000+100+200+3000+50+15000 ; sim filled 600+1000+100+150+3000+5000
+    assert (base["sim_quantity"], base["sim_filled_quantity"]) == (21400, 9850)
+    assert base["fill_ratio"] == pytest.approx(24550 / 27950)
+    assert base["sim_fill_ratio"] == pytest.approx(9850 / 27950)
+    assert base["sim_rested_fill_ratio"] == pytest.approx(9850 / 21400)
+    assert base["share_filled_dark"] == pytest.approx(5550 / 24550)
+    # Σ cost·filled = 2·1000 + 1·250 + 4·2000 − 1·300 + 3·1000 + 5·20000 = 112950 over 24550 shares
+    assert base["vw_arrival_cost_bps"] == pytest.approx(112950 / 24550)
+    # sim: 0·600 + 0·1000 − 2·100 + 1·150 − 1·3000 + 2·5000 = 6950 over 9850 shares
+    assert base["sim_vw_arrival_cost_bps"] == pytest.approx(6950 / 9850)
+    # VWTE: 1·1000 + 3·250 + 0.5·2000 + 2·300 + 4·1000 + 10·20000 = 207350 ; sim 1200+5000+100+225+18000+100000
+    assert base["vw_exec_time_s"] == pytest.approx(207350 / 24550)
+    assert base["sim_vw_exec_time_s"] == pytest.approx(124525 / 9850)
+    # cost deltas of complete pairs: 1: 0−2, 3: 0−4, 5: 1−(−1), 6: −1−3, 8: 2−5 -> [−2, −4, 2, −4, −3]
+    assert base["mean_delta_arrival_cost_bps"] == pytest.approx(-11 / 5)
+    assert base["median_delta_arrival_cost_bps"] == pytest.approx(-3.0)
+    # filled deltas: −400, −250, −1000, 100, −150, 2000, 0, −15000 -> sum −14700, median (−250 − 150)/2
+    assert base["mean_delta_filled_quantity"] == pytest.approx(-14700 / 8)
+    assert base["median_delta_filled_quantity"] == pytest.approx(-200.0)
+    assert (
+        base["n_both"],
+        base["n_real_only"],
+        base["n_sim_only"],
+        base["n_neither"],
+        base["n_without_sim"],
+    ) == (
+        5,
+        1,
+        1,
+        1,
+        0,
+    )
+    (half,) = rows_of(tables["global_summary"], scenario="half_cap")
+    # real figures do not depend on the scenario; sweep 8 has no half_cap row
+    assert (half["n_sweeps"], half["filled_quantity"], half["vw_arrival_cost_bps"]) == (
+        8,
+        24550,
+        base["vw_arrival_cost_bps"],
+    )
+    assert (
+        half["n_both"],
+        half["n_real_only"],
+        half["n_sim_only"],
+        half["n_neither"],
+        half["n_without_sim"],
+    ) == (
+        4,
+        1,
+        0,
+        2,
+        1,
+    )
+    # rested 400+125+1000+50+150+1500+25 ; filled 400+1000+150+1500 ; sim_fill_ratio over sweeps with a row
+    assert (half["sim_quantity"], half["sim_filled_quantity"]) == (3250, 3050)
+    assert half["sim_fill_ratio"] == pytest.approx(3050 / (27950 - 20000))
+
+
+def test_by_security_by_hand(aggregated: tuple[Lake, dict[str, pa.Table]]) -> None:
+    _, tables = aggregated
+    by_sec = tables["by_security"]
+    assert by_sec.column_names[:3] == ["scenario", "security_code", "n_sweeps"]
+    assert [(r["scenario"], r["security_code"]) for r in by_sec.to_pylist()] == [
+        ("baseline", 101),
+        ("baseline", 202),
+        ("half_cap", 101),
+        ("half_cap", 202),
+    ]
+    (s101,) = rows_of(by_sec, scenario="baseline", security_code=101)  # sweeps 1-4
+    assert (s101["n_sweeps"], s101["n_full"], s101["n_partial"], s101["n_none"]) == (4, 2, 1, 1)
+    assert (s101["arrival_quantity"], s101["filled_quantity"], s101["filled_dark"]) == (3600, 3250, 450)
+    assert (s101["sim_quantity"], s101["sim_filled_quantity"]) == (3150, 1700)
+    assert s101["vw_arrival_cost_bps"] == pytest.approx((2000 + 250 + 8000) / 3250)
+    assert s101["sim_vw_arrival_cost_bps"] == pytest.approx(-200 / 1700)
+    assert s101["mean_delta_arrival_cost_bps"] == pytest.approx(-3.0)  # (−2 − 4) / 2
+    (s202,) = rows_of(by_sec, scenario="baseline", security_code=202)  # sweeps 5-8
+    assert s202["vw_arrival_cost_bps"] == pytest.approx((-300 + 3000 + 100000) / 21300)
+    assert s202["share_filled_dark"] == pytest.approx(5100 / 21300)
+    (h202,) = rows_of(by_sec, scenario="half_cap", security_code=202)
+    assert (h202["n_sweeps"], h202["n_without_sim"], h202["sim_quantity"]) == (4, 1, 150 + 1500 + 25)
+
+
+@pytest.mark.parametrize("name", [n for n in AGGREGATES if n.startswith("by_")])
+def test_segments_add_up_to_the_global_summary(
+    aggregated: tuple[Lake, dict[str, pa.Table]], name: str
+) -> None:
+    _, tables = aggregated
+    for g in tables["global_summary"].to_pylist():
+        rows = rows_of(tables[name], scenario=g["scenario"])
+        for col in (
+            "n_sweeps",
+            "n_full",
+            "n_both",
+            "n_without_sim",
+            "arrival_quantity",
+            "filled_quantity",
+            "sim_filled_quantity",
+        ):
+            assert sum(r[col] or 0 for r in rows) == g[col], (name, col)
+
+
+def test_files_csv_copies_and_catalog_views(aggregated: tuple[Lake, dict[str, pa.Table]]) -> None:
+    lake, tables = aggregated
+    con = duckdb.connect(str(lake.catalog_path), read_only=True)
+    try:
+        for name in AGGREGATES:
+            assert pq.read_table(lake.aggregates_dir / f"{name}.parquet").equals(tables[name])
+            csv = pacsv.read_csv(lake.aggregates_dir / f"{name}.csv")
+            assert csv.column_names == tables[name].column_names
+            assert csv.num_rows == tables[name].num_rows
+            assert con.execute(f"SELECT count(*) FROM {name}").fetchone() == (tables[name].num_rows,)
+    finally:
+        con.close()
+
+
+def test_stats_tests_has_a_row_for_every_test(aggregated: tuple[Lake, dict[str, pa.Table]]) -> None:
+    _, tables = aggregated
+    st = tables["stats_tests"]
+    assert st.schema.names[:4] == ["scenario", "segment_type", "segment", "metric"]
+    got = {(r["scenario"], r["segment_type"], r["segment"], r["metric"]) for r in st.to_pylist()}
+    want = {
+        (sc, seg_type, seg, m)
+        for sc in SCENARIOS
+        for seg_type, segs in SEGMENTS.items()
+        for seg in segs
+        for m in STATS_METRICS
+    }
+    assert got == want and st.num_rows == len(want) == 2 * 19 * 4
+    # sorted by scenario, metric, then segment type in the documented order
+    first = rows_of(st, scenario="baseline", metric="arrival_cost_bps")
+    assert [(r["segment_type"], r["segment"]) for r in first] == [
+        (t, s) for t, segs in SEGMENTS.items() for s in segs
+    ]
+    assert st.slice(0, len(first)).to_pylist() == first
+    # participant 10 has one sweep; in half_cap, participant 9's only sweep has no simulation at all
+    (p10,) = rows_of(st, scenario="baseline", segment_type="participant", segment="10", metric="fill_ratio")
+    assert (p10["n"], p10["note"], p10["t"], p10["p_value_t"], p10["p_value_wilcoxon"]) == (
+        1,
+        "n < 2",
+        None,
+        None,
+        None,
+    )
+    (p9,) = rows_of(
+        st, scenario="half_cap", segment_type="participant", segment="9", metric="arrival_cost_bps"
+    )
+    assert (p9["n"], p9["n_excluded"], p9["mean_diff"], p9["note"]) == (0, 1, None, "n < 2")
+
+
+def test_zero_variance_is_reported(aggregated: tuple[Lake, dict[str, pa.Table]]) -> None:
+    _, tables = aggregated
+    # half_cap, group none: sweeps 4 and 7 filled 0 really and 0 in the simulation
+    (row,) = rows_of(
+        tables["stats_tests"],
+        scenario="half_cap",
+        segment_type="group",
+        segment="none",
+        metric="filled_quantity",
+    )
+    assert (row["n"], row["mean_diff"], row["sd_diff"]) == (2, 0.0, 0.0)
+    assert (row["t"], row["p_value_t"], row["ci_low"], row["cohens_d"], row["p_value_wilcoxon"]) == (
+        None,
+    ) * 5
+    assert row["note"] == "zero variance of differences"
+
+
+def _pairs(scenario: str, segment_type: str, segment: str, metric: str) -> tuple[list[float], list[float]]:
+    """Complete (real, sim) pairs of a test, straight from the fixture tables."""
+    real, sim = [], []
+    for s in SWEEPS:
+        segments = {
+            "overall": "all",
+            "security": str(s[1]),
+            "date": s[2].isoformat(),
+            "participant": str(s[3]),
+            "time_bucket": s[13],
+            "size_bucket": s[12],
+            "group": s[5],
+        }
+        sim_row = SIM[scenario].get(s[0])
+        if segments[segment_type] != segment or sim_row is None:
+            continue
+        r = {
+            "arrival_cost_bps": s[10],
+            "filled_quantity": s[7],
+            "fill_ratio": s[7] / s[4],
+            "vw_exec_time_s": s[11],
+        }
+        v = {
+            "filled_quantity": sim_row[1],
+            "fill_ratio": sim_row[2],
+            "arrival_cost_bps": sim_row[3],
+            "vw_exec_time_s": sim_row[4],
+        }
+        rv, sv = r[metric], v[metric]
+        if rv is not None and sv is not None:
+            real.append(float(rv))
+            sim.append(float(sv))
+    return real, sim
+
+
+def test_stats_match_scipy(aggregated: tuple[Lake, dict[str, pa.Table]]) -> None:
+    _, tables = aggregated
+    checked = 0
+    for row in tables["stats_tests"].to_pylist():
+        real, sim = _pairs(row["scenario"], row["segment_type"], row["segment"], row["metric"])
+        assert row["n"] == len(real)
+        if row["note"] is not None:
+            continue
+        res = sps.ttest_rel(sim, real)
+        ci = res.confidence_interval(0.95)
+        diffs = np.array(sim) - np.array(real)
+        assert row["mean_real"] == pytest.approx(np.mean(real))
+        assert row["mean_sim"] == pytest.approx(np.mean(sim))
+        assert row["mean_diff"] == pytest.approx(diffs.mean())
+        assert row["sd_diff"] == pytest.approx(diffs.std(ddof=1))
+        assert row["t"] == pytest.approx(res.statistic)
+        assert row["p_value_t"] == pytest.approx(res.pvalue)
+        assert (row["ci_low"], row["ci_high"]) == pytest.approx((ci.low, ci.high))
+        assert row["cohens_d"] == pytest.approx(diffs.mean() / diffs.std(ddof=1))
+        if np.any(diffs != 0):
+            assert row["p_value_wilcoxon"] == pytest.approx(sps.wilcoxon(diffs).pvalue)
+        checked += 1
+    assert checked > 50
+
+
+def test_q_values_are_benjamini_hochberg_across_the_run(aggregated: tuple[Lake, dict[str, pa.Table]]) -> None:
+    _, tables = aggregated
+    rows = tables["stats_tests"].to_pylist()
+    for p_col, q_col in (("p_value_t", "q_value_t"), ("p_value_wilcoxon", "q_value_wilcoxon")):
+        with_p = [r for r in rows if r[p_col] is not None]
+        expected = sps.false_discovery_control([r[p_col] for r in with_p], method="bh")
+        assert [r[q_col] for r in with_p] == pytest.approx(list(expected))
+        assert all(r[q_col] is None for r in rows if r[p_col] is None)
+
+
+def test_headline(aggregated: tuple[Lake, dict[str, pa.Table]]) -> None:
+    lake, _ = aggregated
+    summary, tests = headline(lake)
+    assert summary["scenario"].to_pylist() == ["baseline", "half_cap"]
+    assert summary["n_sweeps"].to_pylist() == [8, 8]
+    assert [(r["scenario"], r["metric"]) for r in tests.to_pylist()] == [
+        (sc, m) for sc in SCENARIOS for m in STATS_METRICS
+    ]
+
+
+def test_headline_before_aggregate_says_what_to_run(tmp_path: Path) -> None:
+    with pytest.raises(Exception, match=r"no aggregates yet: run `dpsim aggregate --lake .*` first"):
+        headline(Lake(tmp_path))
+
+
+def _docs_query(marker: str) -> str:
+    """The ```sql block that follows `marker` in docs/aggregates.md."""
+    text = DOCS.read_text(encoding="utf-8")
+    m = re.search(re.escape(marker) + r".*?```sql\n(.*?)```", text, re.S)
+    assert m, f"no sql block after {marker!r} in {DOCS}"
+    return m.group(1)
+
+
+def test_docs_query_reproduces_by_security_with_plain_duckdb(
+    aggregated: tuple[Lake, dict[str, pa.Table]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lake, tables = aggregated
+    monkeypatch.chdir(tmp_path)  # the catalog must not depend on the working directory
+    con = duckdb.connect(str(lake.catalog_path.resolve()), read_only=True)
+    try:
+        got = con.sql(_docs_query("<!-- by_security from sweeps -->")).to_arrow_table()
+    finally:
+        con.close()
+    want = tables["by_security"]
+    assert got.column_names == want.column_names
+    for g, w in zip(got.to_pylist(), want.to_pylist(), strict=True):
+        assert g == pytest.approx(w)
+
+
+def test_docs_describe_every_aggregate_column(aggregated: tuple[Lake, dict[str, pa.Table]]) -> None:
+    _, tables = aggregated
+    text = DOCS.read_text(encoding="utf-8")
+    for name, table in tables.items():
+        assert f"`{name}`" in text, name
+        for col in table.column_names:
+            base = re.sub(r"_delta_.*", "_delta_<m>", col)
+            assert f"`{col}`" in text or f"`{base}`" in text, (name, col)
+
+
+def test_an_empty_lake_gives_empty_aggregates(tmp_path: Path) -> None:
+    lake = Lake(tmp_path / "lake")
+    lake.root.mkdir()
+    tables = run_aggregates(Config(lake=str(lake.root)), lake)
+    assert set(tables) == set(AGGREGATES)
+    assert all(t.num_rows == 0 for t in tables.values())
+    assert tables["by_security"].column_names[:3] == ["scenario", "security_code", "n_sweeps"]
+
+
+@pytest.mark.slow
+def test_thousands_of_partitions_in_bounded_memory(tmp_path: Path) -> None:
+    """2,000 partitions × 2 scenarios (6,000 files) under a 200 MB DuckDB memory limit: completes and adds up."""
+    rng = np.random.default_rng(5)
+    lake = Lake(tmp_path / "lake")
+    n = 20
+    for sec in range(100):
+        for day in range(20):
+            key = PartitionKey(1000 + sec, date(2024, 1, 1 + day))
+            qty = rng.integers(1, 20000, n)
+            filled = (qty * rng.uniform(0, 1, n)).astype(np.int64)
+            cols: dict[str, Any] = {
+                "order_id": np.arange(n),
+                "participantid": rng.integers(1, 40, n),
+                "arrival_quantity": qty,
+                "group": rng.choice(["full", "partial", "none"], n),
+                "qualifying": rng.uniform(size=n) < 0.5,
+                "filled_quantity": filled,
+                "filled_dark": filled // 3,
+                "filled_lit": filled - filled // 3,
+                "fill_ratio": filled / qty,
+                "arrival_cost_bps": rng.normal(2, 3, n),
+                "vw_exec_time_s": rng.exponential(2, n),
+                "size_bucket": rng.choice(["tiny", "small", "medium", "large"], n),
+                "time_bucket": rng.choice(["morning", "midday", "afternoon"], n),
+            }
+            lake.write_parquet(_table(sweeps_schema(HORIZONS), cols, n), lake.result_path("sweeps", key))
+            for scenario in SCENARIOS:
+                sim_filled = (qty * rng.uniform(0, 1, n)).astype(np.int64)
+                sim_cols: dict[str, Any] = {
+                    "order_id": np.arange(n),
+                    "sim_quantity": qty,
+                    "sim_filled_quantity": sim_filled,
+                    "sim_fill_ratio": sim_filled / qty,
+                    "sim_arrival_cost_bps": rng.normal(1, 3, n),
+                    "sim_vw_exec_time_s": rng.exponential(3, n),
+                    "set": rng.choice(["both", "real_only", "sim_only", "neither"], n),
+                }
+                table = _table(sim_orders_schema(HORIZONS), sim_cols, n)
+                lake.write_parquet(table, lake.result_path("sim_orders", key, scenario))
+    base = Config()
+    cfg = Config(
+        lake=str(lake.root),
+        scenarios={s: base.scenarios[s] for s in SCENARIOS},
+        aggregate=Aggregate(memory_limit_mb=200),
+    )
+    tables = run_aggregates(cfg, lake)
+    assert tables["global_summary"]["n_sweeps"].to_pylist() == [2000 * n, 2000 * n]
+    assert sum(tables["by_security"]["n_sweeps"].to_pylist()) == 2 * 2000 * n
+    assert tables["stats_tests"].num_rows == 2 * 4 * (1 + 100 + 20 + 39 + 3 + 4 + 3)
