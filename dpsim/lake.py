@@ -20,6 +20,7 @@ import json
 import os
 import re
 import shutil
+from urllib.parse import urlparse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -28,6 +29,8 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from dpsim.errors import LakeError
 
 RAW_TABLES = ("orders", "trades", "nbbo")
 RESULT_TABLES = ("sweeps", "sim_fills", "sim_orders")
@@ -62,7 +65,7 @@ class Lake:
     """Paths and atomic file operations under one lake root."""
 
     def __init__(self, root: str | Path) -> None:
-        self.root = Path(root)
+        self.root = _local_root(root)
 
     # ---- paths ----------------------------------------------------------------------------------
     def table_dir(self, table: str, scenario: str | None = None) -> Path:
@@ -182,6 +185,24 @@ class Lake:
     def manifest_records(self) -> Iterator[dict[str, Any]]:
         for p in sorted(self.manifest_dir.glob("*.json")) if self.manifest_dir.is_dir() else []:
             yield json.loads(p.read_text(encoding="utf-8"))
+
+
+def _local_root(root: str | Path) -> Path:
+    """A lake root: a local or shared-filesystem path, or a `file://` URL.
+
+    Object-store URLs are refused with the supported alternative: every worker writes its outputs
+    with atomic renames, which object stores lack, so the store is mounted as a filesystem instead.
+    """
+    text = str(root)
+    if text.startswith("file://"):
+        return Path(urlparse(text).path)
+    scheme = urlparse(text).scheme
+    if len(scheme) > 1:  # one letter: a Windows drive, not a scheme
+        raise LakeError(
+            f"{text}: {scheme}:// lake roots are not supported; mount the bucket as a filesystem "
+            "(mountpoint-s3, s3fs, gcsfuse) on every machine and give its path"
+        )
+    return Path(text)
 
 
 def _subdirs(path: Path) -> list[Path]:

@@ -1,0 +1,37 @@
+"""Lake paths: partition listing, atomic writes, lake roots given as paths or file:// URLs."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from dpsim.errors import LakeError
+from dpsim.lake import Lake, PartitionKey, source_id
+
+
+def test_roots_paths_and_file_urls(tmp_path: Path) -> None:
+    assert Lake(tmp_path).root == tmp_path
+    assert Lake(f"file://{tmp_path}").root == tmp_path
+    with pytest.raises(LakeError, match=r"s3://b/lake: s3:// lake roots are not supported; mount the bucket"):
+        Lake("s3://b/lake")
+
+
+def test_partitions_listed_from_folder_names_and_atomic_write(tmp_path: Path) -> None:
+    lake = Lake(tmp_path)
+    key = PartitionKey(110621, date(2024, 9, 5))
+    path = lake.raw_part_path("orders", key, source_id(tmp_path / "orders.csv"))
+    lake.write_parquet(pa.table({"x": [1, 2]}), path)
+    assert path.parent == tmp_path / "orders/security_code=110621/date=2024-09-05"
+    assert lake.partitions("orders") == [key]
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temp file left behind
+    (tmp_path / "orders/security_code=1/date=2024-09-06").mkdir(parents=True)  # empty: not a partition
+    assert lake.partitions("orders") == [key]
+
+
+def test_source_id_is_stable_per_path(tmp_path: Path) -> None:
+    a, b = tmp_path / "a" / "orders.csv.gz", tmp_path / "b" / "orders.csv.gz"
+    assert source_id(a) == source_id(a) != source_id(b)
+    assert source_id(a).startswith("orders-")
