@@ -43,14 +43,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging and full tracebacks")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def cmd(name: str, help_: str, func: Any, config: bool = True, lake: bool = True) -> argparse.ArgumentParser:
+    def cmd(
+        name: str, help_: str, func: Any, config: bool = True, lake: bool = True
+    ) -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=help_, description=help_)
         sp.set_defaults(func=func)
         if config:
             sp.add_argument("--config", metavar="F", help="YAML config (default: conf/default.yaml)")
         if lake:
             sp.add_argument("--lake", metavar="DIR", help="lake root (overrides config `lake`)")
-        sp.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        sp.add_argument(
+            "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+        )
         return sp
 
     cmd("config", "print the resolved configuration", _cmd_config)
@@ -74,12 +78,18 @@ def _parser() -> argparse.ArgumentParser:
     sp = cmd("process", "run the per-partition pipeline (one job per security x date)", _cmd_process)
     sp.add_argument("--securities", type=_int_list, help="comma-separated security codes")
     sp.add_argument("--dates", type=_date_range, help="YYYY-MM-DD..YYYY-MM-DD (or one date)")
-    sp.add_argument("--scenario", action="append", metavar="NAME", help="run only these scenarios (repeatable)")
+    sp.add_argument(
+        "--scenario", action="append", metavar="NAME", help="run only these scenarios (repeatable)"
+    )
     sp.add_argument("--workers", type=int, help="parallel jobs (default: config run.workers, 0 = cores)")
     sp.add_argument("--executor", help="local | dask://HOST:PORT | dask-local[:N]")
     sp.add_argument("--job-timeout", type=float, metavar="S", help="per-job timeout in seconds")
-    sp.add_argument("--only-failed", action="store_true", help="rerun only the partitions that failed last run")
-    sp.add_argument("--force", action="store_true", help="rerun partitions whose inputs and config are unchanged")
+    sp.add_argument(
+        "--only-failed", action="store_true", help="rerun only the partitions that failed last run"
+    )
+    sp.add_argument(
+        "--force", action="store_true", help="rerun partitions whose inputs and config are unchanged"
+    )
     sp.add_argument("--no-aggregate", action="store_true", help="skip the aggregation at the end")
 
     cmd("aggregate", "run the DuckDB aggregations and statistics over the results", _cmd_aggregate)
@@ -97,7 +107,9 @@ def _int_list(text: str) -> list[int]:
     try:
         return [int(x) for x in text.split(",") if x.strip()]
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated integers like 110621,110622") from exc
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected comma-separated integers like 110621,110622"
+        ) from exc
 
 
 def _date_range(text: str) -> tuple[date, date]:
@@ -148,10 +160,18 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise DpsimError(str(exc)) from exc
     summary = synth.generate(
-        args.out, securities=args.securities, days=args.days, start=args.start, seed=args.seed, scale=scale, gzip=args.gzip
+        args.out,
+        securities=args.securities,
+        days=args.days,
+        start=args.start,
+        seed=args.seed,
+        scale=scale,
+        gzip=args.gzip,
     )
     rows = [(k, str(summary.files[k]), summary.rows[k], summary.bytes[k] / 1e6) for k in summary.files]
-    for_terminal().table(f"synthetic drop: {summary.partitions} partitions", ("kind", "file", "rows", "MB"), rows)
+    for_terminal().table(
+        f"synthetic drop: {summary.partitions} partitions", ("kind", "file", "rows", "MB"), rows
+    )
     return 0
 
 
@@ -188,7 +208,9 @@ def _cmd_shred(args: argparse.Namespace) -> int:
     for r in failed:
         print(f"dpsim: {r.path}: {r.error}", file=sys.stderr)
     if failed:
-        raise DpsimError(f"{len(failed)} source file(s) failed; fix them and rerun `dpsim shred` (done files are skipped)")
+        raise DpsimError(
+            f"{len(failed)} source file(s) failed; fix them and rerun `dpsim shred` (done files are skipped)"
+        )
     return 0
 
 
@@ -196,7 +218,10 @@ def _cmd_process(args: argparse.Namespace) -> int:
     from dpsim import jobs
     from dpsim.progress import for_terminal
 
-    cfg = _load(args, **{"run.workers": args.workers, "run.executor": args.executor, "run.job_timeout_s": args.job_timeout})
+    cfg = _load(
+        args,
+        **{"run.workers": args.workers, "run.executor": args.executor, "run.job_timeout_s": args.job_timeout},
+    )
     lake = _lake(cfg)
     unknown = [s for s in args.scenario or () if s not in cfg.scenarios]
     if unknown:
@@ -204,7 +229,7 @@ def _cmd_process(args: argparse.Namespace) -> int:
     if not lake.partitions("orders"):
         raise DpsimError(f"{lake.root}: the lake has no orders partitions; run `dpsim shred` first")
     if args.only_failed:
-        partitions, missing = jobs.last_failed(lake), []
+        partitions, missing = jobs.last_failed(lake), list[str]()
         if not partitions:
             print("dpsim: the last run had no failed partitions; nothing to do")
             return 0
@@ -239,7 +264,9 @@ def _cmd_process(args: argparse.Namespace) -> int:
             rerun += ["--config", args.config]
         if args.lake:
             rerun += ["--lake", args.lake]
-        names = ", ".join(r.partition for r in result.failed[:20]) + (" ..." if len(result.failed) > 20 else "")
+        names = ", ".join(r.partition for r in result.failed[:20]) + (
+            " ..." if len(result.failed) > 20 else ""
+        )
         raise JobsFailed(
             f"{len(result.failed)} of {len(result.records)} jobs failed ({names}); "
             f"see {result.manifest_path}; rerun only them with: {shlex.join(rerun)}"

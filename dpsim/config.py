@@ -53,7 +53,9 @@ class TimeConfig:
         try:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError):
-            out.append(("timezone", f"unknown time zone {self.timezone!r} (use an IANA name like Australia/Sydney)"))
+            out.append(
+                ("timezone", f"unknown time zone {self.timezone!r} (use an IANA name like Australia/Sydney)")
+            )
         return out
 
 
@@ -138,7 +140,11 @@ class Metrics:
     markout_horizons_s: tuple[float, ...] = (1.0, 5.0, 60.0)
 
     def problems(self) -> list[tuple[str, str]]:
-        return [("markout_horizons_s", "horizons must be > 0")] if any(h <= 0 for h in self.markout_horizons_s) else []
+        return (
+            [("markout_horizons_s", "horizons must be > 0")]
+            if any(h <= 0 for h in self.markout_horizons_s)
+            else []
+        )
 
 
 @dataclass(frozen=True)
@@ -163,7 +169,9 @@ class Scenario:
             except ValueError:
                 ok = False
             if not ok:
-                out.append(("window", f"{self.window!r}: use last_fill, order_life, end_of_day or {{seconds: N}}"))
+                out.append(
+                    ("window", f"{self.window!r}: use last_fill, order_life, end_of_day or {{seconds: N}}")
+                )
         if not 0 < self.max_fill_fraction <= 1:
             out.append(("max_fill_fraction", "must be in (0, 1]"))
         if self.impact_bps < 0:
@@ -196,7 +204,9 @@ class Run:
         if self.max_retries < 0:
             out.append(("max_retries", "must be >= 0"))
         ex = self.executor
-        if not (ex == "local" or ex.startswith("dask://") or ex == "dask-local" or ex.startswith("dask-local:")):
+        if not (
+            ex == "local" or ex.startswith("dask://") or ex == "dask-local" or ex.startswith("dask-local:")
+        ):
             out.append(("executor", f"{ex!r}: use local, dask://HOST:PORT or dask-local[:N]"))
         return out
 
@@ -289,7 +299,9 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
             raise ConfigError([f"{p}{at}: not valid YAML: {getattr(exc, 'problem', exc)}"]) from exc
         if node is not None:
             if not isinstance(node, yaml.MappingNode):
-                raise ConfigError([f"{p}:{node.start_mark.line + 1}: the top level must be a mapping of keys"])
+                raise ConfigError(
+                    [f"{p}:{node.start_mark.line + 1}: the top level must be a mapping of keys"]
+                )
             data = _to_python(node, (), lines)
     for key, value in (overrides or {}).items():
         _set_dotted(data, key.split("."), value)
@@ -306,7 +318,9 @@ def _to_python(node: yaml.Node, path: tuple[str, ...], lines: dict[tuple[str, ..
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}
         for k, v in node.value:
-            key = str(yaml.safe_load(yaml.serialize(k))) if not isinstance(k, yaml.ScalarNode) else str(k.value)
+            key = (
+                str(yaml.safe_load(yaml.serialize(k))) if not isinstance(k, yaml.ScalarNode) else str(k.value)
+            )
             lines[(*path, key)] = k.start_mark.line + 1
             out[key] = _to_python(v, (*path, key), lines)
             lines[(*path, key)] = k.start_mark.line + 1
@@ -338,7 +352,12 @@ def _where(source: str, lines: dict[tuple[str, ...], int], path: tuple[str, ...]
 
 
 def _build(
-    tp: Any, value: Any, path: tuple[str, ...], source: str, lines: dict[tuple[str, ...], int], problems: list[str]
+    tp: Any,
+    value: Any,
+    path: tuple[str, ...],
+    source: str,
+    lines: dict[tuple[str, ...], int],
+    problems: list[str],
 ) -> Any:
     """Convert plain YAML data to `tp`, appending a problem (and returning a default) for anything wrong."""
     origin = get_origin(tp)
@@ -349,7 +368,7 @@ def _build(
                 value = {**value, "window": f"seconds:{win['seconds']}"}
         if not isinstance(value, dict):
             problems.append(f"{_where(source, lines, path)}: expected a mapping, got {value!r}")
-            return tp() if _has_defaults(tp) else None
+            return tp() if _has_defaults(tp) else None  # type: ignore[operator]
         hints = typing.get_type_hints(tp)
         fields = {f.name: f for f in dataclasses.fields(tp) if f.name != "source"}
         for key in value:
@@ -363,13 +382,15 @@ def _build(
         missing = [
             n
             for n, f in fields.items()
-            if n not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+            if n not in kwargs
+            and f.default is dataclasses.MISSING
+            and f.default_factory is dataclasses.MISSING
         ]
         for n in missing:
             problems.append(f"{_where(source, lines, path)}: missing required key {n!r}")
         if missing or any(v is None and n in value and value[n] is not None for n, v in kwargs.items()):
             return None
-        obj = tp(**kwargs)
+        obj = tp(**kwargs)  # type: ignore[operator]
         for key, msg in getattr(obj, "problems", list)():
             problems.append(f"{_where(source, lines, (*path, key))}: {msg}")
         return obj
@@ -380,7 +401,9 @@ def _build(
         if not isinstance(value, list):
             problems.append(f"{_where(source, lines, path)}: expected a list, got {value!r}")
             return ()
-        return tuple(_build(item_tp, v, (*path, str(i)), source, lines, problems) for i, v in enumerate(value))
+        return tuple(
+            _build(item_tp, v, (*path, str(i)), source, lines, problems) for i, v in enumerate(value)
+        )
     if origin is dict:
         _, val_tp = get_args(tp)
         if value is None:
@@ -392,7 +415,9 @@ def _build(
     if origin is Literal:
         allowed = get_args(tp)
         if value not in allowed:
-            problems.append(f"{_where(source, lines, path)}: {value!r} is not one of {', '.join(map(str, allowed))}")
+            problems.append(
+                f"{_where(source, lines, path)}: {value!r} is not one of {', '.join(map(str, allowed))}"
+            )
             return allowed[0]
         return value
     if origin in (typing.Union, types.UnionType):
@@ -404,7 +429,12 @@ def _build(
 
 
 def _scalar(
-    tp: Any, value: Any, path: tuple[str, ...], source: str, lines: dict[tuple[str, ...], int], problems: list[str]
+    tp: Any,
+    value: Any,
+    path: tuple[str, ...],
+    source: str,
+    lines: dict[tuple[str, ...], int],
+    problems: list[str],
 ) -> Any:
     ok = (
         (tp is bool and isinstance(value, bool))

@@ -93,7 +93,8 @@ def plan_partitions(
     chosen = [
         k
         for k in present
-        if (not securities or k.security_code in securities) and (dates is None or dates[0] <= k.date <= dates[1])
+        if (not securities or k.security_code in securities)
+        and (dates is None or dates[0] <= k.date <= dates[1])
     ]
     missing: list[str] = []
     present_secs = {k.security_code for k in present}
@@ -132,7 +133,9 @@ def input_fingerprint(lake: Lake, key: PartitionKey) -> str:
 def run_job(task: JobTask) -> JobRecord:
     """Run one partition in this process; never raises (errors become a failed record)."""
     start = time.perf_counter()
-    record = JobRecord(partition=str(task.key), status="ok", fingerprint=task.fingerprint, worker_pid=os.getpid())
+    record = JobRecord(
+        partition=str(task.key), status="ok", fingerprint=task.fingerprint, worker_pid=os.getpid()
+    )
     try:
         _inject_fault(Lake(task.lake_root), task.key)
         from dpsim.partition import process_partition  # imported here: workers pay for polars once
@@ -181,7 +184,12 @@ class RunManifest:
     """`_runs/<run-id>.json`, rewritten atomically as jobs finish (at most every `every_s` seconds)."""
 
     def __init__(self, lake: Lake, run_id: str, header: dict[str, Any], every_s: float = 2.0) -> None:
-        self.lake, self.path, self.header, self.every_s = lake, lake.runs_dir / f"{run_id}.json", header, every_s
+        self.lake, self.path, self.header, self.every_s = (
+            lake,
+            lake.runs_dir / f"{run_id}.json",
+            header,
+            every_s,
+        )
         self.records: list[JobRecord] = []
         self._last = 0.0
 
@@ -268,7 +276,13 @@ def run_jobs(
             manifest.add(JobRecord(partition=str(key), status="skipped", fingerprint=fp, attempts=0))
         else:
             tasks.append(JobTask(str(lake.root), key, cfg, scen, fp))
-    log.info("run %s: %d partitions, %d to run, %d unchanged", run_id, len(partitions), len(tasks), len(partitions) - len(tasks))
+    log.info(
+        "run %s: %d partitions, %d to run, %d unchanged",
+        run_id,
+        len(partitions),
+        len(tasks),
+        len(partitions) - len(tasks),
+    )
     try:
         with progress.task("process", total=len(tasks)) as bar:
             counts = {"ok": 0, "failed": 0}
@@ -369,7 +383,14 @@ def _drain(
                 lost = [task, *(t for t, _ in in_flight.values())]
                 return lost
             except Exception as exc:  # e.g. a distributed worker lost beyond its retries
-                on_done(JobRecord(partition=str(task.key), status="failed", fingerprint=task.fingerprint, error=_one_line(exc)))
+                on_done(
+                    JobRecord(
+                        partition=str(task.key),
+                        status="failed",
+                        fingerprint=task.fingerprint,
+                        error=_one_line(exc),
+                    )
+                )
         now = time.monotonic()
         late = [(f, t, t0) for f, (t, t0) in in_flight.items() if now - t0 > timeout]
         if late and own_pool:

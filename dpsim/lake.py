@@ -20,12 +20,12 @@ import json
 import os
 import re
 import shutil
-from urllib.parse import urlparse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -128,16 +128,16 @@ class Lake:
         return sorted(out)
 
     def scenarios(self, table: str = "sim_orders") -> list[str]:
-        return sorted(p.name.split("=", 1)[1] for p in _subdirs(self.table_dir(table)) if p.name.startswith("scenario="))
+        return sorted(
+            p.name.split("=", 1)[1] for p in _subdirs(self.table_dir(table)) if p.name.startswith("scenario=")
+        )
 
     # ---- writing --------------------------------------------------------------------------------
     def write_parquet(self, table: pa.Table, path: Path, *, row_group_rows: int = 131072) -> int:
         """Write atomically (temp + rename), zstd, with statistics; returns bytes written."""
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        pq.write_table(
-            table, tmp, compression="zstd", write_statistics=True, row_group_size=row_group_rows
-        )
+        pq.write_table(table, tmp, compression="zstd", write_statistics=True, row_group_size=row_group_rows)
         os.replace(tmp, path)
         return path.stat().st_size
 
@@ -158,7 +158,9 @@ class Lake:
         n = 0
         for key in partitions:
             for f in self.partition_dir(kind, key).glob(f"part-{source}*.parquet"):
-                if f.name == f"part-{source}.parquet" or re.fullmatch(rf"part-{re.escape(source)}-\d+\.parquet", f.name):
+                if f.name == f"part-{source}.parquet" or re.fullmatch(
+                    rf"part-{re.escape(source)}-\d+\.parquet", f.name
+                ):
                     f.unlink()
                     n += 1
         return n
@@ -167,9 +169,11 @@ class Lake:
         """Remove a partition's previous results for the tables and scenarios about to be rewritten,
         so a job that fails half-way leaves no stale mix of old and new files."""
         for table in RESULT_TABLES:
-            dirs = [self.partition_dir(table, key, s) for s in scenarios] if table in SCENARIO_TABLES else [
-                self.partition_dir(table, key)
-            ]
+            dirs = (
+                [self.partition_dir(table, key, s) for s in scenarios]
+                if table in SCENARIO_TABLES
+                else [self.partition_dir(table, key)]
+            )
             for d in dirs:
                 if d.is_dir():
                     shutil.rmtree(d)

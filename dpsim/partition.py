@@ -63,7 +63,8 @@ def process_partition(lake: Lake, key: PartitionKey, cfg: Config, scenarios: tup
         sim_orders = compare(sweeps, sim_fills, rested, quotes, cfg).collect()
         lake.write_parquet(_as_arrow(sim_fills, schema.SIM_FILLS), lake.result_path("sim_fills", key, name))
         lake.write_parquet(
-            _as_arrow(sim_orders, schema.sim_orders_schema(horizons)), lake.result_path("sim_orders", key, name)
+            _as_arrow(sim_orders, schema.sim_orders_schema(horizons)),
+            lake.result_path("sim_orders", key, name),
         )
         rows_out += sim_fills.height + sim_orders.height
     return JobCounts(rows_in=rows_in, rows_out=rows_out, sweeps=sweeps.height)

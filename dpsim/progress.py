@@ -58,9 +58,17 @@ class RichProgress:
     def task(self, description: str, total: float | None, unit: str = "") -> Iterator[Any]:
         from rich import progress as rp
 
-        columns: list[Any] = [rp.TextColumn("[bold]{task.description}"), rp.BarColumn(), rp.TaskProgressColumn()]
+        columns: list[Any] = [
+            rp.TextColumn("[bold]{task.description}"),
+            rp.BarColumn(),
+            rp.TaskProgressColumn(),
+        ]
         if unit == "bytes":
-            columns += [rp.DownloadColumn(), rp.TransferSpeedColumn(), rp.TextColumn("{task.fields[rows]} rows")]
+            columns += [
+                rp.DownloadColumn(),
+                rp.TransferSpeedColumn(),
+                rp.TextColumn("{task.fields[rows]} rows"),
+            ]
         else:
             columns += [rp.MofNCompleteColumn(), rp.TextColumn("{task.fields[status]}")]
         columns += [rp.TimeElapsedColumn(), rp.TimeRemainingColumn()]
@@ -69,7 +77,7 @@ class RichProgress:
 
             class _Task:
                 def advance(self, n: float = 1, **fields: Any) -> None:
-                    bar.update(tid, advance=n, **{k: str(v) for k, v in fields.items()})
+                    bar.update(tid, advance=n, **{k: str(v) for k, v in fields.items()})  # type: ignore[arg-type]
 
             yield _Task()
 

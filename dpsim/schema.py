@@ -103,8 +103,18 @@ ORDERS = RawKind(
         "timevalidity": I64,
     },
     required=(
-        ORDER_ID, TIMESTAMP, SECURITY_CODE, PRICE, SIDE, CHANGE_REASON, ORDER_STATUS,
-        QUANTITY, LEAVES, ORDER_TYPE_FLAGS, SEQUENCE, MATCHED,
+        ORDER_ID,
+        TIMESTAMP,
+        SECURITY_CODE,
+        PRICE,
+        SIDE,
+        CHANGE_REASON,
+        ORDER_STATUS,
+        QUANTITY,
+        LEAVES,
+        ORDER_TYPE_FLAGS,
+        SEQUENCE,
+        MATCHED,
     ),
 )
 
@@ -291,4 +301,6 @@ def sim_orders_schema(horizons_s: Sequence[float]) -> pa.Schema:
 
 def polars_schema(schema: pa.Schema) -> pl.Schema:
     """The Polars equivalent of an Arrow schema (used to build empty frames and to cast)."""
-    return pl.Schema(dict(pl.from_arrow(schema.empty_table()).schema))
+    frame = pl.from_arrow(schema.empty_table())
+    assert isinstance(frame, pl.DataFrame)
+    return frame.schema

@@ -115,7 +115,10 @@ def test_cli_config_prints_resolved_and_errors_exit_1(tmp_path: Path) -> None:
     assert "lake: L" in ok.stdout and "baseline:" in ok.stdout
     bad = _write(tmp_path, "nope: 1\n")
     err = subprocess.run(
-        [sys.executable, "-m", "dpsim", "config", "--config", str(bad)], cwd=REPO, capture_output=True, text=True
+        [sys.executable, "-m", "dpsim", "config", "--config", str(bad)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
     )
     assert err.returncode == 1
     assert err.stderr.startswith(f"dpsim: error: invalid configuration:\n  {bad}:1: nope: unknown key")

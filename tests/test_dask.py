@@ -24,7 +24,13 @@ DRR = Path(__file__).resolve().parents[2] / "shared" / "data" / "drr-2024-09-05"
 def _cfg(lake: Path, orders: str, trades: str, nbbo: str, executor: str = "local") -> Config:
     base = Config()
     inputs = dataclasses.replace(
-        base.inputs, orders=(orders,), trades=(trades,), nbbo=(nbbo,), reference=(), session=(), participants=()
+        base.inputs,
+        orders=(orders,),
+        trades=(trades,),
+        nbbo=(nbbo,),
+        reference=(),
+        session=(),
+        participants=(),
     )
     return dataclasses.replace(
         base,
@@ -73,7 +79,9 @@ def test_dask_local_cluster_gives_identical_files(source: str, synth_drop: Path,
     assert _results(Lake(local.lake)) == expected  # same files, same bytes
 
 
-def test_dask_survives_a_killed_worker(synth_drop: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_dask_survives_a_killed_worker(
+    synth_drop: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cfg = _cfg(tmp_path / "lake", *[str(synth_drop / f"{k}.csv") for k in ("orders", "trades", "nbbo")])
     lake = Lake(cfg.lake)
     shred(cfg, lake)
@@ -85,7 +93,9 @@ def test_dask_survives_a_killed_worker(synth_drop: Path, tmp_path: Path, monkeyp
     assert lake.result_path("sweeps", victim).exists()
 
 
-def test_local_pool_survives_a_transient_kill(synth_drop: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_local_pool_survives_a_transient_kill(
+    synth_drop: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cfg = _cfg(tmp_path / "lake", *[str(synth_drop / f"{k}.csv") for k in ("orders", "trades", "nbbo")])
     lake = Lake(cfg.lake)
     shred(cfg, lake)

@@ -72,7 +72,9 @@ def test_runs_every_partition_in_parallel_then_skips_unchanged(lake: tuple[Confi
             assert lk.result_path("sim_fills", key, s).exists()
     body = json.loads(first.manifest_path.read_text())
     assert body["config_hash"] and len(body["jobs"]) == len(parts)
-    assert {"partition", "status", "seconds", "rows_in", "rows_out", "error", "fingerprint"} <= set(body["jobs"][0])
+    assert {"partition", "status", "seconds", "rows_in", "rows_out", "error", "fingerprint"} <= set(
+        body["jobs"][0]
+    )
     assert (lk.runs_dir / f"{first.run_id}.log").exists()
 
     again = jobs.run_jobs(cfg, lk, parts)
@@ -87,10 +89,14 @@ def test_runs_every_partition_in_parallel_then_skips_unchanged(lake: tuple[Confi
     os.utime(f, ns=(f.stat().st_atime_ns, f.stat().st_mtime_ns + 10**9))
     statuses = {r.partition: r.status for r in jobs.run_jobs(cfg, lk, parts).records}
     # parts[0:2] hold results of the changed config, so the original config reruns them as well
-    assert sorted(p for p, s in statuses.items() if s == "ok") == sorted(map(str, [parts[0], parts[1], parts[5]]))
+    assert sorted(p for p, s in statuses.items() if s == "ok") == sorted(
+        map(str, [parts[0], parts[1], parts[5]])
+    )
 
 
-def test_failures_are_isolated_and_only_failed_completes(lake: tuple[Config, Lake], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failures_are_isolated_and_only_failed_completes(
+    lake: tuple[Config, Lake], monkeypatch: pytest.MonkeyPatch
+) -> None:
     cfg, lk = lake
     parts = lk.partitions("orders")
     killed, raised, corrupt = parts[1], parts[4], parts[7]
@@ -111,7 +117,9 @@ def test_failures_are_isolated_and_only_failed_completes(lake: tuple[Config, Lak
     monkeypatch.delenv(jobs.FAULT_ENV)
     bad.write_bytes(good_bytes)
     rerun = jobs.run_jobs(cfg, lk, jobs.last_failed(lk), force=True)
-    assert sorted(r.partition for r in rerun.records if r.status == "ok") == sorted(map(str, [killed, raised, corrupt]))
+    assert sorted(r.partition for r in rerun.records if r.status == "ok") == sorted(
+        map(str, [killed, raised, corrupt])
+    )
     assert jobs.last_failed(lk) == []
     assert all(lk.result_path("sweeps", k).exists() for k in parts)
 
@@ -153,17 +161,20 @@ def test_job_reads_only_its_own_partition(lake: tuple[Config, Lake], monkeypatch
     assert opened and all(key.hive in p for p in opened)
 
 
-def test_cli_exit_3_names_failed_partitions_and_rerun_command(lake: tuple[Config, Lake], tmp_path: Path) -> None:
+def test_cli_exit_3_names_failed_partitions_and_rerun_command(
+    lake: tuple[Config, Lake], tmp_path: Path
+) -> None:
     cfg, lk = lake
     conf = tmp_path / "c.yaml"
-    conf.write_text(
-        f"lake: {lk.root}\nscenarios:\n  baseline: {{}}\nrun:\n  workers: 2\n", encoding="utf-8"
-    )
+    conf.write_text(f"lake: {lk.root}\nscenarios:\n  baseline: {{}}\nrun:\n  workers: 2\n", encoding="utf-8")
     key: PartitionKey = lk.partitions("orders")[0]
     env = {**os.environ, jobs.FAULT_ENV: f"raise:{key}", "CI": "1"}
     proc = subprocess.run(
         [sys.executable, "-m", "dpsim", "process", "--config", str(conf), "--no-aggregate"],
-        cwd=REPO, capture_output=True, text=True, env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=env,
     )
     assert proc.returncode == 3, proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
@@ -172,7 +183,10 @@ def test_cli_exit_3_names_failed_partitions_and_rerun_command(lake: tuple[Config
     env.pop(jobs.FAULT_ENV)
     ok = subprocess.run(
         [sys.executable, "-m", "dpsim", "process", "--only-failed", "--config", str(conf), "--no-aggregate"],
-        cwd=REPO, capture_output=True, text=True, env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=env,
     )
     assert ok.returncode == 0, ok.stderr
     assert "jobs ok / failed / skipped │ 1 / 0 / 0" in ok.stdout or "1 / 0 / 0" in ok.stdout

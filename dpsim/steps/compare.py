@@ -8,7 +8,14 @@ from dpsim import schema
 from dpsim.config import Config
 from dpsim.steps.metrics import fill_metrics
 
-ORDER_INPUTS = (schema.ORDER_ID, schema.SIDE, "arrival_time", "arrival_quantity", "arrival_mid", "limit_price")
+ORDER_INPUTS = (
+    schema.ORDER_ID,
+    schema.SIDE,
+    "arrival_time",
+    "arrival_quantity",
+    "arrival_mid",
+    "limit_price",
+)
 
 
 def compare(
@@ -19,7 +26,11 @@ def compare(
         pl.col("sweep_order_id").alias(schema.ORDER_ID), schema.TIMESTAMP, schema.QUANTITY, schema.PRICE
     )
     sim = fill_metrics(
-        sweeps.lazy().select(ORDER_INPUTS), fills, quotes.lazy(), cfg.metrics.markout_horizons_s, prefix="sim_"
+        sweeps.lazy().select(ORDER_INPUTS),
+        fills,
+        quotes.lazy(),
+        cfg.metrics.markout_horizons_s,
+        prefix="sim_",
     )
     real = sweeps.lazy().select(schema.ORDER_ID, *schema.COMPARED_METRICS)
     real_filled = pl.col("filled_quantity") > 0

@@ -35,13 +35,17 @@ def window_end(sweeps: pl.DataFrame, scenario: Scenario) -> pl.Expr:
     return pl.col("arrival_time") + int(round(seconds * 1e9))
 
 
-def simulate(cp_orders: pl.DataFrame, sweeps: pl.DataFrame, scenario: Scenario) -> tuple[pl.DataFrame, pl.DataFrame]:
+def simulate(
+    cp_orders: pl.DataFrame, sweeps: pl.DataFrame, scenario: Scenario
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Replay one scenario. Returns (sim_fills with schema.SIM_FILLS columns, rested[order_id, sim_quantity])."""
     resting = sweeps.select(
         schema.ORDER_ID,
         rests=pl.lit(True),
         window_end=window_end(sweeps, scenario),
-        rest_cap=pl.col("arrival_quantity") if scenario.quantity == "full" else pl.col("residual_after_arrival"),
+        rest_cap=pl.col("arrival_quantity")
+        if scenario.quantity == "full"
+        else pl.col("residual_after_arrival"),
     )
     ev = (
         cp_orders.join(resting, on=schema.ORDER_ID, how="left")
@@ -86,7 +90,12 @@ def simulate(cp_orders: pl.DataFrame, sweeps: pl.DataFrame, scenario: Scenario) 
         "mid": result.mid,
     }
     as_resting = pl.DataFrame(
-        {"sweep_order_id": ids[result.resting_idx], "contra_order_id": ids[result.incoming_idx], "role": "resting", **base}
+        {
+            "sweep_order_id": ids[result.resting_idx],
+            "contra_order_id": ids[result.incoming_idx],
+            "role": "resting",
+            **base,
+        }
     )
     incoming_is_sweep = rests[result.incoming_idx]
     as_incoming = pl.DataFrame(
@@ -99,7 +108,7 @@ def simulate(cp_orders: pl.DataFrame, sweeps: pl.DataFrame, scenario: Scenario) 
     )
     fills = (
         pl.concat([as_resting, as_incoming], how="vertical")
-        .cast(dict(schema.polars_schema(schema.SIM_FILLS)))
+        .cast(schema.polars_schema(schema.SIM_FILLS))
         .sort([schema.TIMESTAMP, "sweep_order_id", "contra_order_id", "role"])
     )
     rested = pl.DataFrame({schema.ORDER_ID: ids[rests], "sim_quantity": result.rested_quantity[rests]})
