@@ -8,6 +8,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol
 
+from rich.progress import ProgressColumn
+from rich.text import Text
+
 
 class Task(Protocol):
     def advance(self, n: float = 1, **fields: Any) -> None: ...
@@ -70,7 +73,11 @@ class RichProgress:
                 rp.TextColumn("{task.fields[rows]} rows"),
             ]
         else:
-            columns += [rp.MofNCompleteColumn(), rp.TextColumn("{task.fields[status]}")]
+            columns += [
+                rp.MofNCompleteColumn(),
+                _RateColumn(unit or "jobs"),
+                rp.TextColumn("{task.fields[status]}"),
+            ]
         columns += [rp.TimeElapsedColumn(), rp.TimeRemainingColumn()]
         with rp.Progress(*columns, console=self.console, transient=False) as bar:
             tid = bar.add_task(description, total=total, rows="0", status="")
@@ -85,6 +92,18 @@ class RichProgress:
         from rich.console import Console
 
         _render_table(Console(), title, columns, rows)
+
+
+class _RateColumn(ProgressColumn):
+    """Items per second (jobs/s), which rich only offers for byte counts."""
+
+    def __init__(self, unit: str) -> None:
+        super().__init__()
+        self.unit = unit
+
+    def render(self, task: Any) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:.1f} {self.unit}/s" if speed else f"- {self.unit}/s")
 
 
 def _render_table(console: Any, title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
