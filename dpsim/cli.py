@@ -206,7 +206,7 @@ def _cmd_shred(args: argparse.Namespace) -> int:
     refresh_catalog(_lake(cfg))
     failed = [r for r in results if r.status == "failed"]
     for r in failed:
-        print(f"dpsim: {r.path}: {r.error}", file=sys.stderr)
+        print(f"dpsim: {r.error}", file=sys.stderr)  # shred errors start with the file name
     if failed:
         raise DpsimError(
             f"{len(failed)} source file(s) failed; fix them and rerun `dpsim shred` (done files are skipped)"

@@ -267,9 +267,7 @@ def _shred_source(
                 f"rows read {run.rows_read} != written {writer.rows} + rejected {rejects.rows}"
             )
     except Exception as exc:  # one bad source must not stop the drop; the message names the file
-        if not isinstance(exc, InputError):
-            LOG.exception("shredding %s failed", path)
-        error = str(exc) if isinstance(exc, InputError) else f"{path}: unexpected error: {exc!r}"
+        error = _failure_message(exc, path, lake)
         writer.abort()
         rejects.close()
         lake.remove_source_parts(kind.name, sid, stale)
@@ -352,6 +350,18 @@ def _shred_source(
         st.st_size / 1e6 / max(seconds, 1e-9),
     )
     return result
+
+
+def _failure_message(exc: Exception, path: str, lake: Lake) -> str:
+    if isinstance(exc, InputError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        return (
+            f"{path}: I/O error ({exc}): check that the file is readable and that {lake.root} is writable "
+            "and has free space, then rerun"
+        )
+    LOG.exception("shredding %s failed", path)
+    return f"{path}: unexpected error: {exc!r}"
 
 
 def _unchanged(prev: dict[str, Any] | None, path: str, st: os.stat_result) -> bool:
@@ -714,7 +724,7 @@ class _Lines:
         """Lines with an odd number of double quotes (a quoted value left open)."""
         quotes = np.flatnonzero(np.frombuffer(self.data, np.uint8) == 34)
         counts = np.bincount(np.searchsorted(self.ends, quotes), minlength=len(self))
-        return (counts % 2 == 1)[: len(self)]
+        return counts % 2 == 1
 
     def bad_utf8(self) -> np.ndarray:
         out = np.zeros(len(self), dtype=bool)

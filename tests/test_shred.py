@@ -700,6 +700,23 @@ def test_truncated_zst_fails(tmp_path: Path) -> None:
     assert "middle of a frame" in r.error
 
 
+def test_write_failure_fails_the_source_with_nothing_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def disk_full(*args: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(shred_module._PartWriter, "_append", disk_full)
+    path = write(tmp_path / "orders.csv", ORDERS_HEADER, _interleaved(3, 2, 20))
+    (r,) = run(tmp_path / "lake", orders=path)
+    assert r.status == "failed"
+    assert r.error == (
+        f"{path}: I/O error ([Errno 28] No space left on device): check that the file is readable and that "
+        f"{tmp_path / 'lake'} is writable and has free space, then rerun"
+    )
+    assert [p.name for p in (tmp_path / "lake").rglob("*") if p.is_file()] == [f"{r.source_id}.json"]
+
+
 def test_unmatched_globs(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     with pytest.raises(InputError, match=r"no orders file matches '.*nothing-\*\.csv'"):
         run(tmp_path / "lake", orders=tmp_path / "nothing-*.csv")
