@@ -117,6 +117,7 @@ def run_aggregates(cfg: Config, lake: Lake) -> dict[str, pa.Table]:
         con.execute("SET preserve_insertion_order = false")
         _stand_in_missing_results(con, cfg)
         _execute(con, "pairs", {"scenarios": scenarios})
+        _execute(con, "segment_measures")
         tables = {name: _query(con, name) for name in AGGREGATES if name != "stats_tests"}
         tables["stats_tests"] = _stats_tests(con, scenarios)
     finally:
