@@ -15,30 +15,16 @@ from dpsim.executors import open_executor
 from dpsim.lake import Lake
 from dpsim.shred import shred
 from dpsim.synth import generate
+from tests.configs import drop_config
 
 pytest.importorskip("distributed")
 
 DRR = Path(__file__).resolve().parents[2] / "shared" / "data" / "drr-2024-09-05"
 
 
-def _cfg(lake: Path, orders: str, trades: str, nbbo: str, executor: str = "local") -> Config:
-    base = Config()
-    inputs = dataclasses.replace(
-        base.inputs,
-        orders=(orders,),
-        trades=(trades,),
-        nbbo=(nbbo,),
-        reference=(),
-        session=(),
-        participants=(),
-    )
-    return dataclasses.replace(
-        base,
-        lake=str(lake),
-        inputs=inputs,
-        scenarios={"baseline": Scenario(), "impact_5bps": Scenario(impact_bps=5.0)},
-        run=Run(workers=2, executor=executor, max_retries=2),
-    )
+def _cfg(lake: Path, orders: str, trades: str, nbbo: str) -> Config:
+    scenarios = {"baseline": Scenario(), "impact_5bps": Scenario(impact_bps=5.0)}
+    return drop_config(lake, orders, trades, nbbo, scenarios, Run(workers=2, max_retries=2))
 
 
 def _results(lake: Lake) -> dict[str, bytes]:

@@ -18,6 +18,7 @@ from dpsim.config import Config, Run, Scenario
 from dpsim.lake import Lake, PartitionKey
 from dpsim.shred import shred
 from dpsim.synth import generate
+from tests.configs import drop_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -29,24 +30,10 @@ def drop(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def _config(drop: Path, lake: Path, **run: object) -> Config:
-    base = Config()
-    inputs = dataclasses.replace(
-        base.inputs,
-        orders=(str(drop / "orders.csv*"),),
-        trades=(str(drop / "trades.csv*"),),
-        nbbo=(str(drop / "nbbo.csv*"),),
-        reference=(),
-        session=(),
-        participants=(),
-    )
-    return dataclasses.replace(
-        base,
-        lake=str(lake),
-        inputs=inputs,
-        scenarios={"baseline": Scenario(), "half_cap": Scenario(max_fill_fraction=0.5)},
-        run=dataclasses.replace(Run(), workers=2, **run),  # type: ignore[arg-type]
-    )
+def _config(drop: Path, lake: Path) -> Config:
+    globs = [str(drop / f"{k}.csv*") for k in ("orders", "trades", "nbbo")]
+    scenarios = {"baseline": Scenario(), "half_cap": Scenario(max_fill_fraction=0.5)}
+    return drop_config(lake, *globs, scenarios, Run(workers=2))
 
 
 @pytest.fixture()
