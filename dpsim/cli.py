@@ -74,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     for kind in ("reference", "session", "participants"):
         sp.add_argument(f"--{kind}", nargs="+", metavar="GLOB")
     sp.add_argument("--force", action="store_true", help="re-shred sources whose fingerprint is unchanged")
+    sp.add_argument("--workers", type=int, metavar="N", help="worker processes (overrides shred.workers)")
 
     sp = cmd("process", "run the per-partition pipeline (one job per security x date)", _cmd_process)
     sp.add_argument("--securities", type=_int_list, help="comma-separated security codes")
@@ -180,7 +181,7 @@ def _cmd_shred(args: argparse.Namespace) -> int:
     from dpsim.progress import for_terminal
     from dpsim.shred import shred
 
-    cfg = _load(args)
+    cfg = _load(args, **{"shred.workers": args.workers})
     kinds = ("orders", "trades", "nbbo", "reference", "session", "participants")
     inputs = {k: getattr(args, k) for k in kinds if getattr(args, k)}
     progress = for_terminal()

@@ -221,12 +221,15 @@ class Shred:
     memory_budget_mb: int = 1500
     max_open_partitions: int = 2000
     row_group_rows: int = 131072
+    workers: int = 1
 
     def problems(self) -> list[tuple[str, str]]:
         out = []
         for name in ("block_size_mb", "memory_budget_mb", "max_open_partitions", "row_group_rows"):
             if getattr(self, name) <= 0:
                 out.append((name, "must be > 0"))
+        if self.workers < 1:
+            out.append(("workers", "must be >= 1"))
         return out
 
 

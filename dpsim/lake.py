@@ -20,7 +20,7 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -153,11 +153,17 @@ class Lake:
         tmp.write_bytes(data)
         os.replace(tmp, path)
 
-    def remove_source_parts(self, kind: str, source: str, partitions: list[PartitionKey]) -> int:
-        """Delete a source's part files in the given partitions (before re-shredding it)."""
+    def remove_source_parts(
+        self, kind: str, source: str, partitions: list[PartitionKey], keep: Collection[Path] = ()
+    ) -> int:
+        """Delete a source's part files (every piece) in the given partitions, except the paths in `keep`
+        (before re-shredding it: `keep` holds the files about to be replaced in place)."""
         n = 0
+        kept = set(keep)
         for key in partitions:
             for f in self.partition_dir(kind, key).glob(f"part-{source}*.parquet"):
+                if f in kept:
+                    continue
                 if f.name == f"part-{source}.parquet" or re.fullmatch(
                     rf"part-{re.escape(source)}-\d+\.parquet", f.name
                 ):

@@ -43,6 +43,14 @@ Design, and why:
   written first with status "running" (listing every partition that may hold its files), and last with
   status "shredded": an interrupted shred is simply run again, and it removes what the run left behind.
   A failed source (corrupt compression, missing required column, ...) leaves no part file in the lake.
+- **Several processes** (`shred.workers` > 1). A plain file larger than SPLIT_MIN_BYTES is cut into that many
+  byte ranges, each boundary moved to just after a newline; each range is shredded by its own process
+  (spawned; the header is parsed once by the parent) into its own staged files, published as piece k
+  (`part-<source-id>[-k].parquet`), so a partition may have one file per range, each sorted. The parent
+  hashes the file meanwhile, renumbers the rejects (lines of earlier ranges + 1) into one rejects file,
+  writes one manifest, and publishes only when every range succeeded. Files that cannot be split
+  (compressed, or small) are shredded whole, several at once, one per process. Each process gets
+  `memory_budget_mb` / processes. One worker (the default) is the single-process path above.
 - **Idempotence.** A source is skipped when its manifest says "shredded" for the same path, size and
   mtime (`os.stat`, no read): hashing 200 GB only to learn nothing changed would cost minutes. The manifest
   still stores the SHA-256 of the file's bytes, computed while streaming it (which costs nothing extra).
@@ -57,6 +65,7 @@ import ctypes
 import glob
 import hashlib
 import logging
+import multiprocessing
 import os
 import shutil
 import sys
@@ -64,7 +73,7 @@ import time
 import zlib
 from collections import Counter, OrderedDict, deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
@@ -129,6 +138,7 @@ MIN_BUFFER = 64 << 20
 REJECTS_SPILL_BYTES = 8 << 20  # rejects held in memory before they are appended to the rejects file
 COMPRESSED_READ = 1 << 20  # bytes of a compressed file fed to the decompressor at a time
 GZIP_WBITS = 16 + zlib.MAX_WBITS  # zlib reads (and checks) the gzip header and trailer
+SPLIT_MIN_BYTES = 64 << 20  # with shred.workers > 1, a larger plain file is split into byte ranges
 MAX_OPEN_FILES = 256  # partition files kept open for appending (each holds a descriptor)
 PR_SET_THP_DISABLE, PR_GET_THP_DISABLE = 41, 42  # linux/prctl.h
 _CORRUPT_ERRORS = (EOFError, zlib.error, zstandard.ZstdError)
@@ -170,7 +180,17 @@ def shred(
     files = _resolve_inputs(cfg, inputs or {})
     results: list[SourceResult] = []
     with _without_huge_pages():
+        if cfg.shred.workers > 1:
+            sources = [
+                (schema.PARTITIONED_KINDS[k], p)
+                for k, ps in files.items()
+                if k in schema.PARTITIONED_KINDS
+                for p in ps
+            ]
+            results.extend(_shred_parallel(cfg, lake, sources, force, progress))
         for kind, paths in files.items():
+            if kind in schema.PARTITIONED_KINDS and cfg.shred.workers > 1:
+                continue
             if kind in schema.PARTITIONED_KINDS:
                 for path in paths:
                     results.append(
@@ -300,7 +320,12 @@ def _shred_source(
         {**base, "status": "running", "partitions": [str(k) for k in sorted(set(stale) | set(keys))]},
         lake.manifest_path(sid),
     )
-    lake.remove_source_parts(kind.name, sid, sorted(set(stale) - set(keys)))
+    lake.remove_source_parts(
+        kind.name,
+        sid,
+        sorted(set(stale) | set(keys)),
+        keep={lake.raw_part_path(kind.name, k, sid) for k in keys},
+    )
     writer.publish()
     if rejects.rows:
         _move(rejects.path, lake.rejects_path(kind.name, sid))
@@ -481,14 +506,24 @@ def _plan(kind: schema.RawKind, path: str, header_line: str, cfg: Config) -> _Pl
 class _StoredFile:
     """The file as stored on disk: every byte read is counted (progress) and hashed (fingerprint)."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, start: int = 0, end: int | None = None) -> None:
+        """The whole file, or only bytes [start, end) (a byte range of a parallel shred: not hashed)."""
         self._f = open(path, "rb")  # noqa: SIM115 - closed by close()
         self.hash = hashlib.sha256()
         self.consumed = 0
+        self._left = None if end is None else end - start
+        self._hashing = start == 0 and end is None
+        if start:
+            self._f.seek(start)
 
     def read(self, n: int = -1, /) -> bytes:
+        if self._left is not None:
+            n = self._left if n < 0 else min(n, self._left)
         data = self._f.read(n)
-        self.hash.update(data)
+        if self._hashing:
+            self.hash.update(data)
+        if self._left is not None:
+            self._left -= len(data)
         self.consumed += len(data)
         return data
 
@@ -607,18 +642,26 @@ class _SourceRun:
     """Streams one source: the main thread reads and decompresses, a thread pool parses, the main thread buffers."""
 
     def __init__(
-        self, kind: schema.RawKind, path: str, cfg: Config, writer: _PartWriter, rejects: _RejectSink
+        self,
+        kind: schema.RawKind,
+        path: str,
+        cfg: Config,
+        writer: _PartWriter,
+        rejects: _RejectSink,
+        threads: int | None = None,
     ):
         self.kind, self.path, self.cfg = kind, path, cfg
         self.writer, self.rejects = writer, rejects
         self.plan: _Plan | None = None
         self.rows_read = 0
         self.fingerprint = ""
-        self.workers = max(1, min(os.cpu_count() or 1, 8))
+        self.workers = threads or max(1, min(os.cpu_count() or 1, 8))
 
-    def stream(self, task: Any) -> None:
+    def stream(self, task: Any, byte_range: tuple[int, int] | None = None, plan: _Plan | None = None) -> None:
+        """Shred the file; or, with `byte_range` and the `plan` of the file's header, only the lines in that
+        range of a plain file (a parallel shred): rejects' `line` is then counted from 0 in the range."""
         block = max(1, int(self.cfg.shred.block_size_mb * (1 << 20)))
-        stored = _StoredFile(self.path)
+        stored = _StoredFile(self.path) if byte_range is None else _StoredFile(self.path, *byte_range)
         pool = ThreadPoolExecutor(self.workers, thread_name_prefix="shred")
         buffers = _PartitionBuffers(
             self.writer, pool, self._buffer_limit(block), self.cfg.shred.max_open_partitions
@@ -627,10 +670,14 @@ class _SourceRun:
             blocks = _decoded_blocks(stored, self.path, block)
             pending: deque[tuple[Future[_ChunkResult], int, bytes]] = deque()
             line = 2  # the next physical line to number (the header is line 1)
-            header, rest = self._guard(lambda: _split_header(blocks), stored, lambda: 1)
-            if header is None:
-                raise InputError(f"{self.path}: the file is empty (no header line): re-export it")
-            self.plan = plan = _plan(self.kind, self.path, header, self.cfg)
+            if plan is None:
+                header, rest = self._guard(lambda: _split_header(blocks), stored, lambda: 1)
+                if header is None:
+                    raise InputError(f"{self.path}: the file is empty (no header line): re-export it")
+                plan = _plan(self.kind, self.path, header, self.cfg)
+            else:
+                line, rest = 0, b""
+            self.plan = plan
             reported = 0
             started = time.perf_counter()
 
@@ -1277,6 +1324,322 @@ class _RejectSink:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+
+# ---- several processes: byte ranges of one large plain file, or several files at once -------------------
+
+
+def _shred_parallel(
+    cfg: Config,
+    lake: Lake,
+    sources: list[tuple[schema.RawKind, str]],
+    force: bool,
+    progress: Progress,
+) -> list[SourceResult]:
+    """`shred.workers` > 1: a large plain file is split into byte ranges, one process each (one file at a
+    time); the other files (compressed ones cannot be split) are shredded whole, one per process."""
+    workers = cfg.shred.workers
+    results: dict[int, SourceResult] = {}
+    whole: list[int] = []
+    for i, (kind, path) in enumerate(sources):
+        if _splittable(path):
+            results[i] = _shred_source_ranges(kind, path, cfg, lake, force, progress, workers)
+        else:
+            whole.append(i)
+    if len(whole) == 1:
+        i = whole[0]
+        results[i] = _shred_source(sources[i][0], sources[i][1], cfg, lake, force, progress)
+    elif whole:
+        child = replace(cfg, shred=replace(cfg.shred, memory_budget_mb=_share(cfg, min(workers, len(whole)))))
+        with _process_pool(min(workers, len(whole))) as pool:
+            futures = {
+                i: pool.submit(
+                    _shred_source_child, sources[i][0].name, sources[i][1], child, lake.root, force
+                )
+                for i in whole
+            }
+            for i, fut in futures.items():
+                results[i] = fut.result()
+    return [results[i] for i in range(len(sources))]
+
+
+def _splittable(path: str) -> bool:
+    name = path.lower()
+    return not name.endswith((".gz", ".zst")) and os.path.getsize(path) > SPLIT_MIN_BYTES
+
+
+def _share(cfg: Config, processes: int) -> int:
+    return max(1, cfg.shred.memory_budget_mb // processes)
+
+
+def _process_pool(n: int) -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"))
+
+
+def _shred_source_child(kind: str, path: str, cfg: Config, root: Path, force: bool) -> SourceResult:
+    """One whole source in a worker process."""
+    logging.basicConfig(level=logging.WARNING)
+    with _without_huge_pages():
+        return _shred_source(schema.PARTITIONED_KINDS[kind], path, cfg, Lake(root), force, SilentProgress())
+
+
+def _read_header(path: str) -> tuple[str | None, int]:
+    """The header line of a plain file (as `_split_header` gives it) and the offset of the first data byte."""
+    with open(path, "rb") as f:
+        raw = f.readline()
+    if not raw:
+        return None, 0
+    return raw.rstrip(b"\n").decode("utf-8", "replace").lstrip("\ufeff").rstrip("\r"), len(raw)
+
+
+def _byte_ranges(path: str, start: int, end: int, n: int) -> list[tuple[int, int]]:
+    """[start, end) cut into at most n ranges, each boundary moved forward to just after a newline."""
+    cuts = [start]
+    with open(path, "rb") as f:
+        for k in range(1, n):
+            at = max(start + (end - start) * k // n, cuts[-1])
+            if at >= end:
+                break
+            f.seek(at - 1)  # a boundary right after a newline stays where it is
+            while True:
+                data = f.read(1 << 16)
+                nl = data.find(b"\n")
+                if not data:
+                    at = end
+                    break
+                if nl >= 0:
+                    at = f.tell() - len(data) + nl + 1
+                    break
+            if at >= end:
+                break
+            if at > cuts[-1]:
+                cuts.append(at)
+    cuts.append(end)
+    return [(a, b) for a, b in zip(cuts[:-1], cuts[1:], strict=True) if b > a]
+
+
+@dataclass
+class _RangeResult:
+    """What one byte range of a parallel shred produced (returned by its worker process)."""
+
+    lines: int
+    rows_written: int
+    rejects_rows: int
+    reasons: Counter[str]
+    staged: dict[PartitionKey, Path]  # partition -> its staged file
+    rejects: Path | None  # staged rejects, `line` counted from 0 in the range
+    flushes: int
+    compacted: int
+
+
+def _shred_range(
+    kind: str, path: str, cfg: Config, plan: _Plan, root: Path, sid: str, staging: Path, span: tuple[int, int]
+) -> _RangeResult:
+    """One byte range of a plain file, in a worker process: its lines into its own staged files."""
+    logging.basicConfig(level=logging.WARNING)
+    rk = schema.PARTITIONED_KINDS[kind]
+    lake = Lake(root)
+    staging.mkdir(parents=True, exist_ok=True)
+    writer = _PartWriter(
+        rk, sid, lake, staging, cfg.shred.row_group_rows, min(cfg.shred.max_open_partitions, MAX_OPEN_FILES)
+    )
+    rejects = _RejectSink(staging / "rejects.parquet")
+    threads = max(1, min(os.cpu_count() or 1, 8) // max(1, cfg.shred.workers))
+    run = _SourceRun(rk, path, cfg, writer, rejects, threads=threads)
+    with _without_huge_pages(), SilentProgress().task("", total=0) as task:
+        try:
+            run.stream(task, span, plan)
+        finally:
+            writer.abort()
+            rejects.close()
+    return _RangeResult(
+        lines=run.rows_read,
+        rows_written=writer.rows,
+        rejects_rows=rejects.rows,
+        reasons=rejects.reasons,
+        staged={k: writer._staged(k, 0) for k in writer.partitions},
+        rejects=rejects.path if rejects.rows else None,
+        flushes=writer.flushes,
+        compacted=writer.compacted,
+    )
+
+
+def _shred_source_ranges(
+    kind: schema.RawKind,
+    path: str,
+    cfg: Config,
+    lake: Lake,
+    force: bool,
+    progress: Progress,
+    workers: int,
+) -> SourceResult:
+    """A large plain file split into `workers` byte ranges cut at newlines, each shredded by its own process
+    into its own staged files (range k publishes piece k: part-<source-id>[-k].parquet). The parent reads the
+    header once, hashes the file while the ranges run, renumbers the rejects (lines of earlier ranges + 1
+    for the header) into one rejects file, and publishes only when every range succeeded."""
+    sid = source_id(path)
+    st = os.stat(path)
+    prev = lake.read_manifest(sid)
+    if not force and _unchanged(prev, path, st):
+        assert prev is not None
+        return _skipped(prev)
+    stale = _manifest_keys(prev)
+    started = time.perf_counter()
+    base = {
+        "kind": kind.name,
+        "path": path,
+        "source_id": sid,
+        "size": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+        "started_at": _now(),
+    }
+    lake.write_json(
+        {**base, "status": "running", "partitions": [str(k) for k in stale]}, lake.manifest_path(sid)
+    )
+    staging = lake.tmp_dir / "shred" / sid
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    rejects = _RejectSink(staging / "rejects.parquet")
+    fingerprint = ""
+    rows_read = 0
+    try:
+        header, data_start = _read_header(path)
+        if header is None:
+            raise InputError(f"{path}: the file is empty (no header line): re-export it")
+        plan = _plan(kind, path, header, cfg)
+        spans = _byte_ranges(path, data_start, st.st_size, workers)
+        child = replace(cfg, shred=replace(cfg.shred, memory_budget_mb=_share(cfg, max(1, len(spans)))))
+        parts: list[_RangeResult] = []
+        with progress.task(f"{kind.name} {Path(path).name}", total=st.st_size, unit="bytes") as task:
+            pool = _process_pool(max(1, len(spans)))
+            try:
+                futures = [
+                    pool.submit(
+                        _shred_range, kind.name, path, child, plan, lake.root, sid, staging / f"r{k}", span
+                    )
+                    for k, span in enumerate(spans)
+                ]
+                fingerprint = _fingerprint(path)  # the parent is idle meanwhile
+                for fut, (a, b) in zip(futures, spans, strict=True):
+                    try:
+                        parts.append(fut.result())
+                    except InputError as exc:  # its line numbers count from the range's first line
+                        raise InputError(
+                            f"{exc} (in bytes {a:,}-{b:,} of the file, shredded separately: line numbers "
+                            "count from the first line of that range; rerun with shred.workers=1 for file lines)"
+                        ) from exc
+                    task.advance(b - a)
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
+        line = 2
+        for part in parts:
+            if part.rejects is not None:
+                for batch in pq.ParquetFile(part.rejects).iter_batches():
+                    table = pa.Table.from_batches([batch], schema=schema.REJECTS)
+                    absolute = pc.add(table.column("line"), line)
+                    rejects.add(table.set_column(1, "line", absolute), Counter())
+            rejects.reasons.update(part.reasons)
+            line += part.lines
+            rows_read += part.lines
+        rejects.close()
+        written = sum(p.rows_written for p in parts)
+        if rows_read != written + rejects.rows:
+            raise RuntimeError(f"rows read {rows_read} != written {written} + rejected {rejects.rows}")
+    except Exception as exc:
+        error = _failure_message(exc, path, lake)
+        rejects.close()
+        lake.remove_source_parts(kind.name, sid, stale)
+        lake.rejects_path(kind.name, sid).unlink(missing_ok=True)
+        _remove_staging(staging)
+        result = SourceResult(
+            kind=kind.name,
+            path=path,
+            source_id=sid,
+            size=st.st_size,
+            fingerprint=fingerprint,
+            rows_read=rows_read,
+            rows_written=0,
+            rows_rejected=0,
+            partitions=[],
+            files_written=0,
+            seconds=time.perf_counter() - started,
+            status="failed",
+            error=error,
+        )
+        lake.write_json({**base, **asdict(result), "finished_at": _now()}, lake.manifest_path(sid))
+        LOG.error("%s", error)
+        return result
+    keys = sorted({k for p in parts for k in p.staged})
+    targets = {
+        (k, lake.raw_part_path(kind.name, k, sid, piece)): staged
+        for piece, p in enumerate(parts)
+        for k, staged in p.staged.items()
+    }
+    lake.write_json(
+        {**base, "status": "running", "partitions": [str(k) for k in sorted(set(stale) | set(keys))]},
+        lake.manifest_path(sid),
+    )
+    lake.remove_source_parts(kind.name, sid, sorted(set(stale) | set(keys)), keep={t for _, t in targets})
+    for (_, target), staged in targets.items():
+        _move(staged, target)
+    if rejects.rows:
+        _move(rejects.path, lake.rejects_path(kind.name, sid))
+    else:
+        lake.rejects_path(kind.name, sid).unlink(missing_ok=True)
+    _remove_staging(staging)
+    seconds = time.perf_counter() - started
+    result = SourceResult(
+        kind=kind.name,
+        path=path,
+        source_id=sid,
+        size=st.st_size,
+        fingerprint=fingerprint,
+        rows_read=rows_read,
+        rows_written=written,
+        rows_rejected=rejects.rows,
+        partitions=[str(k) for k in keys],
+        files_written=len(targets),
+        seconds=seconds,
+        status="shredded",
+    )
+    lake.write_json(
+        {
+            **base,
+            **asdict(result),
+            "finished_at": _now(),
+            "rejects_by_reason": dict(rejects.reasons),
+            "rejects_file": str(lake.rejects_path(kind.name, sid)) if rejects.rows else None,
+            "columns": plan.header,
+            "dropped_columns": plan.dropped,
+            "null_columns": plan.missing,
+            "flushes": sum(p.flushes for p in parts),
+            "compacted_partitions": sum(p.compacted for p in parts),
+            "byte_ranges": [list(s) for s in spans],
+        },
+        lake.manifest_path(sid),
+    )
+    LOG.info(
+        "%s: %d rows read, %d written, %d rejected, %d partitions, %d ranges, %.1f s (%.1f MB/s)",
+        path,
+        rows_read,
+        written,
+        rejects.rows,
+        len(keys),
+        len(spans),
+        seconds,
+        st.st_size / 1e6 / max(seconds, 1e-9),
+    )
+    return result
+
+
+def _fingerprint(path: str) -> str:
+    stored = _StoredFile(path)
+    try:
+        while stored.read(8 << 20):
+            pass
+    finally:
+        stored.close()
+    return f"sha256:{stored.hash.hexdigest()}"
 
 
 # ---- small reference files -----------------------------------------------------------------------------
