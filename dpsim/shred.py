@@ -72,7 +72,7 @@ import sys
 import time
 import zlib
 from collections import Counter, OrderedDict, deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
@@ -251,14 +251,76 @@ def _resolve_inputs(cfg: Config, inputs: Mapping[str, Sequence[str]]) -> dict[st
 def _shred_source(
     kind: schema.RawKind, path: str, cfg: Config, lake: Lake, force: bool, progress: Progress
 ) -> SourceResult:
+    src = _begin(kind, path, lake, force)
+    if isinstance(src, SourceResult):
+        return src
+    writer = _PartWriter(
+        kind,
+        src.sid,
+        lake,
+        src.staging,
+        cfg.shred.row_group_rows,
+        min(cfg.shred.max_open_partitions, MAX_OPEN_FILES),
+    )
+    rejects = _RejectSink(src.staging / "rejects.parquet")
+    run = _SourceRun(kind, path, cfg, writer, rejects)
+    try:
+        with progress.task(f"{kind.name} {Path(path).name}", total=src.st.st_size, unit="bytes") as task:
+            run.stream(task)
+        rejects.close()
+        if run.rows_read != writer.rows + rejects.rows:
+            raise RuntimeError(
+                f"rows read {run.rows_read} != written {writer.rows} + rejected {rejects.rows}"
+            )
+    except Exception as exc:  # one bad source must not stop the drop; the message names the file
+        writer.abort()
+        # rows read before the failure; nothing of the source is in the lake
+        return _failed(src, lake, exc, rejects, fingerprint=run.fingerprint, rows_read=run.rows_read)
+    finally:
+        writer.abort()  # a no-op unless interrupted (KeyboardInterrupt): the next run cleans the staging folder
+    keys = writer.partitions
+    _publish(
+        src, lake, rejects, keys, {lake.raw_part_path(kind.name, k, src.sid) for k in keys}, writer.publish
+    )
+    plan = run.plan
+    assert plan is not None
+    return _finished(
+        src,
+        lake,
+        rejects,
+        plan,
+        fingerprint=run.fingerprint,
+        rows_read=run.rows_read,
+        rows_written=writer.rows,
+        keys=keys,
+        files_written=len(keys),
+        extra={"flushes": writer.flushes, "compacted_partitions": writer.compacted},
+    )
+
+
+@dataclass
+class _Source:
+    """Bookkeeping shared by the single and the byte-range path of one partitioned source."""
+
+    kind: schema.RawKind
+    path: str
+    sid: str
+    st: os.stat_result
+    stale: list[PartitionKey]  # partitions that may hold this source's files from an earlier run
+    started: float
+    base: dict[str, Any]  # the manifest fields known from the start
+    staging: Path
+
+
+def _begin(kind: schema.RawKind, path: str, lake: Lake, force: bool) -> _Source | SourceResult:
+    """Skip an unchanged source (its previous result), or mark it running and prepare its staging folder."""
     sid = source_id(path)
     st = os.stat(path)
     prev = lake.read_manifest(sid)
     if not force and _unchanged(prev, path, st):
         assert prev is not None
         return _skipped(prev)
-    stale = _manifest_keys(prev)  # partitions that may hold this source's files from an earlier run
-    started = time.perf_counter()
+    stale = _manifest_keys(prev)
     base = {
         "kind": kind.name,
         "path": path,
@@ -273,106 +335,116 @@ def _shred_source(
     staging = lake.tmp_dir / "shred" / sid
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    writer = _PartWriter(
-        kind, sid, lake, staging, cfg.shred.row_group_rows, min(cfg.shred.max_open_partitions, MAX_OPEN_FILES)
+    return _Source(kind, path, sid, st, stale, time.perf_counter(), base, staging)
+
+
+def _failed(
+    src: _Source, lake: Lake, exc: Exception, rejects: _RejectSink, *, fingerprint: str, rows_read: int
+) -> SourceResult:
+    """Remove everything of a failed source from the lake and record why (the message names the file)."""
+    error = _failure_message(exc, src.path, lake)
+    rejects.close()
+    lake.remove_source_parts(src.kind.name, src.sid, src.stale)
+    lake.rejects_path(src.kind.name, src.sid).unlink(missing_ok=True)
+    _remove_staging(src.staging)
+    result = SourceResult(
+        kind=src.kind.name,
+        path=src.path,
+        source_id=src.sid,
+        size=src.st.st_size,
+        fingerprint=fingerprint,
+        rows_read=rows_read,
+        rows_written=0,
+        rows_rejected=0,
+        partitions=[],
+        files_written=0,
+        seconds=time.perf_counter() - src.started,
+        status="failed",
+        error=error,
     )
-    rejects = _RejectSink(staging / "rejects.parquet")
-    run = _SourceRun(kind, path, cfg, writer, rejects)
-    try:
-        with progress.task(f"{kind.name} {Path(path).name}", total=st.st_size, unit="bytes") as task:
-            run.stream(task)
-        rejects.close()
-        if run.rows_read != writer.rows + rejects.rows:
-            raise RuntimeError(
-                f"rows read {run.rows_read} != written {writer.rows} + rejected {rejects.rows}"
-            )
-    except Exception as exc:  # one bad source must not stop the drop; the message names the file
-        error = _failure_message(exc, path, lake)
-        writer.abort()
-        rejects.close()
-        lake.remove_source_parts(kind.name, sid, stale)
-        lake.rejects_path(kind.name, sid).unlink(missing_ok=True)
-        _remove_staging(staging)
-        result = SourceResult(
-            kind=kind.name,
-            path=path,
-            source_id=sid,
-            size=st.st_size,
-            fingerprint=run.fingerprint,
-            rows_read=run.rows_read,  # read before the failure; nothing of the source is in the lake
-            rows_written=0,
-            rows_rejected=0,
-            partitions=[],
-            files_written=0,
-            seconds=time.perf_counter() - started,
-            status="failed",
-            error=error,
-        )
-        lake.write_json({**base, **asdict(result), "finished_at": _now()}, lake.manifest_path(sid))
-        LOG.error("%s", error)
-        return result
-    finally:
-        writer.abort()  # a no-op unless interrupted (KeyboardInterrupt): the next run cleans the staging folder
-    keys = writer.partitions
+    lake.write_json({**src.base, **asdict(result), "finished_at": _now()}, lake.manifest_path(src.sid))
+    LOG.error("%s", error)
+    return result
+
+
+def _publish(
+    src: _Source,
+    lake: Lake,
+    rejects: _RejectSink,
+    keys: list[PartitionKey],
+    keep: set[Path],
+    move_parts: Callable[[], None],
+) -> None:
+    """Move the staged files into the lake, replacing this source's older files and nothing else."""
+    touched = sorted(set(src.stale) | set(keys))
     # Record every partition that may hold this source's files before touching them, so an interrupted
     # publish is cleaned up by the next run.
     lake.write_json(
-        {**base, "status": "running", "partitions": [str(k) for k in sorted(set(stale) | set(keys))]},
-        lake.manifest_path(sid),
+        {**src.base, "status": "running", "partitions": [str(k) for k in touched]},
+        lake.manifest_path(src.sid),
     )
-    lake.remove_source_parts(
-        kind.name,
-        sid,
-        sorted(set(stale) | set(keys)),
-        keep={lake.raw_part_path(kind.name, k, sid) for k in keys},
-    )
-    writer.publish()
+    lake.remove_source_parts(src.kind.name, src.sid, touched, keep=keep)
+    move_parts()
     if rejects.rows:
-        _move(rejects.path, lake.rejects_path(kind.name, sid))
+        _move(rejects.path, lake.rejects_path(src.kind.name, src.sid))
     else:
-        lake.rejects_path(kind.name, sid).unlink(missing_ok=True)
-    _remove_staging(staging)
-    seconds = time.perf_counter() - started
+        lake.rejects_path(src.kind.name, src.sid).unlink(missing_ok=True)
+    _remove_staging(src.staging)
+
+
+def _finished(
+    src: _Source,
+    lake: Lake,
+    rejects: _RejectSink,
+    plan: _Plan,
+    *,
+    fingerprint: str,
+    rows_read: int,
+    rows_written: int,
+    keys: list[PartitionKey],
+    files_written: int,
+    extra: dict[str, Any],
+) -> SourceResult:
+    """Write the final manifest of a shredded source and log its figures."""
+    seconds = time.perf_counter() - src.started
     result = SourceResult(
-        kind=kind.name,
-        path=path,
-        source_id=sid,
-        size=st.st_size,
-        fingerprint=run.fingerprint,
-        rows_read=run.rows_read,
-        rows_written=writer.rows,
+        kind=src.kind.name,
+        path=src.path,
+        source_id=src.sid,
+        size=src.st.st_size,
+        fingerprint=fingerprint,
+        rows_read=rows_read,
+        rows_written=rows_written,
         rows_rejected=rejects.rows,
         partitions=[str(k) for k in keys],
-        files_written=len(keys),
+        files_written=files_written,
         seconds=seconds,
         status="shredded",
     )
-    plan = run.plan
-    assert plan is not None
     lake.write_json(
         {
-            **base,
+            **src.base,
             **asdict(result),
             "finished_at": _now(),
             "rejects_by_reason": dict(rejects.reasons),
-            "rejects_file": str(lake.rejects_path(kind.name, sid)) if rejects.rows else None,
+            "rejects_file": str(lake.rejects_path(src.kind.name, src.sid)) if rejects.rows else None,
             "columns": plan.header,
             "dropped_columns": plan.dropped,
             "null_columns": plan.missing,
-            "flushes": writer.flushes,
-            "compacted_partitions": writer.compacted,
+            **extra,
         },
-        lake.manifest_path(sid),
+        lake.manifest_path(src.sid),
     )
     LOG.info(
-        "%s: %d rows read, %d written, %d rejected, %d partitions, %.1f s (%.1f MB/s)",
-        path,
-        result.rows_read,
-        result.rows_written,
-        result.rows_rejected,
+        "%s: %d rows read, %d written, %d rejected, %d partitions, %d files, %.1f s (%.1f MB/s)",
+        src.path,
+        rows_read,
+        rows_written,
+        rejects.rows,
         len(keys),
+        files_written,
         seconds,
-        st.st_size / 1e6 / max(seconds, 1e-9),
+        src.st.st_size / 1e6 / max(seconds, 1e-9),
     )
     return result
 
@@ -1477,29 +1549,10 @@ def _shred_source_ranges(
     into its own staged files (range k publishes piece k: part-<source-id>[-k].parquet). The parent reads the
     header once, hashes the file while the ranges run, renumbers the rejects (lines of earlier ranges + 1
     for the header) into one rejects file, and publishes only when every range succeeded."""
-    sid = source_id(path)
-    st = os.stat(path)
-    prev = lake.read_manifest(sid)
-    if not force and _unchanged(prev, path, st):
-        assert prev is not None
-        return _skipped(prev)
-    stale = _manifest_keys(prev)
-    started = time.perf_counter()
-    base = {
-        "kind": kind.name,
-        "path": path,
-        "source_id": sid,
-        "size": st.st_size,
-        "mtime_ns": st.st_mtime_ns,
-        "started_at": _now(),
-    }
-    lake.write_json(
-        {**base, "status": "running", "partitions": [str(k) for k in stale]}, lake.manifest_path(sid)
-    )
-    staging = lake.tmp_dir / "shred" / sid
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    rejects = _RejectSink(staging / "rejects.parquet")
+    src = _begin(kind, path, lake, force)
+    if isinstance(src, SourceResult):
+        return src
+    rejects = _RejectSink(src.staging / "rejects.parquet")
     fingerprint = ""
     rows_read = 0
     try:
@@ -1507,15 +1560,23 @@ def _shred_source_ranges(
         if header is None:
             raise InputError(f"{path}: the file is empty (no header line): re-export it")
         plan = _plan(kind, path, header, cfg)
-        spans = _byte_ranges(path, data_start, st.st_size, workers)
+        spans = _byte_ranges(path, data_start, src.st.st_size, workers)
         child = replace(cfg, shred=replace(cfg.shred, memory_budget_mb=_share(cfg, max(1, len(spans)))))
         parts: list[_RangeResult] = []
-        with progress.task(f"{kind.name} {Path(path).name}", total=st.st_size, unit="bytes") as task:
+        with progress.task(f"{kind.name} {Path(path).name}", total=src.st.st_size, unit="bytes") as task:
             pool = _process_pool(max(1, len(spans)))
             try:
                 futures = [
                     pool.submit(
-                        _shred_range, kind.name, path, child, plan, lake.root, sid, staging / f"r{k}", span
+                        _shred_range,
+                        kind.name,
+                        path,
+                        child,
+                        plan,
+                        lake.root,
+                        src.sid,
+                        src.staging / f"r{k}",
+                        span,
                     )
                     for k, span in enumerate(spans)
                 ]
@@ -1546,90 +1607,35 @@ def _shred_source_ranges(
         if rows_read != written + rejects.rows:
             raise RuntimeError(f"rows read {rows_read} != written {written} + rejected {rejects.rows}")
     except Exception as exc:
-        error = _failure_message(exc, path, lake)
-        rejects.close()
-        lake.remove_source_parts(kind.name, sid, stale)
-        lake.rejects_path(kind.name, sid).unlink(missing_ok=True)
-        _remove_staging(staging)
-        result = SourceResult(
-            kind=kind.name,
-            path=path,
-            source_id=sid,
-            size=st.st_size,
-            fingerprint=fingerprint,
-            rows_read=rows_read,
-            rows_written=0,
-            rows_rejected=0,
-            partitions=[],
-            files_written=0,
-            seconds=time.perf_counter() - started,
-            status="failed",
-            error=error,
-        )
-        lake.write_json({**base, **asdict(result), "finished_at": _now()}, lake.manifest_path(sid))
-        LOG.error("%s", error)
-        return result
+        return _failed(src, lake, exc, rejects, fingerprint=fingerprint, rows_read=rows_read)
     keys = sorted({k for p in parts for k in p.staged})
     targets = {
-        (k, lake.raw_part_path(kind.name, k, sid, piece)): staged
+        lake.raw_part_path(kind.name, k, src.sid, piece): staged
         for piece, p in enumerate(parts)
         for k, staged in p.staged.items()
     }
-    lake.write_json(
-        {**base, "status": "running", "partitions": [str(k) for k in sorted(set(stale) | set(keys))]},
-        lake.manifest_path(sid),
-    )
-    lake.remove_source_parts(kind.name, sid, sorted(set(stale) | set(keys)), keep={t for _, t in targets})
-    for (_, target), staged in targets.items():
-        _move(staged, target)
-    if rejects.rows:
-        _move(rejects.path, lake.rejects_path(kind.name, sid))
-    else:
-        lake.rejects_path(kind.name, sid).unlink(missing_ok=True)
-    _remove_staging(staging)
-    seconds = time.perf_counter() - started
-    result = SourceResult(
-        kind=kind.name,
-        path=path,
-        source_id=sid,
-        size=st.st_size,
+
+    def move_parts() -> None:
+        for target, staged in targets.items():
+            _move(staged, target)
+
+    _publish(src, lake, rejects, keys, set(targets), move_parts)
+    return _finished(
+        src,
+        lake,
+        rejects,
+        plan,
         fingerprint=fingerprint,
         rows_read=rows_read,
         rows_written=written,
-        rows_rejected=rejects.rows,
-        partitions=[str(k) for k in keys],
+        keys=keys,
         files_written=len(targets),
-        seconds=seconds,
-        status="shredded",
-    )
-    lake.write_json(
-        {
-            **base,
-            **asdict(result),
-            "finished_at": _now(),
-            "rejects_by_reason": dict(rejects.reasons),
-            "rejects_file": str(lake.rejects_path(kind.name, sid)) if rejects.rows else None,
-            "columns": plan.header,
-            "dropped_columns": plan.dropped,
-            "null_columns": plan.missing,
+        extra={
             "flushes": sum(p.flushes for p in parts),
             "compacted_partitions": sum(p.compacted for p in parts),
-            "byte_ranges": [list(s) for s in spans],
+            "byte_ranges": [list(span) for span in spans],
         },
-        lake.manifest_path(sid),
     )
-    LOG.info(
-        "%s: %d rows read, %d written, %d rejected, %d partitions, %d ranges, %.1f s (%.1f MB/s)",
-        path,
-        rows_read,
-        written,
-        rejects.rows,
-        len(keys),
-        len(spans),
-        seconds,
-        st.st_size / 1e6 / max(seconds, 1e-9),
-    )
-    return result
 
 
 def _fingerprint(path: str) -> str:
