@@ -41,19 +41,13 @@ def process_partition(lake: Lake, key: PartitionKey, cfg: Config, scenarios: tup
     from dpsim.steps.simulate import simulate
 
     orders, trades, nbbo = (load_table(lake, k, key) for k in ("orders", "trades", "nbbo"))
-    has_feed = bool(lake.partition_files("nbbo", key)) and nbbo.select(pl.len()).collect().item() > 0
-    frames = build(orders, trades, nbbo, cfg, has_feed=has_feed)
-    quotes, cp_orders, sweeps, counts = pl.collect_all(
-        [
-            frames.quotes,
-            frames.cp_orders,
-            frames.sweeps,
-            pl.concat(
-                [orders.select(pl.len()), trades.select(pl.len()), nbbo.select(pl.len())], how="vertical"
-            ),
-        ]
+    # Row counts come from Parquet metadata; the NBBO count also decides feed vs snapshot quotes.
+    n_orders, n_trades, n_nbbo = (
+        c.item() for c in pl.collect_all([f.select(pl.len()) for f in (orders, trades, nbbo)])
     )
-    rows_in = int(counts["len"].sum())
+    frames = build(orders, trades, nbbo, cfg, has_feed=n_nbbo > 0)
+    quotes, cp_orders, sweeps = pl.collect_all([frames.quotes, frames.cp_orders, frames.sweeps])
+    rows_in = n_orders + n_trades + n_nbbo
     horizons = cfg.metrics.markout_horizons_s
     lake.clear_partition_results(key, scenarios)
     lake.write_parquet(_as_arrow(sweeps, schema.sweeps_schema(horizons)), lake.result_path("sweeps", key))
