@@ -21,6 +21,7 @@ import os
 import re
 import shutil
 from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -135,23 +136,19 @@ class Lake:
     # ---- writing --------------------------------------------------------------------------------
     def write_parquet(self, table: pa.Table, path: Path, *, row_group_rows: int = 131072) -> int:
         """Write atomically (temp + rename), zstd, with statistics; returns bytes written."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        pq.write_table(table, tmp, compression="zstd", write_statistics=True, row_group_size=row_group_rows)
-        os.replace(tmp, path)
+        with _atomic(path) as tmp:
+            pq.write_table(
+                table, tmp, compression="zstd", write_statistics=True, row_group_size=row_group_rows
+            )
         return path.stat().st_size
 
     def write_json(self, obj: Any, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=str), encoding="utf-8")
-        os.replace(tmp, path)
+        with _atomic(path) as tmp:
+            tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=str), encoding="utf-8")
 
     def write_bytes(self, data: bytes, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        with _atomic(path) as tmp:
+            tmp.write_bytes(data)
 
     def remove_source_parts(
         self, kind: str, source: str, partitions: list[PartitionKey], keep: Collection[Path] = ()
@@ -192,9 +189,14 @@ class Lake:
         p = self.manifest_path(source)
         return json.loads(p.read_text(encoding="utf-8")) if p.exists() else None
 
-    def manifest_records(self) -> Iterator[dict[str, Any]]:
-        for p in sorted(self.manifest_dir.glob("*.json")) if self.manifest_dir.is_dir() else []:
-            yield json.loads(p.read_text(encoding="utf-8"))
+
+@contextmanager
+def _atomic(path: Path) -> Iterator[Path]:
+    """A hidden temp name beside `path`, renamed onto it once written: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    yield tmp
+    os.replace(tmp, path)
 
 
 def _local_root(root: str | Path) -> Path:

@@ -12,10 +12,6 @@ from rich.progress import ProgressColumn
 from rich.text import Text
 
 
-class Task(Protocol):
-    def advance(self, n: float = 1, **fields: Any) -> None: ...
-
-
 class Progress(Protocol):
     """What library code sees: open a task with a total, advance it, print a final table."""
 

@@ -287,7 +287,6 @@ COMPARED_METRICS = (
     "vw_exec_time_s",
     "time_to_first_fill_s",
 )
-SETS = ("both", "real_only", "sim_only", "neither")
 
 
 def sim_orders_schema(horizons_s: Sequence[float]) -> pa.Schema:
