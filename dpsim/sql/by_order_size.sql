@@ -10,5 +10,5 @@ SELECT
     scenario, size_bucket,
     * EXCLUDE (segment_type, scenario, security_code, date, participantid, time_bucket, size_bucket, "group")
 FROM segment_measures
-WHERE segment_type = 'order_size'
+WHERE segment_type = 'size_bucket'
 ORDER BY scenario, size_bucket;

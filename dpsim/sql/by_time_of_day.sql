@@ -10,5 +10,5 @@ SELECT
     scenario, time_bucket,
     * EXCLUDE (segment_type, scenario, security_code, date, participantid, time_bucket, size_bucket, "group")
 FROM segment_measures
-WHERE segment_type = 'time_of_day'
+WHERE segment_type = 'time_bucket'
 ORDER BY scenario, time_bucket;

@@ -4,7 +4,7 @@
 -- params: none
 -- reads:  pairs (temp table from pairs.sql: sweeps × scenarios left-joined with sim_orders)
 -- Columns:
---   segment_type                   overall | security | date | participant | time_of_day | order_size | group
+--   segment_type                   overall | security | date | participant | time_bucket | size_bucket | group (as in stats_tests)
 --   scenario                       simulation scenario (config scenarios)
 --   security_code, date, participantid, time_bucket, size_bucket, "group"
 --                                  the segment's key (null where the segment type does not use it; a null
@@ -37,8 +37,8 @@ SELECT
         WHEN grouping(security_code) = 0 THEN 'security'
         WHEN grouping(date) = 0 THEN 'date'
         WHEN grouping(participantid) = 0 THEN 'participant'
-        WHEN grouping(time_bucket) = 0 THEN 'time_of_day'
-        WHEN grouping(size_bucket) = 0 THEN 'order_size'
+        WHEN grouping(time_bucket) = 0 THEN 'time_bucket'
+        WHEN grouping(size_bucket) = 0 THEN 'size_bucket'
         WHEN grouping("group") = 0 THEN 'group'
         ELSE 'overall'
     END                                                                       AS segment_type,
