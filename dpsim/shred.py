@@ -2,8 +2,8 @@
 
 Design, and why:
 
-- **Reading.** The file is read as stored through a counter (progress in bytes of the file) and a SHA-256
-  (the content fingerprint), inflated by zlib (gzip members) or zstandard (zstd frames), both checked for
+- **Reading.** The file is read as stored through a counter (progress in bytes of the file) and an XXH3-128
+  hash (the content fingerprint), inflated by ISA-L (gzip members) or zstandard (zstd frames), both checked for
   a stream that ends too early, and cut at newlines into blocks of `shred.block_size_mb`. Cutting the
   blocks ourselves, rather than using pyarrow's streaming reader, lets several blocks be parsed at once
   (that reader parses on one core): a pool of threads (pyarrow and Polars release the GIL) parses and
@@ -36,8 +36,10 @@ Design, and why:
   being compacted per thread), whatever the input size or the number of partitions. Transparent huge
   pages are turned off while shredding (see `_without_huge_pages`).
 - **Writing.** zstd, statistics, `sorting_columns` (timestamp, sequence), dictionaries only for text
-  columns (on int64 columns they cost 2-3x the write time for files no smaller). Writes run in the same
-  thread pool as parsing, serialised per partition.
+  columns (on int64 columns they cost 2-3x the write time for files no smaller), BYTE_STREAM_SPLIT int64
+  pages (40 % less write time than plain pages, files no larger). Writes and closes run in
+  the same thread pool as parsing, serialised per partition; files are opened directly (no filesystem
+  lookup per file), which matters when a year-long export makes tens of thousands of small files.
 - **Atomicity.** Part files are written to `<lake>/_tmp/shred/<source-id>/` and renamed into place only after
   the whole source has been read, so readers never see a half-shredded source. The source's manifest is
   written first with status "running" (listing every partition that may hold its files), and last with
@@ -53,7 +55,7 @@ Design, and why:
   `memory_budget_mb` / processes. One worker (the default) is the single-process path above.
 - **Idempotence.** A source is skipped when its manifest says "shredded" for the same path, size and
   mtime (`os.stat`, no read): hashing 200 GB only to learn nothing changed would cost minutes. The manifest
-  still stores the SHA-256 of the file's bytes, computed while streaming it (which costs nothing extra).
+  still stores an XXH3-128 fingerprint of the file's bytes, computed while streaming it (at ~25 GB/s).
   `force=True` re-shreds regardless.
 """
 
@@ -63,14 +65,12 @@ import contextlib
 import csv
 import ctypes
 import glob
-import hashlib
 import logging
 import multiprocessing
 import os
 import shutil
 import sys
 import time
-import zlib
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
@@ -87,7 +87,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+import xxhash
 import zstandard
+from isal import isal_zlib
 
 from dpsim import schema
 from dpsim.config import Config, parse_hhmm
@@ -137,11 +139,14 @@ BLOCK_FOOTPRINT = 6  # bytes of memory per byte of a block in flight
 MIN_BUFFER = 64 << 20
 REJECTS_SPILL_BYTES = 8 << 20  # rejects held in memory before they are appended to the rejects file
 COMPRESSED_READ = 1 << 20  # bytes of a compressed file fed to the decompressor at a time
-GZIP_WBITS = 16 + zlib.MAX_WBITS  # zlib reads (and checks) the gzip header and trailer
+GZIP_WBITS = 16 + isal_zlib.MAX_WBITS  # the inflater reads (and checks) the gzip header and trailer
 SPLIT_MIN_BYTES = 64 << 20  # with shred.workers > 1, a larger plain file is split into byte ranges
+FINGERPRINT_PREFIX = "xxh3-128:"
 MAX_OPEN_FILES = 256  # partition files kept open for appending (each holds a descriptor)
+WRITE_BUFFER = 128 << 10  # bytes buffered per open partition file (at most MAX_OPEN_FILES of them)
 PR_SET_THP_DISABLE, PR_GET_THP_DISABLE = 41, 42  # linux/prctl.h
-_CORRUPT_ERRORS = (EOFError, zlib.error, zstandard.ZstdError)
+_ISAL_ERROR: type[Exception] = isal_zlib.error  # type: ignore[assignment]  # the stub declares an instance
+_CORRUPT_ERRORS = (EOFError, _ISAL_ERROR, zstandard.ZstdError)
 
 
 @dataclass(frozen=True)
@@ -581,7 +586,7 @@ class _StoredFile:
     def __init__(self, path: str, start: int = 0, end: int | None = None) -> None:
         """The whole file, or only bytes [start, end) (a byte range of a parallel shred: not hashed)."""
         self._f = open(path, "rb")  # noqa: SIM115 - closed by close()
-        self.hash = hashlib.sha256()
+        self.hash = xxhash.xxh3_128()
         self.consumed = 0
         self._left = None if end is None else end - start
         self._hashing = start == 0 and end is None
@@ -598,6 +603,11 @@ class _StoredFile:
             self._left -= len(data)
         self.consumed += len(data)
         return data
+
+    def fingerprint(self) -> str:
+        """The content fingerprint of every byte read: XXH3-128, about 20x cheaper than SHA-256 (which
+        took a tenth of a shred's CPU) and plenty to tell one export from another."""
+        return f"{FINGERPRINT_PREFIX}{self.hash.hexdigest()}"
 
     def close(self) -> None:
         self._f.close()
@@ -616,10 +626,10 @@ def _decoded_blocks(stored: _StoredFile, path: str, block: int) -> Iterator[byte
 
 
 def _gunzip(stored: _StoredFile, block: int) -> Iterator[bytes]:
-    """gzip members one after another, inflated by zlib directly (a quarter less CPU than `gzip.GzipFile`,
-    which checks the CRC a second time in Python); zlib checks each member's CRC, and a stream that ends
-    inside a member is an error. Output per call is capped, so a pathological ratio cannot blow memory."""
-    dobj = zlib.decompressobj(GZIP_WBITS)
+    """gzip members one after another, inflated by ISA-L's zlib-compatible inflate (3-4x zlib's speed on
+    this machine); it checks each member's CRC, and a stream that ends inside a member is an error. Output
+    per call is capped, so a pathological ratio cannot blow memory."""
+    dobj = isal_zlib.decompressobj(GZIP_WBITS)
     in_member = False
     while buf := stored.read(COMPRESSED_READ):
         while buf:
@@ -627,7 +637,11 @@ def _gunzip(stored: _StoredFile, block: int) -> Iterator[bytes]:
             if out:
                 yield out
             if dobj.eof:
-                buf, dobj, in_member = dobj.unused_data.lstrip(b"\0"), zlib.decompressobj(GZIP_WBITS), False
+                buf, dobj, in_member = (
+                    dobj.unused_data.lstrip(b"\0"),
+                    isal_zlib.decompressobj(GZIP_WBITS),
+                    False,
+                )
             else:
                 buf, in_member = dobj.unconsumed_tail, True
     if in_member:
@@ -786,7 +800,7 @@ class _SourceRun:
             task.advance(stored.consumed - reported)
             buffers.flush_all()
             self.writer.finish(pool)
-            self.fingerprint = f"sha256:{stored.hash.hexdigest()}"
+            self.fingerprint = stored.fingerprint()
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
             stored.close()
@@ -1120,8 +1134,8 @@ def _split(table: pa.Table, plan: _Plan) -> tuple[list[tuple[PartitionKey, pa.Ta
     else:  # codes too far apart for one int64 key
         order = np.lexsort((day, code))
     body = table.drop_columns([schema.SECURITY_CODE])
-    if order is not None:
-        body, code, day = body.take(pa.array(order)), code[order], day[order]
+    if order is not None:  # `take` on one-chunk columns: 3x faster than on the table's chunked columns
+        body, code, day = body.combine_chunks().take(pa.array(order)), code[order], day[order]
     starts = np.flatnonzero((code[1:] != code[:-1]) | (day[1:] != day[:-1])) + 1
     bounds = [0, *starts.tolist(), len(code)]
     epoch = date(1970, 1, 1)
@@ -1204,6 +1218,7 @@ class _Piece:
     """One staged part file being appended to (by one pool thread at a time)."""
 
     path: Path
+    sink: pa.NativeFile | None = None
     writer: pq.ParquetWriter | None = None
     last: tuple[int, ...] | None = None  # sort key of the last row written
     rows: int = 0
@@ -1228,8 +1243,10 @@ class _PartWriter:
         self.row_group_rows = row_group_rows
         self.max_open = max_open
         self.schema = kind.lake_schema
+        self.options = _write_options(self.schema)
         self.open: OrderedDict[PartitionKey, _Piece] = OrderedDict()
         self.busy: dict[PartitionKey, Future[None]] = {}
+        self.closing: deque[tuple[Future[None], _Piece]] = deque()
         self.pieces: dict[PartitionKey, int] = {}
         self.to_compact: set[PartitionKey] = set()
         self.rows = 0
@@ -1256,17 +1273,22 @@ class _PartWriter:
                 self.to_compact.add(key)
             piece = self.open[key] = _Piece(self._staged(key, n))
             while len(self.open) > self.max_open:
-                self._close(next(iter(self.open)))
+                self._close(pool, next(iter(self.open)))
         self.open.move_to_end(key)
         self.rows += sum(t.num_rows for t in tables)
         self.flushes += 1
         fut = self.busy[key] = pool.submit(self._append, piece, tables)
+        while self.closing and self.closing[0][0].done():
+            self.closing.popleft()[0].result()  # a failed close fails the source now
         return fut
 
     def _append(self, piece: _Piece, tables: list[pa.Table]) -> None:
         table = self._sorted_table(pa.concat_tables(tables))
         if piece.writer is None:
-            piece.writer = pq.ParquetWriter(piece.path, self.schema, **self._options(table))
+            # Buffered: the Parquet writer issues a write and a seek per page and column chunk otherwise
+            # (~100 system calls for a small partition file, a fifth of the time with 12,000 partitions).
+            piece.sink = pa.BufferedOutputStream(pa.OSFile(str(piece.path), "wb"), WRITE_BUFFER)
+            piece.writer = pq.ParquetWriter(piece.sink, self.schema, **self.options)
         first, last = _sort_key(table, 0), _sort_key(table, table.num_rows - 1)
         if piece.last is not None and first < piece.last:
             piece.unsorted = True
@@ -1275,36 +1297,48 @@ class _PartWriter:
         piece.rows += table.num_rows
         piece.row_groups += -(-table.num_rows // self.row_group_rows)
 
-    def _close(self, key: PartitionKey) -> None:
+    def _close(self, pool: ThreadPoolExecutor, key: PartitionKey) -> None:
+        """Close a partition's file in the pool, after its last append: the pool is first-in first-out, so
+        that append has started (or finished) on another thread by the time the close runs and waits for it."""
         piece = self.open.pop(key)
-        if key in self.busy:
-            self.busy.pop(key).result()
+        self.closing.append((pool.submit(self._close_piece, key, piece, self.busy.pop(key, None)), piece))
+
+    def _close_piece(self, key: PartitionKey, piece: _Piece, appending: Future[None] | None) -> None:
+        if appending is not None:
+            appending.result()
         if piece.writer is not None:
             piece.writer.close()
+        if piece.sink is not None:
+            piece.sink.close()
         small_groups = piece.row_groups > 4 and piece.rows < piece.row_groups * self.row_group_rows // 8
         if piece.unsorted or small_groups:
-            self.to_compact.add(key)
+            self.to_compact.add(key)  # a set add is atomic; read by the main thread after every close
 
     def finish(self, pool: ThreadPoolExecutor) -> None:
         """Close every file, then rewrite the partitions that need it, in parallel."""
         while self.open:
-            self._close(next(iter(self.open)))
+            self._close(pool, next(iter(self.open)))
+        while self.closing:
+            self.closing.popleft()[0].result()
         for _ in pool.map(self._compact, sorted(self.to_compact)):
             self.compacted += 1
 
     def abort(self) -> None:
         """Close open files after a failure (the staging folder is removed next); errors are moot."""
-        for piece in self.open.values():
-            if piece.writer is not None:
-                with contextlib.suppress(Exception):
-                    piece.writer.close()
+        pieces = [*self.open.values(), *(piece for _, piece in self.closing)]
+        for piece in pieces:  # the pool has stopped: closes that did not run are done here
+            for closeable in (piece.writer, piece.sink):
+                if closeable is not None:
+                    with contextlib.suppress(Exception):
+                        closeable.close()
         self.open.clear()
+        self.closing.clear()
 
     def _compact(self, key: PartitionKey) -> None:
         paths = [self._staged(key, p) for p in range(self.pieces[key])]
         table = self._sorted_table(pa.concat_tables(pq.read_table(p, schema=self.schema) for p in paths))
         tmp = paths[0].with_name(f".{paths[0].name}.compact")
-        pq.write_table(table, tmp, row_group_size=self.row_group_rows, **self._options(table))
+        pq.write_table(table, tmp, row_group_size=self.row_group_rows, **self.options)
         os.replace(tmp, paths[0])
         for p in paths[1:]:
             p.unlink()
@@ -1319,21 +1353,24 @@ class _PartWriter:
         columns = [table.column(f.name) if f.name in have else pa.nulls(n, f.type) for f in self.schema]
         return pa.Table.from_arrays(columns, schema=self.schema)
 
-    def _options(self, table: pa.Table) -> dict[str, Any]:
-        return {
-            "compression": "zstd",
-            "write_statistics": True,
-            # Dictionaries pay off on the few low-cardinality text columns; on int64 columns they cost
-            # 2-3x the write time for files no smaller.
-            "use_dictionary": [f.name for f in self.schema if f.type == pa.string()],
-            "sorting_columns": [
-                pq.SortingColumn(self.schema.get_field_index(c)) for c in _sort_columns(self.schema.names)
-            ],
-        }
-
     def publish(self) -> None:
         for key in self.pieces:
             _move(self._staged(key, 0), self.lake.raw_part_path(self.kind.name, key, self.sid))
+
+
+def _write_options(lake_schema: pa.Schema) -> dict[str, Any]:
+    return {
+        "compression": "zstd",
+        "write_statistics": True,
+        # Dictionaries pay off on the few low-cardinality text columns; on int64 columns they cost
+        # 2-3x the write time for files no smaller. BYTE_STREAM_SPLIT int64 pages (Parquet 2.11; read by
+        # DuckDB, Polars and pyarrow) compress as well as plain ones and cut the write time by ~40 %.
+        "use_dictionary": [f.name for f in lake_schema if f.type == pa.string()],
+        "column_encoding": {f.name: "BYTE_STREAM_SPLIT" for f in lake_schema if f.type == pa.int64()},
+        "sorting_columns": [
+            pq.SortingColumn(lake_schema.get_field_index(c)) for c in _sort_columns(lake_schema.names)
+        ],
+    }
 
 
 def _sort_columns(columns: Sequence[str]) -> list[str]:
@@ -1645,7 +1682,7 @@ def _fingerprint(path: str) -> str:
             pass
     finally:
         stored.close()
-    return f"sha256:{stored.hash.hexdigest()}"
+    return stored.fingerprint()
 
 
 # ---- small reference files -----------------------------------------------------------------------------
@@ -1682,7 +1719,7 @@ def _shred_reference(kind: str, paths: list[str], lake: Lake, force: bool) -> li
                 path=p,
                 source_id=source_id(p),
                 size=stats[p].st_size,
-                fingerprint=f"sha256:{stored.hash.hexdigest()}",
+                fingerprint=stored.fingerprint(),
                 rows_read=n,
                 rows_written=n,
                 rows_rejected=0,

@@ -278,7 +278,7 @@ def test_drr_lake_schema_and_manifest(drr_lake: tuple[Path, list[SourceResult]])
     manifest = Lake(lake).read_manifest(results[0].source_id)
     assert manifest is not None
     assert manifest["status"] == "shredded"
-    assert manifest["fingerprint"].startswith("sha256:") and len(manifest["fingerprint"]) == 7 + 64
+    assert manifest["fingerprint"].startswith("xxh3-128:") and len(manifest["fingerprint"]) == 9 + 32
     assert manifest["rows_read"] == manifest["rows_written"] + manifest["rows_rejected"] == 28_452
     assert manifest["size"] == (DRR / "orders.csv.gz").stat().st_size
     assert manifest["partitions"] == ["110621/2024-09-05"] and manifest["seconds"] > 0
