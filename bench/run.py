@@ -30,7 +30,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness as H  # noqa: E402
 import render  # noqa: E402
 
-SECTIONS = ("shred_peers", "scaling", "gzip", "many_partitions", "process", "seed", "kernel", "profile")
+SECTIONS = (
+    "shred_peers",
+    "scaling",
+    "gzip",
+    "many_partitions",
+    "shred_workers",
+    "process",
+    "seed",
+    "kernel",
+    "profile",
+)
 QUICK_SECTIONS = ("shred_peers", "gzip", "process", "seed", "kernel")
 GB = 1_000_000_000
 
@@ -140,7 +150,7 @@ class Bench:
         out = H.WORK / "out" / tool
         tmp = H.WORK / "tmp" / tool
         env: dict[str, str] = {}
-        if tool == "dpsim":
+        if tool in ("dpsim", "dpsim_w2"):
             cmd = [
                 *H.DPSIM,
                 "shred",
@@ -152,6 +162,8 @@ class Bench:
                 src,
                 "--force",
             ]
+            if tool == "dpsim_w2":
+                cmd += ["--workers", "2"]
         elif tool in ("duckdb", "duckdb_mem"):
             cmd = [
                 H.PY,
@@ -183,8 +195,8 @@ class Bench:
         def after(i: int) -> dict[str, Any] | None:
             info = None
             if tool not in ("cat", "gzip_dc"):
-                info = H.partition_files(out / "orders" if tool == "dpsim" else out)
-                if tool == "dpsim":
+                info = H.partition_files(out / "orders" if tool.startswith("dpsim") else out)
+                if tool.startswith("dpsim"):
                     info.update(_manifest_rows(out))
             H.rm(out)
             H.rm(tmp)
@@ -285,6 +297,13 @@ class Bench:
         ):
             H.drop_page_cache_warm(H.REPO / inp["path"])
             self.peers("many_partitions", label, inp, ["dpsim", "duckdb_mem", "polars"])
+
+    def shred_workers(self) -> None:
+        """The largest plain file shredded by one process and by two (byte ranges): the scale-out speed-up."""
+        gb = max(self.cfg["shred_gb"])
+        inp = self.shred_input(gb)
+        H.drop_page_cache_warm(H.REPO / inp["path"])
+        self.peers("shred_workers", f"{gb:g} GB plain", inp, ["dpsim", "dpsim_w2"])
 
     def process(self) -> None:
         self._worker_baseline()
