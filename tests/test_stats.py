@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -71,6 +73,67 @@ def test_wilcoxon_matches_scipy(diffs: list[float]) -> None:
 def test_wilcoxon_hand_worked() -> None:
     # d = [1, 2, 3, 4] all positive: W− = 0, exact two-sided p = 2 · 1/2⁴
     assert wilcoxon_p([1.0, 2.0, 3.0, 4.0]) == pytest.approx(0.125)
+
+
+def _scipy_wilcoxon_p(diffs: list[float]) -> float:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # scipy warns when the approximation is used
+        return float(sps.wilcoxon(diffs).pvalue)
+
+
+_RNG = np.random.default_rng(11)
+
+
+@pytest.mark.parametrize(
+    "diffs",
+    [
+        pytest.param([0.3, -1.2, 2.5, 4.0, 1.1, 0.7, -0.2, 3.3, -0.9], id="exact-n9"),
+        pytest.param(list(_RNG.normal(0.2, 1.0, 50)), id="exact-n50"),
+        pytest.param([float(x) for x in range(1, 51)], id="exact-extreme-n50"),
+        pytest.param([1.0, -1.0, 2.0, 2.0, -3.0, 4.0, 4.0], id="permutation-ties-n7"),
+        pytest.param(
+            [1.5, -1.5, 2.0, 3.0, -4.0, 5.0, 6.0, -7.0, 8.0, 9.0, 9.0, -10.0, 11.0], id="perm-ties-n13"
+        ),
+        pytest.param([0.0, 1.0, -2.0, 3.0, 4.0], id="permutation-zero-n5"),
+        pytest.param(
+            [0.0, 0.0, 1.0, -2.0, 3.0, 4.0, 5.0, -6.0, 7.0, 8.0, 9.0, 10.0, 11.0], id="perm-zeros-n13"
+        ),
+        pytest.param([0.0] + [float(x) for x in range(1, 14)], id="asymptotic-zero-n14"),
+        pytest.param(list(_RNG.integers(-4, 5, 14).astype(float)), id="asymptotic-ties-n14"),
+        pytest.param(list(_RNG.integers(-6, 9, 30).astype(float)), id="asymptotic-ties-n30"),
+        pytest.param(list(_RNG.integers(-9, 12, 50).astype(float)), id="asymptotic-ties-n50"),
+        pytest.param(
+            [float(x) * (-1) ** x for x in range(1, 20)] + [19.0], id="asymptotic-ties-no-zeros-n20"
+        ),
+        pytest.param(list(_RNG.normal(0.3, 1.0, 51)), id="asymptotic-no-ties-n51"),
+        pytest.param(list(_RNG.normal(0.1, 1.0, 400)), id="asymptotic-n400"),
+        pytest.param(list(_RNG.integers(-3, 4, 300).astype(float)), id="asymptotic-ties-zeros-n300"),
+        pytest.param([2.5] * 6, id="all-equal-n6"),
+        pytest.param([-2.5] * 20, id="all-equal-n20"),
+        pytest.param([1.0] * 60, id="all-equal-n60"),
+        pytest.param([0.0, 0.0, 0.0, 0.0, 3.0], id="one-nonzero-n5"),
+        pytest.param([0.0] * 19 + [-1.0], id="one-nonzero-n20"),
+        pytest.param([0.0] * 59 + [4.0], id="one-nonzero-n60"),
+        pytest.param([5.0, 0.0], id="n2-with-zero"),
+    ],
+)
+def test_wilcoxon_branches_match_scipy(diffs: list[float]) -> None:
+    assert wilcoxon_p(diffs) == pytest.approx(_scipy_wilcoxon_p(diffs), rel=1e-12, abs=1e-15)
+
+
+_small_ints = st.integers(-4, 4).map(float)
+_grid = st.integers(-20, 20).map(lambda k: k / 4)
+_floats = st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.one_of(*(st.lists(e, min_size=2, max_size=80) for e in (_small_ints, _grid, _floats))))
+def test_wilcoxon_property_matches_scipy(diffs: list[float]) -> None:
+    got = wilcoxon_p(diffs)
+    if not any(x != 0 for x in diffs):
+        assert got is None
+    else:
+        assert got == pytest.approx(_scipy_wilcoxon_p(diffs), rel=1e-12, abs=1e-15)
 
 
 @pytest.mark.parametrize("diffs", [[], [2.0], [0.0, 0.0, 0.0]])
