@@ -613,6 +613,10 @@ class _StoredFile:
         self._f.close()
 
 
+def _compressed(path: str) -> bool:
+    return path.lower().endswith((".gz", ".zst"))
+
+
 def _decoded_blocks(stored: _StoredFile, path: str, block: int) -> Iterator[bytes]:
     """Decompressed content in blocks; a corrupt or truncated stream raises one of _CORRUPT_ERRORS."""
     name = path.lower()
@@ -628,12 +632,13 @@ def _decoded_blocks(stored: _StoredFile, path: str, block: int) -> Iterator[byte
 def _gunzip(stored: _StoredFile, block: int) -> Iterator[bytes]:
     """gzip members one after another, inflated by ISA-L's zlib-compatible inflate (3-4x zlib's speed on
     this machine); it checks each member's CRC, and a stream that ends inside a member is an error. Output
-    per call is capped, so a pathological ratio cannot blow memory."""
+    per call is capped at one block, so a pathological ratio cannot blow memory and a line-cut chunk stays
+    under two blocks (which the memory model assumes for compressed input, see `_SourceRun._buffer_limit`)."""
     dobj = isal_zlib.decompressobj(GZIP_WBITS)
     in_member = False
     while buf := stored.read(COMPRESSED_READ):
         while buf:
-            out = dobj.decompress(buf, 2 * block)
+            out = dobj.decompress(buf, block)
             if out:
                 yield out
             if dobj.eof:
@@ -750,7 +755,10 @@ class _SourceRun:
         stored = _StoredFile(self.path) if byte_range is None else _StoredFile(self.path, *byte_range)
         pool = ThreadPoolExecutor(self.workers, thread_name_prefix="shred")
         buffers = _PartitionBuffers(
-            self.writer, pool, self._buffer_limit(block), self.cfg.shred.max_open_partitions
+            self.writer,
+            pool,
+            self._buffer_limit(block, _compressed(self.path)),
+            self.cfg.shred.max_open_partitions,
         )
         try:
             blocks = _decoded_blocks(stored, self.path, block)
@@ -805,19 +813,25 @@ class _SourceRun:
             pool.shutdown(wait=True, cancel_futures=True)
             stored.close()
 
-    def _buffer_limit(self, block: int) -> int:
-        """Bytes of parsed rows to buffer: what the budget leaves after the fixed part and the blocks in flight."""
+    def _buffer_limit(self, block: int, compressed: bool) -> int:
+        """Bytes of parsed rows to buffer: what the budget leaves after the fixed part and the chunks in flight.
+
+        A plain file is read a block at a time, so a line-cut chunk is about one block; decompressed pieces
+        (at most a block each) pile up past the block size before the cut, so a chunk can reach two blocks:
+        a 5 GB .gz shred peaked 4 MB over its budget when chunks were counted as one block.
+        """
         budget = self.cfg.shred.memory_budget_mb << 20
-        reserved = FIXED_OVERHEAD + (self.workers + 2) * block * BLOCK_FOOTPRINT
+        chunk = 2 * block if compressed else block
+        reserved = FIXED_OVERHEAD + (self.workers + 2) * chunk * BLOCK_FOOTPRINT
         limit = int(budget * BUDGET_USABLE) - reserved
         if limit < MIN_BUFFER:
             LOG.warning(
-                "shred.memory_budget_mb=%d is tight: about %d MB go to %d threads parsing %.0f MB blocks; "
+                "shred.memory_budget_mb=%d is tight: about %d MB go to %d threads parsing %.0f MB chunks; "
                 "buffering %d MB only (more, smaller flushes); raise the budget or lower shred.block_size_mb",
                 self.cfg.shred.memory_budget_mb,
                 (reserved >> 20),
                 self.workers,
-                block / 2**20,
+                chunk / 2**20,
                 MIN_BUFFER >> 20,
             )
             limit = MIN_BUFFER
@@ -1473,8 +1487,7 @@ def _shred_parallel(
 
 
 def _splittable(path: str) -> bool:
-    name = path.lower()
-    return not name.endswith((".gz", ".zst")) and os.path.getsize(path) > SPLIT_MIN_BYTES
+    return not _compressed(path) and os.path.getsize(path) > SPLIT_MIN_BYTES
 
 
 def _share(cfg: Config, processes: int) -> int:

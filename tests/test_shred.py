@@ -968,3 +968,23 @@ def test_manifest_is_plain_json(tmp_path: Path) -> None:
         "files_written": 1,
     }
     assert os.path.isabs(data["path"]) and data["mtime_ns"] == (tmp_path / "orders.csv").stat().st_mtime_ns
+
+
+def test_compressed_chunks_stay_under_two_blocks(tmp_path: Path) -> None:
+    """The memory model counts a chunk of compressed input as two blocks: inflated pieces (capped at one
+    block each) pile up past the block size before the newline cut, but never past two blocks."""
+    text = b"".join(b"%d,%d,some text to inflate\n" % (i, i * 7919) for i in range(200_000))
+    path = tmp_path / "lines.csv.gz"
+    path.write_bytes(gzip.compress(text, compresslevel=9))
+    block = 64 << 10
+    stored = shred_module._StoredFile(str(path))
+    try:
+        chunks = list(
+            shred_module._line_chunks(shred_module._decoded_blocks(stored, str(path), block), block)
+        )
+    finally:
+        stored.close()
+    assert b"".join(chunks) == text
+    assert all(c.endswith(b"\n") for c in chunks)
+    assert max(len(c) for c in chunks) <= 2 * block
+    assert sum(len(c) > block for c in chunks) > 0  # the case the model covers does happen
