@@ -16,7 +16,6 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 
 from dpsim import stats
 from dpsim.catalog import connect, refresh_catalog, view_names
@@ -162,8 +161,10 @@ def headline(lake: Lake) -> tuple[pa.Table, pa.Table]:
     for path in paths:
         if not path.exists():
             raise LakeError(f"{path}: no aggregates yet: run `dpsim aggregate --lake {lake.root}` first")
-    summary = pq.read_table(paths[0], columns=list(HEADLINE_SUMMARY))
-    tests = pq.read_table(paths[1], columns=list(HEADLINE_TESTS), filters=[("segment_type", "=", "overall")])
+    summary = lake.read_parquet(paths[0], columns=list(HEADLINE_SUMMARY))
+    tests = lake.read_parquet(
+        paths[1], columns=list(HEADLINE_TESTS), filters=[("segment_type", "=", "overall")]
+    )
     return summary, tests
 
 

@@ -1,5 +1,9 @@
 """The DuckDB catalog `lake/dpsim.duckdb`: views over every lake table, so any DuckDB client can query the lake.
 
+For an object-store lake (`s3://…`) the catalog is a local cache file (`Lake.catalog_path`) whose views
+hold the lake's URLs; dpsim's connections read them through the lake's fsspec filesystem, other DuckDB
+clients through httpfs.
+
 The views hold absolute paths because DuckDB resolves relative paths against the client's working
 directory, not the database file; after moving the lake, `refresh_catalog` (`dpsim catalog`) rewrites
 them. A view exists only for a table that has at least one file: a view over an empty glob cannot be
@@ -15,6 +19,7 @@ import os
 from pathlib import Path
 
 import duckdb
+from upath import UPath
 
 from dpsim.config import Aggregate, Config
 from dpsim.errors import LakeError
@@ -36,18 +41,21 @@ def refresh_catalog(lake: Lake) -> list[str]:
     Written to a temp file and renamed into place, so a reader never sees a half-built catalog.
     Call it while no other process holds the catalog open read-write.
     """
-    root = lake.root.resolve()
-    if not root.is_dir():
+    if lake.is_local:
+        lake = Lake(lake.root.resolve())
+    if not lake.root.is_dir():
         raise LakeError(
-            f"{root}: no such lake folder (pass --lake DIR of an existing lake, or run `dpsim shred`)"
+            f"{lake.root}: no such lake folder (pass --lake DIR of an existing lake, or run `dpsim shred`)"
         )
-    target = Lake(root).catalog_path
+    target = lake.catalog_path
+    target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     for stale in (tmp, _wal(tmp)):
         stale.unlink(missing_ok=True)
     con = duckdb.connect(str(tmp), config={"storage_compatibility_version": STORAGE_VERSION})
     try:
-        names = _create_views(con, Lake(root))
+        _register(con, lake)
+        names = _create_views(con, lake)
         con.execute("CHECKPOINT")
     finally:
         con.close()
@@ -66,12 +74,20 @@ def connect(lake: Lake, cfg: Config | None = None, read_only: bool = True) -> du
     if not lake.catalog_path.exists():
         refresh_catalog(lake)
     settings = cfg.aggregate if cfg is not None else Aggregate()
-    temp = Path(settings.temp_directory) if settings.temp_directory else lake.tmp_dir
-    return duckdb.connect(
+    temp = Path(settings.temp_directory) if settings.temp_directory else lake.local_dir("duckdb")
+    con = duckdb.connect(
         str(lake.catalog_path),
         read_only=read_only,
         config={"memory_limit": f"{settings.memory_limit_mb}MB", "temp_directory": str(temp.resolve())},
     )
+    _register(con, lake)
+    return con
+
+
+def _register(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
+    """Serve an object-store lake's URLs through its fsspec filesystem (no httpfs extension needed)."""
+    if not lake.is_local:
+        con.register_filesystem(lake.root.fs)
 
 
 def view_names(con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -92,7 +108,7 @@ def _create_views(con: duckdb.DuckDBPyConnection, lake: Lake) -> list[str]:
     """
     names: list[str] = []
     for name, pattern, select in _definitions(lake):
-        if next(lake.root.glob(str(pattern.relative_to(lake.root))), None) is None:
+        if not lake.any_match(pattern):
             continue
         try:
             con.execute(f"CREATE OR REPLACE VIEW {_ident(name)} AS {select}")
@@ -106,9 +122,9 @@ def _create_views(con: duckdb.DuckDBPyConnection, lake: Lake) -> list[str]:
     return sorted(names)
 
 
-def _definitions(lake: Lake) -> list[tuple[str, Path, str]]:
+def _definitions(lake: Lake) -> list[tuple[str, UPath, str]]:
     """(view name, glob whose first match proves the table exists, SELECT) for every lake table."""
-    out: list[tuple[str, Path, str]] = []
+    out: list[tuple[str, UPath, str]] = []
     for table in (*RAW_TABLES, *RESULT_TABLES):
         keys = (
             ("scenario", "security_code", "date") if table in SCENARIO_TABLES else ("security_code", "date")
@@ -157,7 +173,7 @@ def _has_job_list(con: duckdb.DuckDBPyConnection) -> bool:
     return "run_id" in types and jobs.startswith("STRUCT(") and jobs.endswith("[]")
 
 
-def _lit(path: Path) -> str:
+def _lit(path: UPath) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
 

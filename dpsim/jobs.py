@@ -24,6 +24,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from upath import UPath
+
 from dpsim import __version__
 from dpsim.config import Config
 from dpsim.lake import Lake, PartitionKey
@@ -67,7 +69,7 @@ class JobRecord:
 @dataclass
 class RunResult:
     run_id: str
-    manifest_path: Path
+    manifest_path: UPath
     records: list[JobRecord]
     missing: list[str] = field(default_factory=list)  # requested partitions with no data
     seconds: float = 0.0
@@ -117,14 +119,17 @@ def config_hash(cfg: Config, scenarios: Sequence[str]) -> str:
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def input_fingerprint(lake: Lake, key: PartitionKey) -> str:
-    """Names, sizes and mtimes of the partition's raw files: changes when a new drop touches it."""
-    h = hashlib.sha256()
-    for table in ("orders", "trades", "nbbo"):
-        for f in lake.partition_files(table, key):
-            st = f.stat()
-            h.update(f"{table}/{f.name}:{st.st_size}:{st.st_mtime_ns};".encode())
-    return h.hexdigest()[:16]
+def input_fingerprints(lake: Lake, keys: Sequence[PartitionKey]) -> dict[PartitionKey, str]:
+    """Names, sizes and mtimes of each partition's raw files: changes when a new drop touches it."""
+    signatures = {table: lake.file_signatures(table, keys) for table in ("orders", "trades", "nbbo")}
+    out = {}
+    for key in keys:
+        h = hashlib.sha256()
+        for table, files in signatures.items():
+            for f in files[key]:
+                h.update(f"{table}/{f};".encode())
+        out[key] = h.hexdigest()[:16]
+    return out
 
 
 # ---- the worker side ------------------------------------------------------------------------------
@@ -164,7 +169,7 @@ def _inject_fault(lake: Lake, key: PartitionKey) -> None:
         action, _, target = item.partition(":")
         if target != str(key):
             continue
-        marker = lake.tmp_dir / f"killed-{key.security_code}-{key.date}"
+        marker = lake.local_dir("faults") / f"killed-{key.security_code}-{key.date}"
         if action == "killonce" and not marker.exists():
             marker.parent.mkdir(parents=True, exist_ok=True)
             marker.touch()
@@ -252,54 +257,54 @@ def run_jobs(
     scen = tuple(scenarios or cfg.scenarios)
     chash = config_hash(cfg, scen)
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}"
-    lake.runs_dir.mkdir(parents=True, exist_ok=True)
-    file_log = _attach_log_file(lake.runs_dir / f"{run_id}.log")
-    started = time.perf_counter()
-    manifest = RunManifest(
-        lake,
-        run_id,
-        {
-            "run_id": run_id,
-            "started": datetime.now(UTC).isoformat(),
-            "command": command,
-            "config_source": cfg.source,
-            "config_hash": chash,
-            "scenarios": list(scen),
-            "version": __version__,
-        },
-    )
-    done = {} if force else completed_fingerprints(lake)
-    tasks: list[JobTask] = []
-    for key in partitions:
-        fp = f"{chash}:{input_fingerprint(lake, key)}"
-        if done.get(str(key)) == fp:
-            manifest.add(JobRecord(partition=str(key), status="skipped", fingerprint=fp, attempts=0))
-        else:
-            tasks.append(JobTask(str(lake.root), key, cfg, scen, fp))
-    log.info(
-        "run %s: %d partitions, %d to run, %d unchanged",
-        run_id,
-        len(partitions),
-        len(tasks),
-        len(partitions) - len(tasks),
-    )
-    try:
-        with progress.task("process", total=len(tasks)) as bar:
-            counts = {"ok": 0, "failed": 0}
+    with lake.local_file(lake.runs_dir / f"{run_id}.log") as log_path:
+        file_log = _attach_log_file(log_path)
+        started = time.perf_counter()
+        manifest = RunManifest(
+            lake,
+            run_id,
+            {
+                "run_id": run_id,
+                "started": datetime.now(UTC).isoformat(),
+                "command": command,
+                "config_source": cfg.source,
+                "config_hash": chash,
+                "scenarios": list(scen),
+                "version": __version__,
+            },
+        )
+        done = {} if force else completed_fingerprints(lake)
+        tasks: list[JobTask] = []
+        for key, inputs in input_fingerprints(lake, partitions).items():
+            fp = f"{chash}:{inputs}"
+            if done.get(str(key)) == fp:
+                manifest.add(JobRecord(partition=str(key), status="skipped", fingerprint=fp, attempts=0))
+            else:
+                tasks.append(JobTask(str(lake.root), key, cfg, scen, fp))
+        log.info(
+            "run %s: %d partitions, %d to run, %d unchanged",
+            run_id,
+            len(partitions),
+            len(tasks),
+            len(partitions) - len(tasks),
+        )
+        try:
+            with progress.task("process", total=len(tasks)) as bar:
+                counts = {"ok": 0, "failed": 0}
 
-            def on_done(rec: JobRecord) -> None:
-                counts["ok" if rec.status == "ok" else "failed"] += 1
-                manifest.add(rec)
-                if rec.status == "failed":
-                    log.error("job %s failed: %s", rec.partition, rec.error)
-                bar.advance(1, status=f"ok {counts['ok']}  failed {counts['failed']}")
+                def on_done(rec: JobRecord) -> None:
+                    counts["ok" if rec.status == "ok" else "failed"] += 1
+                    manifest.add(rec)
+                    if rec.status == "failed":
+                        log.error("job %s failed: %s", rec.partition, rec.error)
+                    bar.advance(1, status=f"ok {counts['ok']}  failed {counts['failed']}")
 
-            _execute(tasks, on_done, cfg, executor=executor, workers=workers or cfg.run.effective_workers)
-    finally:
-        elapsed = round(time.perf_counter() - started, 3)
-        manifest.flush(finished=datetime.now(UTC).isoformat(), seconds=elapsed)
-        logging.getLogger("dpsim").removeHandler(file_log)
-        file_log.close()
+                _execute(tasks, on_done, cfg, executor=executor, workers=workers or cfg.run.effective_workers)
+        finally:
+            elapsed = round(time.perf_counter() - started, 3)
+            manifest.flush(finished=datetime.now(UTC).isoformat(), seconds=elapsed)
+            logging.getLogger("dpsim").removeHandler(file_log)
+            file_log.close()
     return RunResult(run_id, manifest.path, manifest.records, seconds=elapsed)
 
 

@@ -11,6 +11,12 @@ Layout (DOMAIN §4):
     <root>/dpsim.duckdb
 Partition keys live in the path only. Every file is written to a hidden temp name and renamed into place,
 so readers never see half a file and an interrupted writer leaves nothing visible.
+
+The root is a local or shared path, a `file://` URL, or an object-store URL (`s3://bucket/lake`,
+`gs://…`) served by fsspec. Lake paths are `UPath`s either way: local ones are plain `pathlib` paths.
+An object store has no rename, but a PUT is atomic per object (readers see all of it or nothing), so
+files are written straight to their key there; what needs a local file (shred staging, the DuckDB
+catalog and spill folder, a run's log) goes to a local scratch folder (`local_dir`) instead.
 """
 
 from __future__ import annotations
@@ -20,7 +26,8 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Collection, Iterator
+import tempfile
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
@@ -30,10 +37,13 @@ from urllib.parse import urlparse
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from upath import UPath
 
 from dpsim.errors import LakeError
 
 RAW_TABLES = ("orders", "trades", "nbbo")
+# Object stores tested against S3's API (moto); the others go through the same fsspec calls.
+OBJECT_STORES = {"s3": "s3fs", "s3a": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "az": "adlfs", "abfs": "adlfs"}
 RESULT_TABLES = ("sweeps", "sim_fills", "sim_orders")
 SCENARIO_TABLES = ("sim_fills", "sim_orders")
 _PART_RE = re.compile(r"^security_code=(-?\d+)$")
@@ -65,58 +75,73 @@ def source_id(path: str | Path) -> str:
 class Lake:
     """Paths and atomic file operations under one lake root."""
 
-    def __init__(self, root: str | Path) -> None:
-        self.root = _local_root(root)
+    def __init__(self, root: str | Path | UPath) -> None:
+        self.root = _root(root)
+
+    @property
+    def is_local(self) -> bool:
+        """A filesystem path (renames are atomic), not an object store."""
+        return not self.root.protocol
 
     # ---- paths ----------------------------------------------------------------------------------
-    def table_dir(self, table: str, scenario: str | None = None) -> Path:
+    def table_dir(self, table: str, scenario: str | None = None) -> UPath:
         base = self.root / table if table in RAW_TABLES else self.root / "results" / table
         return base / f"scenario={scenario}" if scenario is not None else base
 
-    def partition_dir(self, table: str, key: PartitionKey, scenario: str | None = None) -> Path:
+    def partition_dir(self, table: str, key: PartitionKey, scenario: str | None = None) -> UPath:
         return self.table_dir(table, scenario) / key.hive
 
-    def partition_files(self, table: str, key: PartitionKey, scenario: str | None = None) -> list[Path]:
+    def partition_files(self, table: str, key: PartitionKey, scenario: str | None = None) -> list[UPath]:
         d = self.partition_dir(table, key, scenario)
         return sorted(d.glob("*.parquet")) if d.is_dir() else []
 
-    def result_path(self, table: str, key: PartitionKey, scenario: str | None = None) -> Path:
+    def result_path(self, table: str, key: PartitionKey, scenario: str | None = None) -> UPath:
         return self.partition_dir(table, key, scenario) / "part-0.parquet"
 
-    def raw_part_path(self, kind: str, key: PartitionKey, source: str, piece: int = 0) -> Path:
+    def raw_part_path(self, kind: str, key: PartitionKey, source: str, piece: int = 0) -> UPath:
         suffix = "" if piece == 0 else f"-{piece}"
         return self.partition_dir(kind, key) / f"part-{source}{suffix}.parquet"
 
-    def reference_path(self, kind: str) -> Path:
+    def reference_path(self, kind: str) -> UPath:
         return self.root / "reference" / f"{kind}.parquet"
 
     @property
-    def manifest_dir(self) -> Path:
+    def manifest_dir(self) -> UPath:
         return self.root / "_manifest"
 
-    def rejects_path(self, kind: str, source: str) -> Path:
+    def rejects_path(self, kind: str, source: str) -> UPath:
         return self.root / "_rejects" / kind / f"{source}.parquet"
 
     @property
-    def runs_dir(self) -> Path:
+    def runs_dir(self) -> UPath:
         return self.root / "_runs"
 
     @property
-    def aggregates_dir(self) -> Path:
+    def aggregates_dir(self) -> UPath:
         return self.root / "aggregates"
 
     @property
     def catalog_path(self) -> Path:
-        return self.root / "dpsim.duckdb"
+        """The DuckDB catalog: in the lake, or for an object store in a local cache (it is rebuilt when missing)."""
+        if self.is_local:
+            return _os_path(self.root) / "dpsim.duckdb"
+        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dpsim" / "catalogs"
+        return cache / f"{_slug(self.root)}.duckdb"
 
-    @property
-    def tmp_dir(self) -> Path:
-        return self.root / "_tmp"
+    def local_dir(self, name: str) -> Path:
+        """A local scratch folder `name` (shred staging, DuckDB spill, fault markers): `<root>/_tmp/<name>`
+        for a local lake (same filesystem, so staged files are renamed into place), else under the
+        system temp folder, one per lake."""
+        if self.is_local:
+            return _os_path(self.root) / "_tmp" / name
+        return Path(tempfile.gettempdir()) / "dpsim" / _slug(self.root) / name
 
     # ---- listing --------------------------------------------------------------------------------
     def partitions(self, table: str = "orders", scenario: str | None = None) -> list[PartitionKey]:
         """Partitions present for a table, from the directory names (no file is opened)."""
         base = self.table_dir(table, scenario)
+        if not self.is_local:
+            return self._listed_partitions(base)
         out = []
         for sec_dir in _subdirs(base):
             m = _PART_RE.match(sec_dir.name)
@@ -128,30 +153,113 @@ class Lake:
                     out.append(PartitionKey(int(m.group(1)), date.fromisoformat(d.group(1))))
         return sorted(out)
 
+    def _listed_partitions(self, base: UPath) -> list[PartitionKey]:
+        """The object-store listing: one recursive LIST of the table's prefix, not one call per folder."""
+        keys = set()
+        for name in base.fs.glob(f"{base.path}/security_code=*/date=*/*.parquet"):
+            sec, day = name.split("/")[-3:-1]
+            m, d = _PART_RE.match(sec), _DATE_RE.match(day)
+            if m and d:
+                keys.add(PartitionKey(int(m.group(1)), date.fromisoformat(d.group(1))))
+        return sorted(keys)
+
     def scenarios(self, table: str = "sim_orders") -> list[str]:
         return sorted(
             p.name.split("=", 1)[1] for p in _subdirs(self.table_dir(table)) if p.name.startswith("scenario=")
         )
 
     # ---- writing --------------------------------------------------------------------------------
-    def write_parquet(self, table: pa.Table, path: Path, *, row_group_rows: int = 131072) -> int:
-        """Write atomically (temp + rename), zstd, with statistics; returns bytes written."""
+    def write_parquet(self, table: pa.Table, path: UPath, *, row_group_rows: int = 131072) -> int:
+        """Write atomically (temp + rename, or one PUT), zstd, with statistics; returns bytes written."""
         with _atomic(path) as tmp:
+            fs = None if self.is_local else tmp.fs
             pq.write_table(
-                table, tmp, compression="zstd", write_statistics=True, row_group_size=row_group_rows
+                table,
+                tmp if fs is None else tmp.path,
+                filesystem=fs,
+                compression="zstd",
+                write_statistics=True,
+                row_group_size=row_group_rows,
             )
-        return path.stat().st_size
+        return int(path.stat().st_size)
 
-    def write_json(self, obj: Any, path: Path) -> None:
-        with _atomic(path) as tmp:
-            tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=str), encoding="utf-8")
+    def write_json(self, obj: Any, path: UPath) -> None:
+        self.write_bytes(json.dumps(obj, indent=2, sort_keys=False, default=str).encode(), path)
 
-    def write_bytes(self, data: bytes, path: Path) -> None:
+    def write_bytes(self, data: bytes, path: UPath) -> None:
         with _atomic(path) as tmp:
             tmp.write_bytes(data)
 
+    def put(self, local: Path, path: UPath) -> None:
+        """Move a finished local file (from `local_dir`) to its lake path: a rename, or an upload."""
+        self.put_many({path: local})
+
+    def put_many(self, moves: Mapping[UPath, Path]) -> None:
+        """`put` for many files (a shredded source's parts): renames, or concurrent uploads."""
+        if self.is_local:
+            for path, local in moves.items():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(local, _os_path(path))
+        elif moves:
+            self.root.fs.put([str(p) for p in moves.values()], [p.path for p in moves])
+            for local in moves.values():
+                local.unlink()
+
+    @contextmanager
+    def local_file(self, path: UPath) -> Iterator[Path]:
+        """A local file to write `path` through while it grows (a run's log): the path itself in a local
+        lake, else a scratch file uploaded at the end."""
+        if self.is_local:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            yield _os_path(path)
+            return
+        local = self.local_dir("outbox") / path.name
+        local.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            yield local
+        finally:
+            if local.exists():
+                self.put(local, path)
+
+    def read_parquet(self, path: UPath, **options: Any) -> pa.Table:
+        if self.is_local:
+            return pq.read_table(path, **options)
+        return pq.read_table(path.path, filesystem=path.fs, **options)
+
+    def remove_tree(self, path: UPath) -> None:
+        if not path.exists():
+            return
+        if self.is_local:
+            shutil.rmtree(_os_path(path))
+        else:
+            path.fs.rm(path.path, recursive=True)
+
+    def any_match(self, pattern: UPath) -> bool:
+        """Whether a glob under the root matches a file (the catalog makes views only over existing tables)."""
+        if self.is_local:
+            return next(self.root.glob(str(pattern.relative_to(self.root))), None) is not None
+        return bool(self.root.fs.glob(pattern.path, maxdepth=None))
+
+    def file_signatures(self, table: str, keys: Sequence[PartitionKey]) -> dict[PartitionKey, list[str]]:
+        """`<file>:<size>:<modified>` of each partition's files, sorted: what tells changed inputs from
+        unchanged ones. An object store answers from one listing of the table, not a request per file."""
+        if self.is_local:
+            out = {}
+            for key in keys:
+                stats = ((f.name, f.stat()) for f in self.partition_files(table, key))
+                out[key] = [f"{name}:{st.st_size}:{st.st_mtime_ns}" for name, st in stats]
+            return out
+        base = self.table_dir(table)
+        listed: dict[str, list[str]] = {}
+        for name, info in sorted(base.fs.find(base.path, detail=True).items()):
+            folder, _, file = name.rpartition("/")
+            if file.endswith(".parquet"):
+                modified = info.get("LastModified", info.get("mtime", info.get("updated", "")))
+                listed.setdefault(folder, []).append(f"{file}:{info['size']}:{modified}")
+        return {key: listed.get(self.partition_dir(table, key).path, []) for key in keys}
+
     def remove_source_parts(
-        self, kind: str, source: str, partitions: list[PartitionKey], keep: Collection[Path] = ()
+        self, kind: str, source: str, partitions: list[PartitionKey], keep: Collection[UPath] = ()
     ) -> int:
         """Delete a source's part files (every piece) in the given partitions, except the paths in `keep`
         (before re-shredding it: `keep` holds the files about to be replaced in place)."""
@@ -178,11 +286,10 @@ class Lake:
                 else [self.partition_dir(table, key)]
             )
             for d in dirs:
-                if d.is_dir():
-                    shutil.rmtree(d)
+                self.remove_tree(d)
 
     # ---- manifests --------------------------------------------------------------------------------
-    def manifest_path(self, source: str) -> Path:
+    def manifest_path(self, source: str) -> UPath:
         return self.manifest_dir / f"{source}.json"
 
     def read_manifest(self, source: str) -> dict[str, Any] | None:
@@ -191,31 +298,57 @@ class Lake:
 
 
 @contextmanager
-def _atomic(path: Path) -> Iterator[Path]:
-    """A hidden temp name beside `path`, renamed onto it once written: readers never see half a file."""
+def _atomic(path: UPath) -> Iterator[UPath]:
+    """Where to write `path` so readers never see half a file: a hidden temp name beside it, renamed onto
+    it once written; on an object store the key itself (an object appears only when its PUT completes)."""
+    if path.protocol:
+        yield path
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     yield tmp
-    os.replace(tmp, path)
+    os.replace(_os_path(tmp), _os_path(path))
 
 
-def _local_root(root: str | Path) -> Path:
-    """A lake root: a local or shared-filesystem path, or a `file://` URL.
-
-    Object-store URLs are refused with the supported alternative: every worker writes its outputs
-    with atomic renames, which object stores lack, so the store is mounted as a filesystem instead.
-    """
+def _root(root: str | Path | UPath) -> UPath:
+    """A lake root: a local or shared-filesystem path, a `file://` URL, or an object-store URL."""
     text = str(root)
     if text.startswith("file://"):
-        return Path(urlparse(text).path)
+        return UPath(urlparse(text).path)
     scheme = urlparse(text).scheme
-    if len(scheme) > 1:  # one letter: a Windows drive, not a scheme
+    if len(scheme) <= 1:  # none, or one letter: a Windows drive, not a scheme
+        return UPath(text)
+    if scheme not in OBJECT_STORES:
         raise LakeError(
-            f"{text}: {scheme}:// lake roots are not supported; mount the bucket as a filesystem "
-            "(mountpoint-s3, s3fs, gcsfuse) on every machine and give its path"
+            f"{text}: {scheme}:// lake roots are not supported; give a path, a file:// URL or one of "
+            + ", ".join(f"{s}://" for s in OBJECT_STORES)
         )
-    return Path(text)
+    try:
+        # No listings cache: workers in other processes add files that this process must see.
+        path = UPath(text.rstrip("/"), use_listings_cache=False)
+        path.fs  # noqa: B018 -- the filesystem's package is imported here, not at the first write
+        return path
+    except ImportError as exc:
+        raise LakeError(
+            f"{text}: a {scheme}:// lake needs the {OBJECT_STORES[scheme]} package: "
+            f"pip install 'dpsim[{'s3' if OBJECT_STORES[scheme] == 's3fs' else 'cloud'}]'"
+        ) from exc
 
 
-def _subdirs(path: Path) -> list[Path]:
+def _os_path(path: UPath) -> Path:
+    """A local lake path as what `os` and `shutil` take."""
+    return Path(path.path)
+
+
+def _slug(root: UPath) -> str:
+    """A readable, unique local folder name for a remote root (scratch folder, catalog cache)."""
+    text = str(root)
+    return (
+        re.sub(r"[^A-Za-z0-9]+", "_", text)[-40:].strip("_")
+        + "-"
+        + hashlib.sha1(text.encode()).hexdigest()[:8]
+    )
+
+
+def _subdirs(path: UPath) -> list[UPath]:
     return sorted(p for p in path.iterdir() if p.is_dir()) if path.is_dir() else []

@@ -31,7 +31,7 @@ def load_table(lake: Lake, kind: str, key: PartitionKey) -> pl.LazyFrame:
     pschema = schema.polars_schema(raw.lake_schema)
     if not files:
         return pl.LazyFrame(schema=pschema)
-    return pl.scan_parquet(files, schema=pschema, hive_partitioning=False)
+    return pl.scan_parquet([str(f) for f in files], schema=pschema, hive_partitioning=False)
 
 
 def process_partition(lake: Lake, key: PartitionKey, cfg: Config, scenarios: tuple[str, ...]) -> JobCounts:

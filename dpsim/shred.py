@@ -90,6 +90,7 @@ import pyarrow.parquet as pq
 import xxhash
 import zstandard
 from isal import isal_zlib
+from upath import UPath
 
 from dpsim import schema
 from dpsim.config import Config, parse_hhmm
@@ -337,7 +338,7 @@ def _begin(kind: schema.RawKind, path: str, lake: Lake, force: bool) -> _Source 
     lake.write_json(
         {**base, "status": "running", "partitions": [str(k) for k in stale]}, lake.manifest_path(sid)
     )
-    staging = lake.tmp_dir / "shred" / sid
+    staging = lake.local_dir("shred") / sid
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     return _Source(kind, path, sid, st, stale, time.perf_counter(), base, staging)
@@ -377,7 +378,7 @@ def _publish(
     lake: Lake,
     rejects: _RejectSink,
     keys: list[PartitionKey],
-    keep: set[Path],
+    keep: set[UPath],
     move_parts: Callable[[], None],
 ) -> None:
     """Move the staged files into the lake, replacing this source's older files and nothing else."""
@@ -391,7 +392,7 @@ def _publish(
     lake.remove_source_parts(src.kind.name, src.sid, touched, keep=keep)
     move_parts()
     if rejects.rows:
-        _move(rejects.path, lake.rejects_path(src.kind.name, src.sid))
+        lake.put(rejects.path, lake.rejects_path(src.kind.name, src.sid))
     else:
         lake.rejects_path(src.kind.name, src.sid).unlink(missing_ok=True)
     _remove_staging(src.staging)
@@ -500,11 +501,6 @@ def _remove_staging(staging: Path) -> None:
             d.rmdir()
         except OSError:
             break
-
-
-def _move(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(src, dst)
 
 
 # ---- column plan: header -> canonical columns -----------------------------------------------------
@@ -1368,8 +1364,12 @@ class _PartWriter:
         return pa.Table.from_arrays(columns, schema=self.schema)
 
     def publish(self) -> None:
-        for key in self.pieces:
-            _move(self._staged(key, 0), self.lake.raw_part_path(self.kind.name, key, self.sid))
+        self.lake.put_many(
+            {
+                self.lake.raw_part_path(self.kind.name, key, self.sid): self._staged(key, 0)
+                for key in self.pieces
+            }
+        )
 
 
 def _write_options(lake_schema: pa.Schema) -> dict[str, Any]:
@@ -1477,7 +1477,7 @@ def _shred_parallel(
         with _process_pool(min(workers, len(whole))) as pool:
             futures = {
                 i: pool.submit(
-                    _shred_source_child, sources[i][0].name, sources[i][1], child, lake.root, force
+                    _shred_source_child, sources[i][0].name, sources[i][1], child, str(lake.root), force
                 )
                 for i in whole
             }
@@ -1498,7 +1498,7 @@ def _process_pool(n: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"))
 
 
-def _shred_source_child(kind: str, path: str, cfg: Config, root: Path, force: bool) -> SourceResult:
+def _shred_source_child(kind: str, path: str, cfg: Config, root: str, force: bool) -> SourceResult:
     """One whole source in a worker process."""
     logging.basicConfig(level=logging.WARNING)
     with _without_huge_pages():
@@ -1555,7 +1555,7 @@ class _RangeResult:
 
 
 def _shred_range(
-    kind: str, path: str, cfg: Config, plan: _Plan, root: Path, sid: str, staging: Path, span: tuple[int, int]
+    kind: str, path: str, cfg: Config, plan: _Plan, root: str, sid: str, staging: Path, span: tuple[int, int]
 ) -> _RangeResult:
     """One byte range of a plain file, in a worker process: its lines into its own staged files."""
     logging.basicConfig(level=logging.WARNING)
@@ -1623,7 +1623,7 @@ def _shred_source_ranges(
                         path,
                         child,
                         plan,
-                        lake.root,
+                        str(lake.root),
                         src.sid,
                         src.staging / f"r{k}",
                         span,
@@ -1665,11 +1665,7 @@ def _shred_source_ranges(
         for k, staged in p.staged.items()
     }
 
-    def move_parts() -> None:
-        for target, staged in targets.items():
-            _move(staged, target)
-
-    _publish(src, lake, rejects, keys, set(targets), move_parts)
+    _publish(src, lake, rejects, keys, set(targets), lambda: lake.put_many(targets))
     return _finished(
         src,
         lake,

@@ -9,7 +9,7 @@ from dpsim.config import Config, Run, Scenario
 
 
 def drop_config(
-    lake: Path, orders: str, trades: str, nbbo: str, scenarios: dict[str, Scenario], run: Run
+    lake: str | Path, orders: str, trades: str, nbbo: str, scenarios: dict[str, Scenario], run: Run
 ) -> Config:
     """The default config with these inputs (no reference files), lake, scenarios and run settings."""
     base = Config()

@@ -185,7 +185,7 @@ def test_connect_applies_the_memory_limit_and_temp_directory(lake: Lake, tmp_pat
     con = connect(lake)
     try:
         assert con.execute("SELECT current_setting('temp_directory')").fetchone() == (
-            str(lake.tmp_dir.resolve()),
+            str(lake.local_dir("duckdb").resolve()),
         )
     finally:
         con.close()

@@ -74,7 +74,9 @@ def test_dask_survives_a_killed_worker(
     victim = lake.partitions("orders")[1]
     monkeypatch.setenv(jobs.FAULT_ENV, f"killonce:{victim}")
     run = _run(dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, executor="dask-local:2")))
-    assert (lake.tmp_dir / f"killed-{victim.security_code}-{victim.date}").exists()  # the worker really died
+    assert (
+        lake.local_dir("faults") / f"killed-{victim.security_code}-{victim.date}"
+    ).exists()  # the worker really died
     assert not run.failed and len(run.records) == len(lake.partitions("orders"))
     assert lake.result_path("sweeps", victim).exists()
 

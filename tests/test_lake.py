@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -15,8 +16,21 @@ from dpsim.lake import Lake, PartitionKey, source_id
 def test_roots_paths_and_file_urls(tmp_path: Path) -> None:
     assert Lake(tmp_path).root == tmp_path
     assert Lake(f"file://{tmp_path}").root == tmp_path
-    with pytest.raises(LakeError, match=r"s3://b/lake: s3:// lake roots are not supported; mount the bucket"):
-        Lake("s3://b/lake")
+    assert Lake(tmp_path).is_local
+    with pytest.raises(LakeError, match=r"ftp://h/lake: ftp:// lake roots are not supported; give a path"):
+        Lake("ftp://h/lake")
+
+
+def test_object_store_roots_need_their_fsspec_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    remote = Lake("s3://bkt/lake/")
+    assert not remote.is_local and str(remote.root) == "s3://bkt/lake"
+    assert str(remote.result_path("sweeps", PartitionKey(7, date(2024, 9, 5)))) == (
+        "s3://bkt/lake/results/sweeps/security_code=7/date=2024-09-05/part-0.parquet"
+    )
+    assert remote.catalog_path.name.endswith(".duckdb") and "bkt_lake" in str(remote.catalog_path)
+    monkeypatch.setitem(sys.modules, "gcsfs", None)  # as if not installed
+    with pytest.raises(LakeError, match=r"gs://bkt/lake: a gs:// lake needs the gcsfs package: pip install"):
+        Lake("gs://bkt/lake")
 
 
 def test_partitions_listed_from_folder_names_and_atomic_write(tmp_path: Path) -> None:

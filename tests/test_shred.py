@@ -10,7 +10,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -25,6 +25,7 @@ import pytest
 import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from upath import UPath
 
 import dpsim.shred as shred_module
 from dpsim import schema
@@ -831,18 +832,16 @@ def test_interrupted_publish_is_cleaned_by_the_rerun(tmp_path: Path, monkeypatch
     )
     run(lake, orders=path)
     write(path, ORDERS_HEADER, _orders_lines(4, code=2, start=20) + _orders_lines(4, code=3, start=30))
-    real, calls = shred_module._move, {"n": 0}
+    real = Lake.put_many
 
-    def flaky(src: Path, dst: Path) -> None:
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        real(src, dst)
+    def first_file_then_interrupted(self: Lake, moves: Mapping[UPath, Path]) -> None:
+        real(self, dict(list(moves.items())[:1]))
+        raise KeyboardInterrupt
 
-    monkeypatch.setattr(shred_module, "_move", flaky)
+    monkeypatch.setattr(Lake, "put_many", first_file_then_interrupted)
     with pytest.raises(KeyboardInterrupt):
         run(lake, orders=path)
-    monkeypatch.setattr(shred_module, "_move", real)
+    monkeypatch.setattr(Lake, "put_many", real)
     (r,) = run(lake, orders=path)  # the manifest still says "running", so the source is not skipped
     assert (r.status, r.partitions) == ("shredded", ["2/2024-09-05", "3/2024-09-05"])
     assert [p.parent.parent.name for p in part_files(lake)] == ["security_code=2", "security_code=3"]
