@@ -51,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
         if config:
             sp.add_argument("--config", metavar="F", help="YAML config (default: conf/default.yaml)")
         if lake:
-            sp.add_argument("--lake", metavar="DIR", help="lake root (overrides config `lake`)")
+            sp.add_argument("--lake", metavar="DIR|URL", help="lake root: a folder or s3://bucket/prefix (overrides config `lake`)")
         sp.add_argument(
             "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
         )
