@@ -51,7 +51,11 @@ def _parser() -> argparse.ArgumentParser:
         if config:
             sp.add_argument("--config", metavar="F", help="YAML config (default: conf/default.yaml)")
         if lake:
-            sp.add_argument("--lake", metavar="DIR|URL", help="lake root: a folder or s3://bucket/prefix (overrides config `lake`)")
+            sp.add_argument(
+                "--lake",
+                metavar="DIR|URL",
+                help="lake root: a folder or s3://bucket/prefix (overrides config `lake`)",
+            )
         sp.add_argument(
             "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
         )
@@ -75,6 +79,10 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument(f"--{kind}", nargs="+", metavar="GLOB")
     sp.add_argument("--force", action="store_true", help="re-shred sources whose fingerprint is unchanged")
     sp.add_argument("--workers", type=int, metavar="N", help="worker processes (overrides shred.workers)")
+    sp.add_argument(
+        "--executor",
+        help="where --workers > 1 pieces run: local processes (default) | dask://HOST:PORT | dask-local[:N]",
+    )
 
     sp = cmd("process", "run the per-partition pipeline (one job per security x date)", _cmd_process)
     sp.add_argument("--securities", type=_int_list, help="comma-separated security codes")
@@ -181,7 +189,7 @@ def _cmd_shred(args: argparse.Namespace) -> int:
     from dpsim.progress import for_terminal
     from dpsim.shred import shred
 
-    cfg = _load(args, **{"shred.workers": args.workers})
+    cfg = _load(args, **{"shred.workers": args.workers, "run.executor": args.executor})
     kinds = ("orders", "trades", "nbbo", "reference", "session", "participants")
     inputs = {k: getattr(args, k) for k in kinds if getattr(args, k)}
     progress = for_terminal()

@@ -128,6 +128,11 @@ class Lake:
         cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dpsim" / "catalogs"
         return cache / f"{_slug(self.root)}.duckdb"
 
+    def shared_dir(self, name: str) -> UPath:
+        """A scratch folder every worker of a cluster reaches (staging of a shred split across machines):
+        `<root>/_tmp/<name>`, in the lake itself."""
+        return self.root / "_tmp" / name
+
     def local_dir(self, name: str) -> Path:
         """A local scratch folder `name` (shred staging, DuckDB spill, fault markers): `<root>/_tmp/<name>`
         for a local lake (same filesystem, so staged files are renamed into place), else under the
@@ -194,16 +199,24 @@ class Lake:
         """Move a finished local file (from `local_dir`) to its lake path: a rename, or an upload."""
         self.put_many({path: local})
 
-    def put_many(self, moves: Mapping[UPath, Path]) -> None:
-        """`put` for many files (a shredded source's parts): renames, or concurrent uploads."""
+    def put_many(self, moves: Mapping[UPath, Path | UPath]) -> None:
+        """`put` for many files (a shredded source's parts): renames, or concurrent uploads; a source that
+        is already an object of the store (staged there by a cluster worker) is copied within the store."""
         if self.is_local:
-            for path, local in moves.items():
+            for path, staged in moves.items():
                 path.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(local, _os_path(path))
-        elif moves:
-            self.root.fs.put([str(p) for p in moves.values()], [p.path for p in moves])
-            for local in moves.values():
-                local.unlink()
+                os.replace(str(staged), _os_path(path))
+            return
+        objects = {p: s for p, s in moves.items() if isinstance(s, UPath) and s.protocol}
+        files = {p: Path(str(s)) for p, s in moves.items() if p not in objects}
+        fs = self.root.fs
+        if files:
+            fs.put([str(f) for f in files.values()], [p.path for p in files])
+            for f in files.values():
+                f.unlink()
+        if objects:
+            fs.copy([s.path for s in objects.values()], [p.path for p in objects])
+            fs.rm([s.path for s in objects.values()])
 
     @contextmanager
     def local_file(self, path: UPath) -> Iterator[Path]:
@@ -314,10 +327,10 @@ def _root(root: str | Path | UPath) -> UPath:
     """A lake root: a local or shared-filesystem path, a `file://` URL, or an object-store URL."""
     text = str(root)
     if text.startswith("file://"):
-        return UPath(urlparse(text).path)
+        return UPath(os.path.abspath(urlparse(text).path))
     scheme = urlparse(text).scheme
     if len(scheme) <= 1:  # none, or one letter: a Windows drive, not a scheme
-        return UPath(text)
+        return UPath(os.path.abspath(text))  # workers may start elsewhere: they get the absolute path
     if scheme not in OBJECT_STORES:
         raise LakeError(
             f"{text}: {scheme}:// lake roots are not supported; give a path, a file:// URL or one of "

@@ -73,7 +73,7 @@ import sys
 import time
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
@@ -1474,7 +1474,7 @@ def _shred_parallel(
         results[i] = _shred_source(sources[i][0], sources[i][1], cfg, lake, force, progress)
     elif whole:
         child = replace(cfg, shred=replace(cfg.shred, memory_budget_mb=_share(cfg, min(workers, len(whole)))))
-        with _process_pool(min(workers, len(whole))) as pool:
+        with _worker_pool(cfg, min(workers, len(whole))) as pool:
             futures = {
                 i: pool.submit(
                     _shred_source_child, sources[i][0].name, sources[i][1], child, str(lake.root), force
@@ -1494,8 +1494,21 @@ def _share(cfg: Config, processes: int) -> int:
     return max(1, cfg.shred.memory_budget_mb // processes)
 
 
-def _process_pool(n: int) -> ProcessPoolExecutor:
-    return ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"))
+@contextlib.contextmanager
+def _worker_pool(cfg: Config, n: int) -> Iterator[Executor]:
+    """Where the pieces of a parallel shred run: `n` local processes, or the cluster of `run.executor`."""
+    if cfg.run.executor == "local":
+        pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"))
+        try:
+            yield pool
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        return
+    from dpsim.executors import open_executor
+
+    with open_executor(replace(cfg.run, workers=n)) as executor:
+        assert executor is not None
+        yield executor
 
 
 def _shred_source_child(kind: str, path: str, cfg: Config, root: str, force: bool) -> SourceResult:
@@ -1548,16 +1561,28 @@ class _RangeResult:
     rows_written: int
     rejects_rows: int
     reasons: Counter[str]
-    staged: dict[PartitionKey, Path]  # partition -> its staged file
-    rejects: Path | None  # staged rejects, `line` counted from 0 in the range
+    staged: dict[
+        PartitionKey, str
+    ]  # partition -> its staged file: a local path, or a key under the lake root
+    rejects: str | None  # staged rejects, `line` counted from 0 in the range
+    in_lake: bool  # staged in the lake (`Lake.shared_dir`), for a parent on another machine
     flushes: int
     compacted: int
 
 
 def _shred_range(
-    kind: str, path: str, cfg: Config, plan: _Plan, root: str, sid: str, staging: Path, span: tuple[int, int]
+    kind: str,
+    path: str,
+    cfg: Config,
+    plan: _Plan,
+    root: str,
+    sid: str,
+    staging: Path,
+    span: tuple[int, int],
+    in_lake: bool,
 ) -> _RangeResult:
-    """One byte range of a plain file, in a worker process: its lines into its own staged files."""
+    """One byte range of a plain file, in a worker process: its lines into its own staged files, uploaded
+    to the lake's shared staging folder when the parent may be on another machine (`in_lake`)."""
     logging.basicConfig(level=logging.WARNING)
     rk = schema.PARTITIONED_KINDS[kind]
     lake = Lake(root)
@@ -1574,16 +1599,29 @@ def _shred_range(
         finally:
             writer.abort()
             rejects.close()
+    staged = {k: writer._staged(k, 0) for k in writer.partitions}
+    staged_rejects = rejects.path if rejects.rows else None
+    where = {p: str(p) for p in [*staged.values(), *filter(None, [staged_rejects])]}
+    if in_lake:
+        shared = f"shred/{sid}/{staging.name}"
+        where = {p: f"_tmp/{shared}/{p.name}" for p in where}
+        lake.put_many({lake.shared_dir(shared) / p.name: p for p in where})
+        shutil.rmtree(staging, ignore_errors=True)
     return _RangeResult(
         lines=run.rows_read,
         rows_written=writer.rows,
         rejects_rows=rejects.rows,
         reasons=rejects.reasons,
-        staged={k: writer._staged(k, 0) for k in writer.partitions},
-        rejects=rejects.path if rejects.rows else None,
+        staged={k: where[p] for k, p in staged.items()},
+        rejects=where[staged_rejects] if staged_rejects else None,
+        in_lake=in_lake,
         flushes=writer.flushes,
         compacted=writer.compacted,
     )
+
+
+def _staged_file(lake: Lake, part: _RangeResult, name: str) -> Path | UPath:
+    return lake.root / name if part.in_lake else Path(name)
 
 
 def _shred_source_ranges(
@@ -1605,6 +1643,7 @@ def _shred_source_ranges(
     rejects = _RejectSink(src.staging / "rejects.parquet")
     fingerprint = ""
     rows_read = 0
+    in_lake = not lake.is_local and cfg.run.executor != "local"  # workers may not share this machine's disk
     try:
         header, data_start = _read_header(path)
         if header is None:
@@ -1613,42 +1652,43 @@ def _shred_source_ranges(
         spans = _byte_ranges(path, data_start, src.st.st_size, workers)
         child = replace(cfg, shred=replace(cfg.shred, memory_budget_mb=_share(cfg, max(1, len(spans)))))
         parts: list[_RangeResult] = []
-        with progress.task(f"{kind.name} {Path(path).name}", total=src.st.st_size, unit="bytes") as task:
-            pool = _process_pool(max(1, len(spans)))
-            try:
-                futures = [
-                    pool.submit(
-                        _shred_range,
-                        kind.name,
-                        path,
-                        child,
-                        plan,
-                        str(lake.root),
-                        src.sid,
-                        src.staging / f"r{k}",
-                        span,
-                    )
-                    for k, span in enumerate(spans)
-                ]
-                fingerprint = _fingerprint(path)  # the parent is idle meanwhile
-                for fut, (a, b) in zip(futures, spans, strict=True):
-                    try:
-                        parts.append(fut.result())
-                    except InputError as exc:  # its line numbers count from the range's first line
-                        raise InputError(
-                            f"{exc} (in bytes {a:,}-{b:,} of the file, shredded separately: line numbers "
-                            "count from the first line of that range; rerun with shred.workers=1 for file lines)"
-                        ) from exc
-                    task.advance(b - a)
-            finally:
-                pool.shutdown(wait=True, cancel_futures=True)
+        with (
+            progress.task(f"{kind.name} {Path(path).name}", total=src.st.st_size, unit="bytes") as task,
+            _worker_pool(cfg, max(1, len(spans))) as pool,
+        ):
+            futures = [
+                pool.submit(
+                    _shred_range,
+                    kind.name,
+                    path,
+                    child,
+                    plan,
+                    str(lake.root),
+                    src.sid,
+                    src.staging / f"r{k}",
+                    span,
+                    in_lake,
+                )
+                for k, span in enumerate(spans)
+            ]
+            fingerprint = _fingerprint(path)  # the parent is idle meanwhile
+            for fut, (a, b) in zip(futures, spans, strict=True):
+                try:
+                    parts.append(fut.result())
+                except InputError as exc:  # its line numbers count from the range's first line
+                    raise InputError(
+                        f"{exc} (in bytes {a:,}-{b:,} of the file, shredded separately: line numbers "
+                        "count from the first line of that range; rerun with shred.workers=1 for file lines)"
+                    ) from exc
+                task.advance(b - a)
         line = 2
         for part in parts:
             if part.rejects is not None:
-                for batch in pq.ParquetFile(part.rejects).iter_batches():
-                    table = pa.Table.from_batches([batch], schema=schema.REJECTS)
-                    absolute = pc.add(table.column("line"), line)
-                    rejects.add(table.set_column(1, "line", absolute), Counter())
+                with _staged_file(lake, part, part.rejects).open("rb") as staged_rejects:
+                    for batch in pq.ParquetFile(staged_rejects).iter_batches():
+                        table = pa.Table.from_batches([batch], schema=schema.REJECTS)
+                        absolute = pc.add(table.column("line"), line)
+                        rejects.add(table.set_column(1, "line", absolute), Counter())
             rejects.reasons.update(part.reasons)
             line += part.lines
             rows_read += part.lines
@@ -1657,15 +1697,18 @@ def _shred_source_ranges(
         if rows_read != written + rejects.rows:
             raise RuntimeError(f"rows read {rows_read} != written {written} + rejected {rejects.rows}")
     except Exception as exc:
+        if in_lake:
+            lake.remove_tree(lake.shared_dir(f"shred/{src.sid}"))
         return _failed(src, lake, exc, rejects, fingerprint=fingerprint, rows_read=rows_read)
     keys = sorted({k for p in parts for k in p.staged})
     targets = {
-        lake.raw_part_path(kind.name, k, src.sid, piece): staged
+        lake.raw_part_path(kind.name, k, src.sid, piece): _staged_file(lake, p, staged)
         for piece, p in enumerate(parts)
         for k, staged in p.staged.items()
     }
-
     _publish(src, lake, rejects, keys, set(targets), lambda: lake.put_many(targets))
+    if in_lake:
+        lake.remove_tree(lake.shared_dir(f"shred/{src.sid}"))
     return _finished(
         src,
         lake,

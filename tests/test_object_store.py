@@ -7,11 +7,13 @@ bucket's URLs.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import polars as pl
@@ -19,13 +21,15 @@ import pyarrow.parquet as pq
 import pytest
 from polars.testing import assert_frame_equal
 
-from dpsim import jobs
+import dpsim.shred as shred_module
+from dpsim import jobs, synth
 from dpsim.aggregate import run_aggregates, run_sql
-from dpsim.config import Config, Run, Scenario
+from dpsim.config import Config, Run, Scenario, Shred
 from dpsim.executors import open_executor
-from dpsim.lake import Lake
+from dpsim.lake import Lake, source_id
 from dpsim.shred import shred
 from tests.configs import drop_config
+from tests.test_shred_parallel import garbage_orders, part_bytes
 
 moto_server = pytest.importorskip("moto.server")
 pytest.importorskip("s3fs")
@@ -167,3 +171,32 @@ def test_cli_and_other_readers_use_the_bucket_urls(s3: str, local_lake: Lake, tm
     assert f"│ {expected:,} │" in proc.stdout
     sweeps = pl.scan_parquet(f"{url}/results/sweeps/**/*.parquet", hive_partitioning=True).collect()
     assert sweeps.height == expected and sweeps["security_code"].unique().to_list() == [110621]
+
+
+def test_byte_ranges_shredded_by_dask_workers_into_a_bucket(
+    s3: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Range tasks stage their files in the bucket (the client may be on another machine), the client
+    publishes them with in-store copies; the rows, rejects and line numbers are those of local processes."""
+    pytest.importorskip("distributed")
+    monkeypatch.setattr(shred_module, "SPLIT_MIN_BYTES", 0)
+    synth.generate(
+        tmp_path / "drop", securities=3, days=1, start=date(2024, 10, 3), seed=3, scale=("rows", 6000)
+    )
+    src, _ = garbage_orders(tmp_path / "drop", tmp_path)
+    inputs = {**{k: [] for k in shred_module.KINDS}, "orders": [str(src)]}
+    cfg = dataclasses.replace(Config(), shred=dataclasses.replace(Shred(), workers=2))
+    (procs,) = shred(cfg, Lake(tmp_path / "procs"), inputs=inputs)
+    bucket = Lake(f"s3://{BUCKET}/ranges")
+    dask_cfg = dataclasses.replace(cfg, run=dataclasses.replace(Run(), executor="dask-local:2"))
+    (dask,) = shred(dask_cfg, bucket, inputs=inputs)
+    assert dask.status == "shredded" and dask.rows_rejected == procs.rows_rejected == 4
+    assert (dask.rows_read, dask.rows_written, dask.files_written) == (
+        procs.rows_read,
+        procs.rows_written,
+        procs.files_written,
+    )
+    assert _files(bucket, "orders") == part_bytes(tmp_path / "procs")
+    rejects = bucket.read_parquet(bucket.rejects_path("orders", source_id(src)))
+    assert rejects.equals(pq.read_table(Lake(tmp_path / "procs").rejects_path("orders", source_id(src))))
+    assert not _keys("ranges/_tmp")  # the staged objects were moved, none left behind

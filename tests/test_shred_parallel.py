@@ -15,7 +15,7 @@ import pytest
 
 import dpsim.shred as shred_module
 from dpsim import synth
-from dpsim.config import Config, Shred
+from dpsim.config import Config, Run, Shred
 from dpsim.lake import Lake, source_id
 from dpsim.shred import SourceResult, shred
 
@@ -104,7 +104,8 @@ def test_parallel_matches_single(drop: Path, tmp_path: Path) -> None:
     assert not (tmp_path / "many" / "_tmp").exists()
 
 
-def test_last_line_without_newline_and_garbage(drop: Path, tmp_path: Path) -> None:
+def garbage_orders(drop: Path, folder: Path) -> tuple[Path, list[bytes]]:
+    """The drop's orders with four bad lines spread over the file and no newline after the last line."""
     lines = (drop / "orders.csv").read_bytes().split(b"\n")
     assert lines[-1] == b""
     lines = lines[:-1]
@@ -115,9 +116,18 @@ def test_last_line_without_newline_and_garbage(drop: Path, tmp_path: Path) -> No
         (len(lines) - 2, b'x,"y'),
     ):
         lines.insert(i, junk)
-    src = tmp_path / "src" / "orders.csv"
+    src = folder / "src" / "orders.csv"
     src.parent.mkdir()
-    src.write_bytes(b"\n".join(lines))  # no newline after the last line
+    src.write_bytes(b"\n".join(lines))
+    return src, lines
+
+
+def part_bytes(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted((root / "orders").rglob("*.parquet"))}
+
+
+def test_last_line_without_newline_and_garbage(drop: Path, tmp_path: Path) -> None:
+    src, lines = garbage_orders(drop, tmp_path)
     single = _run(tmp_path / "one", {"orders": [src]}, workers=1)
     multi = _run(tmp_path / "many", {"orders": [src]}, workers=4)
     _check(single[0])
@@ -137,6 +147,24 @@ def test_last_line_without_newline_and_garbage(drop: Path, tmp_path: Path) -> No
         manifest["rejects_by_reason"]
         == Lake(tmp_path / "one").read_manifest(source_id(src))["rejects_by_reason"]
     )  # type: ignore[index]
+
+
+def test_dask_workers_shred_the_same_files(drop: Path, tmp_path: Path) -> None:
+    """`shred --executor dask-local:2`: the byte ranges run as Dask tasks and give the processes' files."""
+    pytest.importorskip("distributed")
+    src, _ = garbage_orders(drop, tmp_path)
+    (procs,) = _run(tmp_path / "procs", {"orders": [src]}, workers=2)
+    cfg = replace(_cfg(2), run=replace(Run(), executor="dask-local:2"))
+    (dask,) = shred(cfg, Lake(tmp_path / "dask"), inputs={**NO_INPUTS, "orders": [str(src)]})
+    _check(dask)
+    assert (dask.rows_read, dask.rows_rejected, dask.files_written) == (
+        procs.rows_read,
+        procs.rows_rejected,
+        procs.files_written,
+    )
+    assert part_bytes(tmp_path / "dask") == part_bytes(tmp_path / "procs")
+    assert _rejects(tmp_path / "dask", src) == _rejects(tmp_path / "procs", src)
+    assert not (tmp_path / "dask" / "_tmp").exists()
 
 
 def test_reshred_single_after_parallel_replaces_all(drop: Path, tmp_path: Path) -> None:
