@@ -1473,7 +1473,7 @@ def _shred_parallel(
         i = whole[0]
         results[i] = _shred_source(sources[i][0], sources[i][1], cfg, lake, force, progress)
     elif whole:
-        child = replace(cfg, shred=replace(cfg.shred, memory_budget_mb=_share(cfg, min(workers, len(whole)))))
+        child = _child_config(cfg, min(workers, len(whole)))
         with _worker_pool(cfg, min(workers, len(whole))) as pool:
             futures = {
                 i: pool.submit(
@@ -1490,8 +1490,14 @@ def _splittable(path: str) -> bool:
     return not _compressed(path) and os.path.getsize(path) > SPLIT_MIN_BYTES
 
 
-def _share(cfg: Config, processes: int) -> int:
-    return max(1, cfg.shred.memory_budget_mb // processes)
+def _child_config(cfg: Config, processes: int) -> Config:
+    """Local processes share `shred.memory_budget_mb`; a Dask task has all of it (it runs on a worker whose
+    `--memory-limit` the cluster sets, possibly alone on its machine)."""
+    if cfg.run.executor != "local":
+        return cfg
+    return replace(
+        cfg, shred=replace(cfg.shred, memory_budget_mb=max(1, cfg.shred.memory_budget_mb // processes))
+    )
 
 
 @contextlib.contextmanager
@@ -1650,7 +1656,7 @@ def _shred_source_ranges(
             raise InputError(f"{path}: the file is empty (no header line): re-export it")
         plan = _plan(kind, path, header, cfg)
         spans = _byte_ranges(path, data_start, src.st.st_size, workers)
-        child = replace(cfg, shred=replace(cfg.shred, memory_budget_mb=_share(cfg, max(1, len(spans)))))
+        child = _child_config(cfg, max(1, len(spans)))
         parts: list[_RangeResult] = []
         with (
             progress.task(f"{kind.name} {Path(path).name}", total=src.st.st_size, unit="bytes") as task,
