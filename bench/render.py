@@ -25,6 +25,7 @@ SHRED_SECTIONS = ("shred_peers", "gzip", "scaling", "many_partitions", "shred_wo
 TOOL_NAMES = {
     "dpsim": "dpsim shred",
     "dpsim_w2": "dpsim shred --workers 2",
+    "dpsim_1core": "taskset -c 0 dpsim shred (1 core)",
     "duckdb": "DuckDB COPY (threads=2)",
     "duckdb_mem": "DuckDB COPY (threads=2, memory_limit=budget)",
     "polars": "Polars sink_parquet(PartitionBy)",
@@ -194,9 +195,10 @@ def targets(res: dict[str, Any]) -> list[dict[str, Any]]:
             None if mf is None else mf <= 1,
         )
     for r in _rows(res, "shred_workers"):
-        ratio = ((r.get("ratios") or {}).get(r["case"]) or {}).get("dpsim_w2")
-        if r["tool"] == "dpsim" and ratio and ratio.get("speed"):
-            v = 1 / ratio["speed"]
+        ratios = (r.get("ratios") or {}).get(r["case"]) or {}
+        w2, one_core = ratios.get("dpsim_w2"), ratios.get("dpsim_1core")
+        if r["tool"] == "dpsim" and w2 and w2.get("speed"):
+            v = 1 / w2["speed"]
             add(
                 f"shred {r['case']}: 2 worker processes vs 1",
                 f"{v:.2f}x",
@@ -204,6 +206,14 @@ def targets(res: dict[str, Any]) -> list[dict[str, Any]]:
                 v >= 1.7,
                 f"{res.get('machine', {}).get('nproc', '?')} cores; one process already parses on a 2-thread pool",
             )
+            if one_core and one_core.get("speed"):
+                add(
+                    f"shred {r['case']}: 2 workers on 2 cores vs 1 worker pinned to 1 core",
+                    f"{one_core['speed'] / w2['speed']:.2f}x",
+                    "scaling with cores (info)",
+                    None,
+                    "taskset -c 0 for the 1-core run",
+                )
     for r in _rows(res, "process"):
         ex = r.get("extra") or {}
         if r["case"].startswith("DRR") and r["tool"] == "dpsim process" and not r.get("error"):

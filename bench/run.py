@@ -150,8 +150,9 @@ class Bench:
         out = H.WORK / "out" / tool
         tmp = H.WORK / "tmp" / tool
         env: dict[str, str] = {}
-        if tool in ("dpsim", "dpsim_w2"):
+        if tool in ("dpsim", "dpsim_w2", "dpsim_1core"):
             cmd = [
+                *(["taskset", "-c", "0"] if tool == "dpsim_1core" else []),
                 *H.DPSIM,
                 "shred",
                 "--config",
@@ -299,11 +300,13 @@ class Bench:
             self.peers("many_partitions", label, inp, ["dpsim", "duckdb_mem", "polars"])
 
     def shred_workers(self) -> None:
-        """The largest plain file shredded by one process and by two (byte ranges): the scale-out speed-up."""
+        """The largest plain file shredded by one process and by two (byte ranges): the scale-out speed-up.
+        Also one process pinned to one core (taskset): with it, 2 workers on 2 cores vs 1 worker on 1 core
+        shows how byte ranges scale with cores, which the unpinned pair cannot show on a 2-core machine."""
         gb = max(self.cfg["shred_gb"])
         inp = self.shred_input(gb)
         H.drop_page_cache_warm(H.REPO / inp["path"])
-        self.peers("shred_workers", f"{gb:g} GB plain", inp, ["dpsim", "dpsim_w2"])
+        self.peers("shred_workers", f"{gb:g} GB plain", inp, ["dpsim", "dpsim_w2", "dpsim_1core"])
 
     def process(self) -> None:
         self._worker_baseline()
