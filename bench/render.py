@@ -632,13 +632,18 @@ def plot_scaling(res: dict[str, Any], png: Path = PNG) -> Path | None:
 
 
 def merge(results: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
-    """Several results files as one (e.g. sections run separately): rows concatenated, first file's machine."""
+    """Several results files as one (e.g. sections run separately): rows concatenated, first file's machine;
+    a measurement (section, case, tool, command) taken again in a later file replaces the earlier one."""
     if len(results) == 1:
         return results[0]
     out = dict(results[0])
-    out["rows"] = [
-        dict(r, source=n) for res, n in zip(results, names, strict=True) for r in res.get("rows", [])
-    ]
+    rows: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+    for res, n in zip(results, names, strict=True):
+        for r in res.get("rows", []):
+            key = (r["section"], r["case"], r["tool"], r.get("command", ""))
+            rows.pop(key, None)  # re-inserted last: the newer figure, in the newer file's order
+            rows[key] = dict(r, source=n)
+    out["rows"] = list(rows.values())
     out["sections"] = [s for res in results for s in res.get("sections", [])]
     out["argv"] = [" + ".join(" ".join(res.get("argv") or []) for res in results)]
     out["total_seconds"] = sum(res.get("total_seconds") or 0 for res in results)
