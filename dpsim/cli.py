@@ -143,7 +143,9 @@ def _load(args: argparse.Namespace, **overrides: Any) -> Any:
 def _lake(cfg: Any) -> Any:
     from dpsim.lake import Lake
 
-    return Lake(cfg.lake)
+    lake = Lake(cfg.lake)
+    lake.check_reachable()
+    return lake
 
 
 # ---- commands ----------------------------------------------------------------------------------------

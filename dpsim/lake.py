@@ -78,6 +78,21 @@ class Lake:
     def __init__(self, root: str | Path | UPath) -> None:
         self.root = _root(root)
 
+    def check_reachable(self) -> None:
+        """One clear line when an object store's bucket is missing or unreachable, before any work starts
+        (instead of a traceback from inside the first write)."""
+        if self.is_local:
+            return
+        bucket = self.root.path.split("/", 1)[0]
+        try:
+            self.root.fs.info(bucket)
+        except Exception as exc:
+            first = next(iter(str(exc).strip().splitlines()), "")
+            raise LakeError(
+                f"{self.root}: cannot reach bucket {bucket!r} ({type(exc).__name__}: {first}); check the name, "
+                "the credentials and the endpoint in the environment (AWS_ACCESS_KEY_ID, AWS_ENDPOINT_URL, …)"
+            ) from exc
+
     @property
     def is_local(self) -> bool:
         """A filesystem path (renames are atomic), not an object store."""

@@ -200,3 +200,28 @@ def test_byte_ranges_shredded_by_dask_workers_into_a_bucket(
     rejects = bucket.read_parquet(bucket.rejects_path("orders", source_id(src)))
     assert rejects.equals(pq.read_table(Lake(tmp_path / "procs").rejects_path("orders", source_id(src))))
     assert not _keys("ranges/_tmp")  # the staged objects were moved, none left behind
+
+
+def test_a_missing_bucket_is_one_clear_line(s3: str) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dpsim",
+            "shred",
+            "--config",
+            "conf/drr.yaml",
+            "--lake",
+            "s3://no-such-bucket/lake",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CI": "1"},
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        "dpsim: error: s3://no-such-bucket/lake: cannot reach bucket 'no-such-bucket' (FileNotFoundError: "
+        "Not Found); check the name, the credentials and the endpoint in the environment "
+        "(AWS_ACCESS_KEY_ID, AWS_ENDPOINT_URL, …)"
+    ]
