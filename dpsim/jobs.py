@@ -378,7 +378,11 @@ def _drain(
     while pending or in_flight:
         while pending and len(in_flight) < in_flight_max:
             task = pending.pop()
-            in_flight[pool.submit(run_job, task)] = (task, time.monotonic())
+            try:
+                in_flight[pool.submit(run_job, task)] = (task, time.monotonic())
+            except cf.process.BrokenProcessPool:  # a worker died since the last wait: `task` never started
+                pending.append(task)
+                return [t for t, _ in in_flight.values()]
         done, _ = cf.wait(in_flight, timeout=1.0, return_when=cf.FIRST_COMPLETED)
         for fut in done:
             task, _t0 = in_flight.pop(fut)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import dataclasses
 import json
 import os
@@ -177,3 +178,31 @@ def test_cli_exit_3_names_failed_partitions_and_rerun_command(
     )
     assert ok.returncode == 0, ok.stderr
     assert "jobs ok / failed / skipped │ 1 / 0 / 0" in ok.stdout or "1 / 0 / 0" in ok.stdout
+
+
+class _BreaksOnSecondSubmit(cf.Executor):
+    """A process pool whose worker died between two submits: the first job finished, the second submit fails."""
+
+    def __init__(self) -> None:
+        self.submits = 0
+
+    def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def,override]
+        self.submits += 1
+        if self.submits == 2:
+            raise cf.process.BrokenProcessPool("a child process terminated abruptly")
+        future: cf.Future[jobs.JobRecord] = cf.Future()
+        future.set_result(jobs.JobRecord(partition=str(args[0].key), status="ok"))
+        return future
+
+
+def test_a_pool_broken_before_a_submit_puts_the_job_back() -> None:
+    first, second = (
+        jobs.JobTask("lake", PartitionKey(c, date(2024, 9, 5)), Config(), (), "") for c in (1, 2)
+    )
+    pending, done = [second, first], list[jobs.JobRecord]()
+    lost = jobs._drain(
+        _BreaksOnSecondSubmit(), pending, done.append, Config(), in_flight_max=1, own_pool=True
+    )
+    assert [r.partition for r in done] == ["1/2024-09-05"]
+    assert lost == []  # nothing was running on the broken pool
+    assert pending == [second]  # never started: runs on the next pool
