@@ -291,15 +291,24 @@ class Lake:
     ) -> int:
         """Delete a source's part files (every piece) in the given partitions, except the paths in `keep`
         (before re-shredding it: `keep` holds the files about to be replaced in place)."""
+        if not self.is_local:  # one listing of the table, one batched delete
+            base, kept_keys = self.table_dir(kind), {p.path for p in keep}
+            folders = {self.partition_dir(kind, key).path for key in partitions}
+            doomed = [
+                name
+                for name in base.fs.glob(f"{base.path}/security_code=*/date=*/part-{source}*.parquet")
+                if name.rpartition("/")[0] in folders
+                and _is_source_part(name.rpartition("/")[2], source)
+                and name not in kept_keys
+            ]
+            if doomed:
+                base.fs.rm(doomed)
+            return len(doomed)
         n = 0
         kept = set(keep)
         for key in partitions:
             for f in self.partition_dir(kind, key).glob(f"part-{source}*.parquet"):
-                if f in kept:
-                    continue
-                if f.name == f"part-{source}.parquet" or re.fullmatch(
-                    rf"part-{re.escape(source)}-\d+\.parquet", f.name
-                ):
+                if f not in kept and _is_source_part(f.name, source):
                     f.unlink()
                     n += 1
         return n
@@ -361,6 +370,14 @@ def _root(root: str | Path | UPath) -> UPath:
             f"{text}: a {scheme}:// lake needs the {OBJECT_STORES[scheme]} package: "
             f"pip install 'dpsim[{'s3' if OBJECT_STORES[scheme] == 's3fs' else 'cloud'}]'"
         ) from exc
+
+
+def _is_source_part(name: str, source: str) -> bool:
+    """part-<source>.parquet or part-<source>-<piece>.parquet (not another source whose id extends this one)."""
+    return (
+        name == f"part-{source}.parquet"
+        or re.fullmatch(rf"part-{re.escape(source)}-\d+\.parquet", name) is not None
+    )
 
 
 def _os_path(path: UPath) -> Path:

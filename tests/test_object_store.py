@@ -141,6 +141,10 @@ def test_unchanged_sources_and_partitions_are_skipped_in_a_bucket(s3: str, local
     assert [r.status for r in shred(cfg, lake)] == ["skipped"] * 3  # manifests read back from the bucket
     again = _process(cfg, lake)
     assert [r.status for r in again.records] == ["skipped"]  # fingerprints from the objects' sizes and times
+    before = _files(lake, "orders", "trades", "nbbo")
+    assert [r.status for r in shred(cfg, lake, force=True)] == ["shredded"] * 3
+    assert _files(lake, "orders", "trades", "nbbo") == before  # replaced in place, no second copy
+    assert [r.status for r in _process(cfg, lake).records] == ["ok"]  # new objects: the inputs changed
     sweeps = lake.result_path("sweeps", lake.partitions("orders")[0])
     assert (
         lake.read_parquet(sweeps).num_rows
@@ -200,6 +204,9 @@ def test_byte_ranges_shredded_by_dask_workers_into_a_bucket(
     rejects = bucket.read_parquet(bucket.rejects_path("orders", source_id(src)))
     assert rejects.equals(pq.read_table(Lake(tmp_path / "procs").rejects_path("orders", source_id(src))))
     assert not _keys("ranges/_tmp")  # the staged objects were moved, none left behind
+    shred(Config(), Lake(tmp_path / "one"), inputs=inputs)
+    assert shred(Config(), bucket, inputs=inputs, force=True)[0].status == "shredded"
+    assert _files(bucket, "orders") == part_bytes(tmp_path / "one")  # the range pieces (-1) were deleted
 
 
 def test_a_missing_bucket_is_one_clear_line(s3: str) -> None:
