@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -938,16 +939,20 @@ def _peak_rss(args: list[str]) -> int:
 
 @pytest.mark.slow
 def test_peak_memory_is_flat_in_the_input_size(tmp_path: Path) -> None:
+    """Under an 800 MB budget about 490 MB go to parsing and ~300 MB to partition buffers, so memory grows
+    with the input until the buffers are full (a 100 MB file never fills them) and is flat after that:
+    both inputs here are larger than the buffers."""
     from dpsim import synth
 
     budget_mb = 800
     peaks = {}
-    for mb in (100, 400):
+    for mb in (400, 1000):
         out = tmp_path / f"drop{mb}"
         synth.generate(out, securities=60, days=mb // 20, seed=1, scale=("bytes", mb * 1_000_000))
         peaks[mb] = _peak_rss([str(out / "orders.csv"), str(tmp_path / f"lake{mb}"), str(budget_mb)])
-    assert peaks[400] < budget_mb * 2**20
-    assert peaks[400] < peaks[100] * 1.3 + 100 * 2**20, peaks
+        shutil.rmtree(out)
+    assert peaks[1000] < budget_mb * 2**20
+    assert peaks[1000] < peaks[400] * 1.15, peaks
 
 
 def test_threads_are_released(tmp_path: Path) -> None:
