@@ -34,13 +34,15 @@ def low_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(shred_module, "SPLIT_MIN_BYTES", 0)
 
 
-def _cfg(workers: int) -> Config:
-    return replace(Config(), shred=replace(Shred(), workers=workers))
+def _cfg(workers: int, executor: str = "local") -> Config:
+    return replace(Config(), shred=replace(Shred(), workers=workers), run=replace(Run(), executor=executor))
 
 
-def _run(lake: Path, files: dict[str, list[Path]], workers: int) -> list[SourceResult]:
+def _run(
+    lake: Path, files: dict[str, list[Path]], workers: int, executor: str = "local"
+) -> list[SourceResult]:
     inputs = {**NO_INPUTS, **{k: [str(p) for p in v] for k, v in files.items()}}
-    return shred(_cfg(workers), Lake(lake), inputs=inputs)
+    return shred(_cfg(workers, executor), Lake(lake), inputs=inputs)
 
 
 def _rows(lake: Path, kind: str = "orders") -> dict[str, pa.Table]:
@@ -154,8 +156,7 @@ def test_dask_workers_shred_the_same_files(drop: Path, tmp_path: Path) -> None:
     pytest.importorskip("distributed")
     src, _ = garbage_orders(drop, tmp_path)
     (procs,) = _run(tmp_path / "procs", {"orders": [src]}, workers=2)
-    cfg = replace(_cfg(2), run=replace(Run(), executor="dask-local:2"))
-    (dask,) = shred(cfg, Lake(tmp_path / "dask"), inputs={**NO_INPUTS, "orders": [str(src)]})
+    (dask,) = _run(tmp_path / "dask", {"orders": [src]}, workers=2, executor="dask-local:2")
     _check(dask)
     assert (dask.rows_read, dask.rows_rejected, dask.files_written) == (
         procs.rows_read,
@@ -215,8 +216,12 @@ def test_failed_range_leaves_nothing(drop: Path, tmp_path: Path, monkeypatch: py
     assert not (lake / "_tmp").exists()
 
 
-def test_compressed_sources_in_parallel(drop: Path, tmp_path: Path) -> None:
-    """Compressed files are not split; with workers > 1 several are shredded at once, one per process."""
+@pytest.mark.parametrize("executor", ["local", "dask-local:2"])
+def test_compressed_sources_in_parallel(drop: Path, tmp_path: Path, executor: str) -> None:
+    """Compressed files are not split; with workers > 1 several are shredded at once, one per process
+    (or per Dask task)."""
+    if executor != "local":
+        pytest.importorskip("distributed")
     src = tmp_path / "src"
     src.mkdir()
     lines = (drop / "orders.csv").read_bytes().split(b"\n")
@@ -230,7 +235,7 @@ def test_compressed_sources_in_parallel(drop: Path, tmp_path: Path) -> None:
     files.append(src / "trades.csv")
     shutil.copy(drop / "trades.csv", files[-1])
     one = _run(tmp_path / "one", {"orders": files[:2], "trades": files[2:]}, workers=1)
-    many = _run(tmp_path / "many", {"orders": files[:2], "trades": files[2:]}, workers=3)
+    many = _run(tmp_path / "many", {"orders": files[:2], "trades": files[2:]}, workers=3, executor=executor)
     assert [r.path for r in one] == [r.path for r in many]
     for a, b in zip(one, many, strict=True):
         _check(a)
