@@ -1592,6 +1592,8 @@ def _shred_range(
     logging.basicConfig(level=logging.WARNING)
     rk = schema.PARTITIONED_KINDS[kind]
     lake = Lake(root)
+    if in_lake:  # the client's scratch path may not exist here: stage in this machine's own
+        staging = lake.local_dir("shred") / sid / staging.name
     staging.mkdir(parents=True, exist_ok=True)
     writer = _PartWriter(
         rk, sid, lake, staging, cfg.shred.row_group_rows, min(cfg.shred.max_open_partitions, MAX_OPEN_FILES)

@@ -182,7 +182,7 @@ def test_byte_ranges_shredded_by_dask_workers_into_a_bucket(
 ) -> None:
     """Range tasks stage their files in the bucket (the client may be on another machine), the client
     publishes them with in-store copies; the rows, rejects and line numbers are those of local processes."""
-    pytest.importorskip("distributed")
+    distributed = pytest.importorskip("distributed")
     monkeypatch.setattr(shred_module, "SPLIT_MIN_BYTES", 0)
     synth.generate(
         tmp_path / "drop", securities=3, days=1, start=date(2024, 10, 3), seed=3, scale=("rows", 6000)
@@ -192,8 +192,15 @@ def test_byte_ranges_shredded_by_dask_workers_into_a_bucket(
     cfg = dataclasses.replace(Config(), shred=dataclasses.replace(Shred(), workers=2))
     (procs,) = shred(cfg, Lake(tmp_path / "procs"), inputs=inputs)
     bucket = Lake(f"s3://{BUCKET}/ranges")
-    dask_cfg = dataclasses.replace(cfg, run=dataclasses.replace(Run(), executor="dask-local:2"))
-    (dask,) = shred(dask_cfg, bucket, inputs=inputs)
+    # workers with their own temp folder, as on other machines: nothing may pass through a shared /tmp
+    (tmp_path / "elsewhere").mkdir()
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, dashboard_address=None, env={"TMPDIR": str(tmp_path / "elsewhere")}
+    ) as cluster:
+        address = cluster.scheduler_address.removeprefix("tcp://")
+        dask_cfg = dataclasses.replace(cfg, run=dataclasses.replace(Run(), executor=f"dask://{address}"))
+        (dask,) = shred(dask_cfg, bucket, inputs=inputs)
+    assert next((tmp_path / "elsewhere").rglob("shred"), None) is not None  # the workers staged there
     assert dask.status == "shredded" and dask.rows_rejected == procs.rows_rejected == 4
     assert (dask.rows_read, dask.rows_written, dask.files_written) == (
         procs.rows_read,
