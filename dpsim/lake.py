@@ -42,10 +42,10 @@ from upath import UPath
 from dpsim.errors import LakeError
 
 RAW_TABLES = ("orders", "trades", "nbbo")
-# Object stores tested against S3's API (moto); the others go through the same fsspec calls.
-OBJECT_STORES = {"s3": "s3fs", "s3a": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "az": "adlfs", "abfs": "adlfs"}
 RESULT_TABLES = ("sweeps", "sim_fills", "sim_orders")
 SCENARIO_TABLES = ("sim_fills", "sim_orders")
+# URL scheme -> its fsspec package. S3 is tested (against moto); the others go through the same calls.
+OBJECT_STORES = {"s3": "s3fs", "s3a": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "az": "adlfs", "abfs": "adlfs"}
 _PART_RE = re.compile(r"^security_code=(-?\d+)$")
 _DATE_RE = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
 

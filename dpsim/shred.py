@@ -1567,11 +1567,10 @@ class _RangeResult:
     rows_written: int
     rejects_rows: int
     reasons: Counter[str]
-    staged: dict[
-        PartitionKey, str
-    ]  # partition -> its staged file: a local path, or a key under the lake root
+    # partition -> its staged file; a local path, or with `in_lake` a path under the lake root
+    staged: dict[PartitionKey, str]
     rejects: str | None  # staged rejects, `line` counted from 0 in the range
-    in_lake: bool  # staged in the lake (`Lake.shared_dir`), for a parent on another machine
+    in_lake: bool  # staged in the lake (`Lake.shared_dir`), for a client on another machine
     flushes: int
     compacted: int
 
@@ -1609,19 +1608,21 @@ def _shred_range(
             rejects.close()
     staged = {k: writer._staged(k, 0) for k in writer.partitions}
     staged_rejects = rejects.path if rejects.rows else None
-    where = {p: str(p) for p in [*staged.values(), *filter(None, [staged_rejects])]}
-    if in_lake:
-        shared = f"shred/{sid}/{staging.name}"
-        where = {p: f"_tmp/{shared}/{p.name}" for p in where}
-        lake.put_many({lake.shared_dir(shared) / p.name: p for p in where})
+    shared = lake.shared_dir(f"shred/{sid}/{staging.name}")
+
+    def location(f: Path) -> str:
+        return str(shared / f.name)[len(str(lake.root)) + 1 :] if in_lake else str(f)
+
+    if in_lake:  # the client may be on another machine: hand the files over through the lake
+        lake.put_many({shared / f.name: f for f in [*staged.values(), *filter(None, [staged_rejects])]})
         shutil.rmtree(staging, ignore_errors=True)
     return _RangeResult(
         lines=run.rows_read,
         rows_written=writer.rows,
         rejects_rows=rejects.rows,
         reasons=rejects.reasons,
-        staged={k: where[p] for k, p in staged.items()},
-        rejects=where[staged_rejects] if staged_rejects else None,
+        staged={k: location(f) for k, f in staged.items()},
+        rejects=location(staged_rejects) if staged_rejects else None,
         in_lake=in_lake,
         flushes=writer.flushes,
         compacted=writer.compacted,
