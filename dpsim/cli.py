@@ -195,7 +195,8 @@ def _cmd_shred(args: argparse.Namespace) -> int:
     kinds = ("orders", "trades", "nbbo", "reference", "session", "participants")
     inputs = {k: getattr(args, k) for k in kinds if getattr(args, k)}
     progress = for_terminal()
-    results = shred(cfg, _lake(cfg), inputs=inputs or None, force=args.force, progress=progress)
+    lake = _lake(cfg)
+    results = shred(cfg, lake, inputs=inputs or None, force=args.force, progress=progress)
     progress.table(
         "shred",
         ("kind", "source", "status", "rows read", "written", "rejected", "partitions", "seconds", "MB/s"),
@@ -214,7 +215,7 @@ def _cmd_shred(args: argparse.Namespace) -> int:
             for r in results
         ],
     )
-    refresh_catalog(_lake(cfg))
+    refresh_catalog(lake)
     failed = [r for r in results if r.status == "failed"]
     for r in failed:
         print(f"dpsim: {r.error}", file=sys.stderr)  # shred errors start with the file name
@@ -380,8 +381,9 @@ def _cmd_catalog(args: argparse.Namespace) -> int:
     from dpsim.catalog import refresh_catalog
 
     cfg = _load(args)
-    views = refresh_catalog(_lake(cfg))
-    print(f"{_lake(cfg).catalog_path}: {len(views)} views: {', '.join(views)}")
+    lake = _lake(cfg)
+    views = refresh_catalog(lake)
+    print(f"{lake.catalog_path}: {len(views)} views: {', '.join(views)}")
     return 0
 
 
