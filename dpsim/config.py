@@ -45,11 +45,21 @@ class Columns:
 
 @dataclass(frozen=True)
 class TimeConfig:
+    """Exchange-local calendar and the continuous session (docs/methodology.md, "Session and quotes")."""
+
     timezone: str = "Australia/Sydney"
     day_roll: str = "19:00"
+    open: str = "10:00"  # the session opens at the first auction print at or after this time
+    close: str = "16:00"
+    max_quote_age_s: float | None = None  # an older prevailing quote counts as none; null = no limit
 
     def problems(self) -> list[tuple[str, str]]:
         out = _time_problem("day_roll", self.day_roll)
+        out += _time_problem("open", self.open) + _time_problem("close", self.close)
+        if not out and parse_hhmm(self.open) >= parse_hhmm(self.close):
+            out.append(("close", f"must be after open ({self.open})"))
+        if self.max_quote_age_s is not None and self.max_quote_age_s <= 0:
+            out.append(("max_quote_age_s", "must be > 0 seconds, or null for no limit"))
         try:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError):
@@ -59,37 +69,68 @@ class TimeConfig:
         return out
 
 
+FILL_CLASSES = ("lit", "dark", "auction", "reported", "booking")
+
+
+@dataclass(frozen=True)
+class FillClasses:
+    """Trade `dealsource` codes per fill class; booking reports (UCP) are never fills."""
+
+    lit: tuple[int, ...] = (1,)
+    dark: tuple[int, ...] = (46, 47, 49, 50, 51, 52)
+    auction: tuple[int, ...] = (20,)
+    reported: tuple[int, ...] = (5,)
+    booking: tuple[int, ...] = (44, 45, 48)
+
+    def problems(self) -> list[tuple[str, str]]:
+        seen: dict[int, str] = {}
+        out = []
+        for name in FILL_CLASSES:
+            for code in getattr(self, name):
+                if code in seen:
+                    first = seen[code]
+                    out.append((first, f"dealsource {code} is in both {first} and {name}: give it one class"))
+                seen.setdefault(code, name)
+        return out
+
+    def of(self, code: int) -> str | None:
+        return next((name for name in FILL_CLASSES if code in getattr(self, name)), None)
+
+
+@dataclass(frozen=True)
+class TickStep:
+    """From this price (thousandths of a dollar, inclusive) on, the tick is `tick` thousandths."""
+
+    min_price: int
+    tick: int
+
+
 @dataclass(frozen=True)
 class Codes:
     centre_point_mask: int = 64 | 256 | 2048 | 4096
     sweep_mask: int = 2048
-    dark_dealsources: tuple[int, ...] = (46, 47, 48, 49, 50, 51, 52)
-    lit_continuous_dealsources: tuple[int, ...] = (1,)
+    fill_classes: FillClasses = FillClasses()
+    centre_point_dealsource: int = 47  # the real CP executions the reality replay should reproduce
+    tick_table: tuple[TickStep, ...] = (TickStep(0, 1), TickStep(100, 5), TickStep(2000, 10))
 
     def problems(self) -> list[tuple[str, str]]:
         out = []
         for name in ("centre_point_mask", "sweep_mask"):
             if getattr(self, name) <= 0:
                 out.append((name, "must be a positive bit mask"))
-        return out
-
-
-@dataclass(frozen=True)
-class Hours:
-    start: str = "10:00"
-    end: str = "16:00"
-
-    def problems(self) -> list[tuple[str, str]]:
-        out = _time_problem("start", self.start) + _time_problem("end", self.end)
-        if not out and parse_hhmm(self.start) >= parse_hhmm(self.end):
-            out.append(("end", f"must be after start ({self.start})"))
+        steps = self.tick_table
+        if not steps or steps[0].min_price != 0:
+            out.append(("tick_table", "the first step must start at min_price 0"))
+        elif any(a.min_price >= b.min_price for a, b in zip(steps, steps[1:], strict=False)):
+            out.append(("tick_table", "min_price must increase from step to step"))
+        if any(s.tick <= 0 for s in steps):
+            out.append(("tick_table", "every tick must be > 0"))
         return out
 
 
 @dataclass(frozen=True)
 class Filters:
-    participants: tuple[int, ...] = ()
-    trading_hours: Hours = Hours()
+    participants: tuple[int, ...] = ()  # participant ids whose sweeps are reported; empty = all
 
 
 @dataclass(frozen=True)
@@ -137,29 +178,41 @@ class Buckets:
 
 @dataclass(frozen=True)
 class Metrics:
-    markout_horizons_s: tuple[float, ...] = (1.0, 5.0, 60.0)
+    horizons_s: tuple[float, ...] = (1.0, 5.0, 60.0, 300.0)  # realized spread / price impact horizons
 
     def problems(self) -> list[tuple[str, str]]:
-        return (
-            [("markout_horizons_s", "horizons must be > 0")]
-            if any(h <= 0 for h in self.markout_horizons_s)
-            else []
-        )
+        return [("horizons_s", "horizons must be > 0")] if any(h <= 0 for h in self.horizons_s) else []
+
+
+RESERVED_SCENARIO = "reality"  # the reality replay (no sweep rests), always run
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]+$")  # names become folder names: data, never paths
 
 
 @dataclass(frozen=True)
 class Scenario:
-    """One counterfactual replay parameter set (DOMAIN §5.5)."""
+    """One counterfactual replay parameter set (docs/methodology.md, "The replay")."""
 
     quantity: Literal["residual", "full"] = "residual"
     window: str = "last_fill"  # last_fill | order_life | end_of_day | seconds:N (YAML {seconds: N})
     max_fill_fraction: float = 1.0
     impact_bps: float = 0.0
-    sweep_limit: bool = False
+    sweep_midtick: bool = False  # analysed sweeps accept the mid-tick, as if their midtick were 1
+    ignore_sweep_limit: bool = False  # analysed sweeps have no limit (an upper bound, not a plausible world)
+    real_queue: bool = True  # real CP orders rest (false: the v1 queue of sweeps only, for contrast)
 
     @property
     def window_seconds(self) -> float | None:
         return float(self.window.split(":", 1)[1]) if self.window.startswith("seconds:") else None
+
+    @property
+    def world(self) -> str:
+        """plausible (the orders as stated; or accepting the mid-tick, the alternative for passive sweeps),
+        bound (limits lifted or the real queue left out: for contrast only) or sensitivity (the rest)."""
+        if self.ignore_sweep_limit or not self.real_queue:
+            return "bound"
+        if self in (Scenario(), Scenario(sweep_midtick=True)):
+            return "plausible"
+        return "sensitivity"
 
     def problems(self) -> list[tuple[str, str]]:
         out = []
@@ -174,8 +227,10 @@ class Scenario:
                 )
         if not 0 < self.max_fill_fraction <= 1:
             out.append(("max_fill_fraction", "must be in (0, 1]"))
-        if self.impact_bps < 0:
-            out.append(("impact_bps", "must be >= 0 (it always moves the price against the sweep)"))
+        if not 0 <= self.impact_bps < 1e4:
+            out.append(
+                ("impact_bps", "must be >= 0 (it always moves the price against the sweep) and < 10000")
+            )
         return out
 
 
@@ -184,7 +239,9 @@ DEFAULT_SCENARIOS: dict[str, Scenario] = {
     "order_life": Scenario(window="order_life"),
     "half_cap": Scenario(max_fill_fraction=0.5),
     "impact_5bps": Scenario(impact_bps=5.0),
-    "sweep_limit": Scenario(sweep_limit=True),
+    "midtick": Scenario(sweep_midtick=True),
+    "ignore_limit": Scenario(ignore_sweep_limit=True),
+    "no_queue": Scenario(real_queue=False),
 }
 
 
@@ -240,6 +297,21 @@ class Aggregate:
 
 
 @dataclass(frozen=True)
+class Stats:
+    bootstrap_n: int = 2000  # cluster-bootstrap resamples of the headline delta
+    bootstrap_seed: int = 20240905
+    min_segment_n: int = 30  # segments with fewer sweeps are shown greyed out in reports
+
+    def problems(self) -> list[tuple[str, str]]:
+        out = []
+        if self.bootstrap_n < 100:
+            out.append(("bootstrap_n", "must be >= 100 for a 95 % percentile interval"))
+        if self.min_segment_n < 1:
+            out.append(("min_segment_n", "must be >= 1"))
+        return out
+
+
+@dataclass(frozen=True)
 class Config:
     lake: str = "lake"
     inputs: Inputs = Inputs()
@@ -253,10 +325,17 @@ class Config:
     run: Run = Run()
     shred: Shred = Shred()
     aggregate: Aggregate = Aggregate()
+    stats: Stats = Stats()
     source: str = "<defaults>"  # where it was loaded from (not a YAML key)
 
     def problems(self) -> list[tuple[str, str]]:
-        return [("scenarios", "at least one scenario is needed")] if not self.scenarios else []
+        out = [("scenarios", "at least one scenario is needed")] if not self.scenarios else []
+        for name in self.scenarios:
+            if name == RESERVED_SCENARIO:
+                out.append((f"scenarios.{name}", "is reserved for the reality replay, which always runs"))
+            elif not NAME_PATTERN.match(name):
+                out.append((f"scenarios.{name}", "a scenario name may hold only letters, digits, _ and -"))
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (for `dpsim config` and the config hash)."""
@@ -395,7 +474,7 @@ def _build(
             return None
         obj = tp(**kwargs)  # type: ignore[operator]
         for key, msg in getattr(obj, "problems", list)():
-            problems.append(f"{_where(source, lines, (*path, key))}: {msg}")
+            problems.append(f"{_where(source, lines, (*path, *key.split('.')))}: {msg}")
         return obj
     if origin is tuple:
         (item_tp, _) = get_args(tp)

@@ -42,7 +42,7 @@ from upath import UPath
 from dpsim.errors import LakeError
 
 RAW_TABLES = ("orders", "trades", "nbbo")
-RESULT_TABLES = ("sweeps", "sim_fills", "sim_orders")
+RESULT_TABLES = ("sweeps", "quality", "replay_fidelity", "sim_fills", "sim_orders")
 SCENARIO_TABLES = ("sim_fills", "sim_orders")
 # URL scheme -> its fsspec package. S3 is tested (against moto); the others go through the same calls.
 OBJECT_STORES = {"s3": "s3fs", "s3a": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "az": "adlfs", "abfs": "adlfs"}

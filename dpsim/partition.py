@@ -2,19 +2,27 @@
 
 This is the edge where lazy frames are collected and written; the steps themselves stay pure.
 A job opens only the files of its partition (the lake module lists them by path, no hive glob),
-so its memory is bounded by the partition, not the lake.
+so its memory is bounded by the partition, not the lake. `compute_partition` is the same computation
+on frames in memory, for tests and notebooks.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
 
 import polars as pl
 import pyarrow as pa
 
 from dpsim import schema
-from dpsim.config import Config
+from dpsim.config import Config, Scenario
 from dpsim.lake import Lake, PartitionKey
+from dpsim.steps.compare import compare
+from dpsim.steps.fidelity import replay_fidelity
+from dpsim.steps.pipeline import build
+from dpsim.steps.replay import replay_base, rested, run_replay, sweep_fills
+from dpsim.steps.session import check_dealsources, classified_trades, session_bounds
 
 
 @dataclass(frozen=True)
@@ -22,6 +30,28 @@ class JobCounts:
     rows_in: int
     rows_out: int
     sweeps: int
+
+
+@dataclass(frozen=True)
+class PartitionResults:
+    """Every result table of one partition (no hive keys), as DataFrames."""
+
+    sweeps: pl.DataFrame
+    quality: pl.DataFrame
+    replay_fidelity: pl.DataFrame
+    sim_fills: dict[str, pl.DataFrame] = field(default_factory=dict)
+    sim_orders: dict[str, pl.DataFrame] = field(default_factory=dict)
+
+    @property
+    def rows(self) -> int:
+        tables = [
+            self.sweeps,
+            self.quality,
+            self.replay_fidelity,
+            *self.sim_fills.values(),
+            *self.sim_orders.values(),
+        ]
+        return sum(t.height for t in tables)
 
 
 def load_table(lake: Lake, kind: str, key: PartitionKey) -> pl.LazyFrame:
@@ -34,34 +64,79 @@ def load_table(lake: Lake, kind: str, key: PartitionKey) -> pl.LazyFrame:
     return pl.scan_parquet([str(f) for f in files], schema=pschema, hive_partitioning=False)
 
 
-def process_partition(lake: Lake, key: PartitionKey, cfg: Config, scenarios: tuple[str, ...]) -> JobCounts:
-    """Compute and write results/sweeps and, per scenario, results/sim_fills and results/sim_orders."""
-    from dpsim.steps.compare import compare
-    from dpsim.steps.pipeline import build
-    from dpsim.steps.simulate import simulate
+def compute_partition(
+    orders: pl.LazyFrame,
+    trades: pl.LazyFrame,
+    nbbo: pl.LazyFrame,
+    cfg: Config,
+    trading_date: date,
+    scenarios: Sequence[str] | None = None,
+    source: str = "partition",
+) -> PartitionResults:
+    """Every result table of one partition: measurement, the reality replay and one replay per scenario.
 
-    orders, trades, nbbo = (load_table(lake, k, key) for k in ("orders", "trades", "nbbo"))
-    # Row counts come from Parquet metadata; the NBBO count also decides feed vs snapshot quotes.
-    n_orders, n_trades, n_nbbo = (
-        c.item() for c in pl.collect_all([f.select(pl.len()) for f in (orders, trades, nbbo)])
+    `source` names the partition in input errors (an unknown dealsource)."""
+    trades_df = classified_trades(trades, cfg.codes).collect()
+    check_dealsources(trades_df, source)
+    session = session_bounds(trades_df, trading_date, cfg.time)
+    has_feed = nbbo.select(pl.len()).collect().item() > 0
+    frames = build(orders, trades_df.lazy(), nbbo, session, cfg, has_feed)
+    quotes, cp, sweeps, quality = pl.collect_all(
+        [frames.usable_quotes, frames.cp_orders, frames.sweeps, frames.quality]
     )
-    frames = build(orders, trades, nbbo, cfg, has_feed=n_nbbo > 0)
-    quotes, cp_orders, sweeps = pl.collect_all([frames.quotes, frames.cp_orders, frames.sweeps])
-    rows_in = n_orders + n_trades + n_nbbo
-    horizons = cfg.metrics.markout_horizons_s
+    base = replay_base(cp, session, cfg.codes)
+    reality = run_replay(base, Scenario(), session.close, sweeps_rest=False)
+    fidelity = replay_fidelity(reality, trades_df, cp[schema.ORDER_ID], cfg.codes.centre_point_dealsource)
+    reported = _reported(cfg)
+    results = PartitionResults(sweeps=sweeps.filter(reported), quality=quality, replay_fidelity=fidelity)
+    for name in scenarios if scenarios is not None else cfg.scenarios:
+        scenario = cfg.scenarios[name]
+        replay = run_replay(base, scenario, session.close)
+        fills = sweep_fills(replay)
+        sim_orders = compare(
+            sweeps.lazy(),
+            trades_df.lazy(),
+            fills.lazy(),
+            rested(replay, base, scenario, session.close).lazy(),
+            quotes.lazy(),
+            session,
+            cfg.metrics.horizons_s,
+            cfg.time.max_quote_age_s,
+        ).collect()
+        kept = set(results.sweeps[schema.ORDER_ID].to_list())
+        results.sim_fills[name] = fills.filter(pl.col("sweep_order_id").is_in(kept))
+        results.sim_orders[name] = sim_orders.filter(pl.col(schema.ORDER_ID).is_in(kept))
+    return results
+
+
+def _reported(cfg: Config) -> pl.Expr:
+    """The participant filter: which analysed sweeps are reported (the replay always uses them all)."""
+    if not cfg.filters.participants:
+        return pl.lit(True)
+    return pl.col(schema.PARTICIPANT).is_in(list(cfg.filters.participants))
+
+
+def process_partition(lake: Lake, key: PartitionKey, cfg: Config, scenarios: tuple[str, ...]) -> JobCounts:
+    """Compute and write every result table of one partition."""
+    orders, trades, nbbo = (load_table(lake, k, key) for k in ("orders", "trades", "nbbo"))
+    rows_in = sum(c.item() for c in pl.collect_all([f.select(pl.len()) for f in (orders, trades, nbbo)]))
+    res = compute_partition(orders, trades, nbbo, cfg, key.date, scenarios, source=f"partition {key}")
+    horizons = cfg.metrics.horizons_s
     lake.clear_partition_results(key, scenarios)
-    lake.write_parquet(_as_arrow(sweeps, schema.sweeps_schema(horizons)), lake.result_path("sweeps", key))
-    rows_out = sweeps.height
+    lake.write_parquet(_as_arrow(res.sweeps, schema.sweeps_schema(horizons)), lake.result_path("sweeps", key))
+    lake.write_parquet(_as_arrow(res.quality, schema.QUALITY), lake.result_path("quality", key))
+    lake.write_parquet(
+        _as_arrow(res.replay_fidelity, schema.REPLAY_FIDELITY), lake.result_path("replay_fidelity", key)
+    )
     for name in scenarios:
-        sim_fills, rested = simulate(cp_orders, sweeps, cfg.scenarios[name])
-        sim_orders = compare(sweeps, sim_fills, rested, quotes, cfg).collect()
-        lake.write_parquet(_as_arrow(sim_fills, schema.SIM_FILLS), lake.result_path("sim_fills", key, name))
         lake.write_parquet(
-            _as_arrow(sim_orders, schema.sim_orders_schema(horizons)),
+            _as_arrow(res.sim_fills[name], schema.SIM_FILLS), lake.result_path("sim_fills", key, name)
+        )
+        lake.write_parquet(
+            _as_arrow(res.sim_orders[name], schema.sim_orders_schema(horizons)),
             lake.result_path("sim_orders", key, name),
         )
-        rows_out += sim_fills.height + sim_orders.height
-    return JobCounts(rows_in=rows_in, rows_out=rows_out, sweeps=sweeps.height)
+    return JobCounts(rows_in=rows_in, rows_out=res.rows, sweeps=res.sweeps.height)
 
 
 def _as_arrow(df: pl.DataFrame, target: pa.Schema) -> pa.Table:

@@ -193,20 +193,48 @@ REJECTS = pa.schema(
     ]
 )
 
-# ---- result tables (DOMAIN §6) ------------------------------------------------------------------
+# ---- result tables (docs/results.md) -----------------------------------------------------------
 SIZE_BUCKET = "size_bucket"
 TIME_BUCKET = "time_bucket"
+FILL_CLASS = "fill_class"
 
-# Metrics computed by the one metric function for both real and simulated fills (sim_ prefix for sim).
-FILL_METRICS: dict[str, pa.DataType] = {
+
+def horizon_label(h: float) -> str:
+    """`1`, `300`, `0p5`: integer horizons print without a decimal point."""
+    return str(int(h)) if float(h).is_integer() else str(h).replace(".", "p")
+
+
+def realized_spread_column(h: float) -> str:
+    return f"realized_spread_{horizon_label(h)}s_bps"
+
+
+def price_impact_column(h: float) -> str:
+    return f"price_impact_{horizon_label(h)}s_bps"
+
+
+def horizon_notional_column(h: float) -> str:
+    """Σ q·p of the fills behind realized_spread / price_impact at horizon h (their aggregation weight)."""
+    return f"spread_notional_{horizon_label(h)}s"
+
+
+# Execution metrics computed by one function for real and simulated fills (sim_ prefix for simulated).
+FILL_TOTALS: dict[str, pa.DataType] = {
     "filled_quantity": I64,
     "n_fills": I64,
-    "fill_ratio": F64,
     "vwap": F64,
     "first_fill_time": I64,
     "last_fill_time": I64,
+    "end_mid": F64,
+}
+COST_METRICS: dict[str, pa.DataType] = {
+    "fill_ratio": F64,
     "arrival_cost_bps": F64,
+    "opportunity_cost_bps": F64,
+    "implementation_shortfall_bps": F64,
     "effective_spread_bps": F64,
+    "spread_notional": F64,  # Σ q·p of the fills behind effective_spread_bps (its aggregation weight)
+}
+TIME_METRICS: dict[str, pa.DataType] = {
     "price_improvement_bps": F64,
     "time_to_first_fill_s": F64,
     "execution_duration_s": F64,
@@ -214,17 +242,12 @@ FILL_METRICS: dict[str, pa.DataType] = {
 }
 
 
-def markout_columns(horizons_s: Sequence[float]) -> list[str]:
-    """`markout_1s_bps`, ... one per configured horizon (integers print without a decimal point)."""
-    return [f"markout_{_fmt_horizon(h)}s_bps" for h in horizons_s]
-
-
-def _fmt_horizon(h: float) -> str:
-    return str(int(h)) if float(h).is_integer() else str(h).replace(".", "p")
-
-
 def metric_columns(horizons_s: Sequence[float]) -> dict[str, pa.DataType]:
-    return {**FILL_METRICS, **{c: F64 for c in markout_columns(horizons_s)}}
+    """Every column `steps.metrics.execution_metrics` adds, in file order."""
+    spreads = {realized_spread_column(h): F64 for h in horizons_s}
+    spreads.update({price_impact_column(h): F64 for h in horizons_s})
+    spreads.update({horizon_notional_column(h): F64 for h in horizons_s})
+    return {**FILL_TOTALS, **COST_METRICS, **spreads, **TIME_METRICS}
 
 
 SWEEP_ATTRIBUTES: dict[str, pa.DataType] = {
@@ -235,10 +258,14 @@ SWEEP_ATTRIBUTES: dict[str, pa.DataType] = {
     "arrival_time": I64,
     "arrival_sequence": I64,
     "arrival_quantity": I64,
+    "order_quantity": I64,
     "limit_price": I64,
+    "midtick": I64,
     "maq": I64,
     "maq_single": BOOL,
+    "timevalidity": I64,
     "residual_after_arrival": I64,
+    "rests": BOOL,
     "final_time": I64,
     "final_changereason": I64,
     "final_status": I64,
@@ -247,13 +274,17 @@ SWEEP_ATTRIBUTES: dict[str, pa.DataType] = {
     "has_new_event": BOOL,
     "group": STR,
     "qualifying": BOOL,
-    "filled_dark": I64,
     "filled_lit": I64,
-    "all_fills_lit_continuous": BOOL,
+    "filled_dark": I64,
+    "filled_auction": I64,
+    "filled_reported": I64,
+    "booking_quantity": I64,
+    "unfilled_quantity": I64,
     "arrival_bid": I64,
     "arrival_offer": I64,
     "arrival_mid": F64,
     "arrival_spread_bps": F64,
+    "arrival_quote_age_s": F64,
     "nbbo_source": STR,
     SIZE_BUCKET: STR,
     TIME_BUCKET: STR,
@@ -270,6 +301,7 @@ SIM_FILLS = pa.schema(
         ("sweep_order_id", I64),
         ("contra_order_id", I64),
         ("role", STR),  # 'resting': the sweep rested and the contra arrived; 'incoming': the sweep arrived
+        ("contra_is_sweep", BOOL),  # the contra order is an analysed sweep too (the match has two rows)
         (TIMESTAMP, I64),
         (QUANTITY, I64),
         (PRICE, F64),
@@ -277,13 +309,14 @@ SIM_FILLS = pa.schema(
     ]
 )
 
-# Real-vs-simulated pairs compared per sweep (delta = sim - real).
+# Real-vs-simulated pairs compared per sweep (delta = sim - real); the headline pair first.
 COMPARED_METRICS = (
+    "implementation_shortfall_bps",
+    "arrival_cost_bps",
+    "opportunity_cost_bps",
+    "effective_spread_bps",
     "filled_quantity",
     "fill_ratio",
-    "vwap",
-    "arrival_cost_bps",
-    "effective_spread_bps",
     "vw_exec_time_s",
     "time_to_first_fill_s",
 )
@@ -291,11 +324,59 @@ COMPARED_METRICS = (
 
 def sim_orders_schema(horizons_s: Sequence[float]) -> pa.Schema:
     """`results/sim_orders`: one row per analysed sweep and scenario."""
-    cols: dict[str, pa.DataType] = {ORDER_ID: I64, "sim_quantity": I64}
+    cols: dict[str, pa.DataType] = {
+        ORDER_ID: I64,
+        "sim_quantity": I64,
+        "sim_window_end": I64,
+        "sim_filled_resting": I64,
+        "sim_filled_incoming": I64,
+    }
     cols.update({f"sim_{c}": t for c, t in metric_columns(horizons_s).items()})
     cols["set"] = STR
     cols.update({f"delta_{c}": F64 for c in COMPARED_METRICS})
     return pa.schema(list(cols.items()))
+
+
+REPLAY_FIDELITY = pa.schema(
+    [
+        ("real_cp_quantity", I64),
+        ("real_cp_executions", I64),
+        ("replayed_quantity", I64),
+        ("replayed_matches", I64),
+        ("reproduced_quantity", I64),
+        ("real_pairs", I64),
+        ("reproduced_pairs", I64),
+        ("fidelity", F64),
+        ("preferencing_quantity", I64),
+        ("cp_booking_quantity", I64),
+    ]
+)
+
+QUALITY = pa.schema(
+    [
+        ("open", I64),
+        ("close", I64),
+        ("open_source", STR),
+        ("nbbo_source", STR),
+        ("n_quotes", I64),
+        ("n_usable_quotes", I64),
+        ("n_stale_quotes", I64),
+        ("n_empty_quotes", I64),
+        ("n_crossed_quotes", I64),
+        ("n_locked_quotes", I64),
+        ("n_sweeps", I64),
+        ("n_sweeps_analysed", I64),
+        ("n_sweeps_outside_session", I64),
+        ("n_sweeps_without_mid", I64),
+        ("arrival_quote_age_median_s", F64),
+        ("arrival_quote_age_p95_s", F64),
+        ("quantity_lit", I64),
+        ("quantity_dark", I64),
+        ("quantity_auction", I64),
+        ("quantity_reported", I64),
+        ("quantity_booking", I64),
+    ]
+)
 
 
 def polars_schema(schema: pa.Schema) -> pl.Schema:

@@ -1,15 +1,15 @@
-"""Classify: which Centre Point orders are analysed sweeps, their fill group, qualification and buckets (DOMAIN §5.1, §5.3).
+"""Classify: which Centre Point orders are analysed sweeps, their fill group, qualification and buckets.
 
 - sweep: `exchangeordertype & codes.sweep_mask != 0` (bitmask, never "has a trade" or a participant).
-- filters: `filters.participants` when configured; trading hours on the LOCAL arrival time of day
-  (DST-aware), start inclusive and end exclusive, so 16:00:00.000 is out and 15:59:59.999 is in.
+- analysed: a sweep arriving within the continuous session [open, close) (`steps.session`): a sweep
+  that arrived in pre-open has no prevailing quote to be measured against, and Centre Point does not
+  match then. The participant filter is applied when results are written, never here, because the
+  replay runs on every analysed sweep whatever is reported.
 - group, from the final event: none (matched 0), full (matched > 0 and matched >= the final event's
-  quantity), partial otherwise. The final event's quantity, not the arrival one, because amends change
-  `quantity` and a fully traded amended order must be full: on DRR 2024-09-05 this gives 1,650 full,
-  exactly the orders with final leaves 0, where the arrival quantity would give 1,427.
-- qualifying: final changereason 3 with final leaves 0, a changereason-6 event, >= 1 trade and every
-  trade lit continuous (the sweeps whose whole residual went to the lit book).
-- size bucket by arrival quantity (`max` inclusive, the last bucket open), time bucket by local arrival
+  quantity), partial otherwise (the exchange's own view, booking reports included).
+- qualifying: final changereason 3 with final leaves 0, a changereason-6 event, >= 1 trade row and every
+  trade row lit (the sweeps whose whole residual went to the lit book; a booking row disqualifies).
+- size bucket by `order_quantity` (`max` inclusive, the last bucket open), time bucket by local arrival
   time in [start, end) (null outside every bucket).
 """
 
@@ -22,8 +22,9 @@ import polars as pl
 from dpsim import schema
 from dpsim.config import Config, parse_hhmm
 from dpsim.steps import Step, pick, pl_types
-from dpsim.steps.lifecycle import FINAL_QUANTITY, LIFECYCLE_COLUMNS
+from dpsim.steps.lifecycle import ALL_TRADES_LIT, FINAL_QUANTITY, LIFECYCLE_COLUMNS, N_TRADE_ROWS
 from dpsim.steps.select import has_flags
+from dpsim.steps.session import Session
 from dpsim.tradingtime import hhmm_ns, local_time_of_day_ns
 
 TRADED_REASON = 3
@@ -36,28 +37,27 @@ REQUIRED = {
     c: LIFECYCLE_COLUMNS[c]
     for c in (
         schema.ORDER_TYPE_FLAGS,
-        schema.PARTICIPANT,
         "arrival_time",
-        "arrival_quantity",
+        "order_quantity",
         "final_changereason",
         "final_leaves",
         FINAL_QUANTITY,
         "matched_quantity",
         "has_new_event",
-        "n_fills",
-        "all_fills_lit_continuous",
+        N_TRADE_ROWS,
+        ALL_TRADES_LIT,
     )
 }
 
 
-def classify_sweeps(lifecycle: pl.LazyFrame, cfg: Config) -> pl.LazyFrame:
+def analysed(session: Session, sweep_mask: int) -> pl.Expr:
+    """True for the sweeps that arrived within the continuous session."""
+    t = pl.col("arrival_time")
+    return has_flags(schema.ORDER_TYPE_FLAGS, sweep_mask) & (t >= session.open) & (t < session.close)
+
+
+def classify_sweeps(lifecycle: pl.LazyFrame, session: Session, cfg: Config) -> pl.LazyFrame:
     """The analysed sweeps of a lifecycle frame (row order kept) with group, qualifying and buckets."""
-    tod = local_time_of_day_ns(pl.col("arrival_time"), cfg.time.timezone)
-    keep = has_flags(schema.ORDER_TYPE_FLAGS, cfg.codes.sweep_mask) & _in_window(
-        tod, parse_hhmm(cfg.filters.trading_hours.start), parse_hhmm(cfg.filters.trading_hours.end)
-    )
-    if cfg.filters.participants:
-        keep &= pl.col(schema.PARTICIPANT).is_in(cfg.filters.participants)
     matched = pl.col("matched_quantity")
     group = (
         pl.when(matched == 0)
@@ -70,13 +70,14 @@ def classify_sweeps(lifecycle: pl.LazyFrame, cfg: Config) -> pl.LazyFrame:
         (pl.col("final_changereason") == TRADED_REASON)
         & (pl.col("final_leaves") == 0)
         & pl.col("has_new_event")
-        & (pl.col("n_fills") >= 1)
-        & pl.col("all_fills_lit_continuous")
+        & (pl.col(N_TRADE_ROWS) >= 1)
+        & pl.col(ALL_TRADES_LIT)
     ).fill_null(False)
-    return lifecycle.filter(keep).with_columns(
+    tod = local_time_of_day_ns(pl.col("arrival_time"), cfg.time.timezone)
+    return lifecycle.filter(analysed(session, cfg.codes.sweep_mask)).with_columns(
         group.alias("group"),
         qualifying.alias("qualifying"),
-        _size_bucket(pl.col("arrival_quantity"), cfg).alias(schema.SIZE_BUCKET),
+        _size_bucket(pl.col("order_quantity"), cfg).alias(schema.SIZE_BUCKET),
         _time_bucket(tod, cfg).alias(schema.TIME_BUCKET),
     )
 

@@ -1,45 +1,92 @@
-"""Real vs simulated per sweep and scenario (DOMAIN §5.6): the same metric code on simulated fills, deltas, set."""
+"""Compare: real vs simulated execution per sweep and scenario, on the same denominator.
+
+The simulated path of a sweep is what it would have got had its residual rested in Centre Point: its real
+lit, auction and reported fills stamped at its arrival (executions before any resting decision; its dark
+fills at arrival are replaced by the replay's incoming fills) plus its replay fills in both roles. The
+same metric code as for real fills runs on it, with the unfilled part marked at the prevailing mid
+before the end of its window in the scenario (`close` at the latest). So `delta_implementation_shortfall_bps`
+compares real and simulated cost over the same order quantity Q for every analysed sweep with an arrival
+mid, filled or not. delta = sim − real: a negative cost delta means the dark pool would have been better.
+"""
 
 from __future__ import annotations
 
 import polars as pl
 
 from dpsim import schema
-from dpsim.config import Config
-from dpsim.steps.metrics import fill_metrics
+from dpsim.steps.metrics import execution_metrics
+from dpsim.steps.session import Session
 
-ORDER_INPUTS = (
-    schema.ORDER_ID,
-    schema.SIDE,
-    "arrival_time",
-    "arrival_quantity",
-    "arrival_mid",
-    "limit_price",
-)
+AT_ARRIVAL_CLASSES = ("lit", "auction", "reported")
+REPLAY_CLASS = "dark"
+ZERO_DELTA = 1e-9  # bps (or shares, seconds): differences below this are float noise, reported as 0
+
+
+def simulated_path(sweeps: pl.LazyFrame, trades: pl.LazyFrame, sim_fills: pl.LazyFrame) -> pl.LazyFrame:
+    """The simulated path's fills [order_id, timestamp, quantity, price, fill_class] of every sweep."""
+    at_arrival = (
+        trades.join(sweeps.select(schema.ORDER_ID, "arrival_time"), on=schema.ORDER_ID, how="inner")
+        .filter(
+            pl.col(schema.FILL_CLASS).is_in(AT_ARRIVAL_CLASSES)
+            & (pl.col(schema.TIMESTAMP) == pl.col("arrival_time"))
+        )
+        .select(
+            schema.ORDER_ID,
+            schema.TIMESTAMP,
+            schema.QUANTITY,
+            pl.col(schema.TRADE_PRICE).cast(pl.Float64).alias(schema.PRICE),
+            schema.FILL_CLASS,
+        )
+    )
+    replayed = sim_fills.select(
+        pl.col("sweep_order_id").alias(schema.ORDER_ID),
+        schema.TIMESTAMP,
+        schema.QUANTITY,
+        schema.PRICE,
+        pl.lit(REPLAY_CLASS).alias(schema.FILL_CLASS),
+    )
+    return pl.concat([at_arrival, replayed], how="vertical")
 
 
 def compare(
-    sweeps: pl.DataFrame, sim_fills: pl.DataFrame, rested: pl.DataFrame, quotes: pl.DataFrame, cfg: Config
+    sweeps: pl.LazyFrame,
+    trades: pl.LazyFrame,
+    sim_fills: pl.LazyFrame,
+    rested: pl.LazyFrame,
+    quotes: pl.LazyFrame,
+    session: Session,
+    horizons_s: tuple[float, ...],
+    max_quote_age_s: float | None,
 ) -> pl.LazyFrame:
-    """One row per analysed sweep: sim_ metrics (by `fill_metrics`, as for real fills), `set`, `delta_* = sim - real`."""
-    fills = sim_fills.lazy().select(
-        pl.col("sweep_order_id").alias(schema.ORDER_ID), schema.TIMESTAMP, schema.QUANTITY, schema.PRICE
+    """One row per sweep: what rested, the simulated path's metrics (sim_*), `set`, `delta_* = sim − real`."""
+    orders = sweeps.select(
+        schema.ORDER_ID,
+        schema.SIDE,
+        "arrival_time",
+        "order_quantity",
+        "arrival_bid",
+        "arrival_offer",
+        "arrival_mid",
+    ).join(rested, on=schema.ORDER_ID, how="left")
+    orders = orders.with_columns(
+        pl.min_horizontal("sim_window_end", pl.lit(session.close, dtype=pl.Int64)).alias("end_time")
     )
-    sim = fill_metrics(
-        sweeps.lazy().select(ORDER_INPUTS),
-        fills,
-        quotes.lazy(),
-        cfg.metrics.markout_horizons_s,
-        prefix="sim_",
+    path = simulated_path(sweeps, trades, sim_fills)
+    sim = execution_metrics(orders, path, quotes, horizons_s, session.close, max_quote_age_s, prefix="sim_")
+    by_role = sim_fills.group_by("sweep_order_id").agg(
+        pl.col(schema.QUANTITY).filter(pl.col("role") == role).sum().alias(f"sim_filled_{role}")
+        for role in ("resting", "incoming")
     )
-    real = sweeps.lazy().select(schema.ORDER_ID, *schema.COMPARED_METRICS)
+    real = sweeps.select(schema.ORDER_ID, *schema.COMPARED_METRICS)
     real_filled = pl.col("filled_quantity") > 0
     sim_filled = pl.col("sim_filled_quantity") > 0
     return (
-        sim.join(rested.lazy(), on=schema.ORDER_ID, how="left")
+        orders.select(schema.ORDER_ID, "sim_quantity", "sim_window_end")
+        .join(sim, on=schema.ORDER_ID, how="left")
+        .join(by_role, left_on=schema.ORDER_ID, right_on="sweep_order_id", how="left")
         .join(real, on=schema.ORDER_ID, how="left")
         .with_columns(
-            pl.col("sim_quantity").fill_null(0),
+            pl.col("sim_quantity", "sim_filled_resting", "sim_filled_incoming").fill_null(0),
             set=pl.when(real_filled & sim_filled)
             .then(pl.lit("both"))
             .when(real_filled)
@@ -47,11 +94,14 @@ def compare(
             .when(sim_filled)
             .then(pl.lit("sim_only"))
             .otherwise(pl.lit("neither")),
-            **{
-                f"delta_{m}": (pl.col(f"sim_{m}").cast(pl.Float64) - pl.col(m).cast(pl.Float64))
-                for m in schema.COMPARED_METRICS
-            },
+            **{f"delta_{m}": _delta(m) for m in schema.COMPARED_METRICS},
         )
         .drop(schema.COMPARED_METRICS)
         .sort(schema.ORDER_ID)  # joins do not keep order; written files must be identical run to run
     )
+
+
+def _delta(metric: str) -> pl.Expr:
+    """sim − real as float64, with |δ| below ZERO_DELTA (and −0.0) reported as 0.0."""
+    d = pl.col(f"sim_{metric}").cast(pl.Float64) - pl.col(metric).cast(pl.Float64)
+    return pl.when(d.abs() < ZERO_DELTA).then(0.0).otherwise(d)

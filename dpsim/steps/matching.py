@@ -1,28 +1,32 @@
-"""Centre Point replay kernel: matches CP order arrivals against resting sweeps (DOMAIN §5.5).
+"""Centre Point replay kernel: every CP order arrives as an incoming order, then may rest (docs/methodology.md).
 
-Pure Python over arrays (no Polars), because matching is inherently sequential:
-each fill changes what later orders can meet. The Polars step around it builds
-`MatchEvents` and turns `MatchResult` back into frames.
+Pure Python over arrays (no Polars), because matching is inherently sequential: each fill changes what
+later orders can meet. `steps.replay` builds `ReplayBook` and turns `MatchResult` back into frames.
 
-Complexity, with S resting sweeps and C events of a partition:
-O((S + C) log S) time and O(S + C + fills) memory, plus O(log S) per skipped
-candidate. Each sweep is pushed onto its side's heap once and leaves it once
-(exhausted, expired or unable ever to meet its own MAQ); a fill that uses up
-the incoming order leaves the head sweep in place, so an incoming order costs
-O(1) plus O(log S) per sweep it exhausts or discards. The incoming limit and an
-incoming MAQ larger than what is left depend only on the incoming order (all
-candidates share the fill price: the mid as of the incoming event, moved by
-impact in the direction of the one resting side), so they end the scan at
-once. Only candidate-specific rejections are real skips, each popped and
-pushed back: a resting sweep's own limit (`sweep_limit`), its MAQ versus a
-smaller incoming order, or the incoming MAQ versus a smaller resting remainder.
-Adversarial data (many resting sweeps whose MAQ exceeds every incoming order)
-can make skips O(S * C).
+An incoming order meets the open resting orders of the other side in time priority (arrival order),
+skipping a candidate when either side's limit refuses the price or either side's minimum acceptable
+quantity (MAQ) is not met. Skipped candidates stay for later incoming orders.
+
+Index. The resting orders of one side and one kind (analysed sweeps, real orders: the kinds can see
+different prices when `impact_bps` moves the price against a sweep) live in a segment tree over their
+arrival rank, so the leftmost leaf is the earliest arrival. Each node keeps, over its subtree, the
+smallest price bound (a sell's lowest acceptable price; a buy's highest, negated), the smallest MAQ
+still binding, and the largest remaining quantity. The incoming order asks for the leftmost leaf whose
+bound accepts its price, whose MAQ its remaining quantity meets, and whose remainder meets its own MAQ;
+subtrees failing any of the three are never entered, so refused candidates cost nothing and are never
+re-pushed. A fill, an exhausted order, or an order that can no longer meet its own MAQ updates one
+leaf and its O(log N) ancestors; an order whose window ended is removed when the query reaches it.
+
+Complexity, N = CP orders of the partition: O(N log N) time when at most one of (limit, resting MAQ,
+incoming MAQ) binds in a query, which is every query without a MAQ on either side (each query descends
+one root-to-leaf path per fill or removal, and each order is inserted and removed once); O(N + fills)
+memory. When two conditions bind on different orders of one subtree the descent may enter it in vain
+and backtrack, bounded by the size of that subtree; `make bench` measures µs per event on realistic
+partitions to show it flat.
 """
 
 from __future__ import annotations
 
-import heapq
 import math
 from dataclasses import dataclass
 from fractions import Fraction
@@ -31,15 +35,15 @@ import numpy as np
 
 BUY = 1
 SELL = 2
+INF = math.inf
 
 
 @dataclass(frozen=True)
 class MatchParams:
-    """The scenario knobs that change matching (DOMAIN §5.5)."""
+    """The scenario knobs that act inside the kernel."""
 
-    sweep_limit: bool = False  # respect the resting sweep's own limit
-    impact_bps: float = 0.0
-    max_fill_fraction: float = 1.0
+    impact_bps: float = 0.0  # moves the price against the analysed sweep when exactly one side is one
+    max_fill_fraction: float = 1.0  # share of an analysed sweep's resting quantity that rests (floored)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.max_fill_fraction <= 1.0:
@@ -52,89 +56,143 @@ class MatchParams:
 
 
 @dataclass(frozen=True)
-class MatchEvents:
-    """One entry per CP order arrival event, ALREADY sorted by (timestamp, sequence, order_id).
+class ReplayBook:
+    """One entry per CP order arrival, ALREADY sorted by (timestamp, sequence, order_id).
 
-    Prices (`limit`, `mid`) share one unit, thousandths of a dollar.
+    Prices share one unit, thousandths of a dollar. `bound` is the limit as the matching sees it: the
+    highest price a buy accepts (limit + half a tick when it accepts the mid-tick; +inf without a limit),
+    the lowest a sell accepts (limit − half a tick; −inf without a limit).
     """
 
     order_id: np.ndarray  # int64
     timestamp: np.ndarray  # int64 ns
     side: np.ndarray  # 1 buy, 2 sell
-    quantity: np.ndarray  # int64 arrival quantity = the order's budget (incoming AND resting share it)
-    limit: np.ndarray  # int64 thousandths; <= 0 means no limit
+    quantity: np.ndarray  # int64 arrival quantity = the order's one budget (incoming, then resting)
+    bound: np.ndarray  # float64
     maq: np.ndarray  # int64; > 0 is a minimum acceptable quantity
-    maq_single: np.ndarray  # bool: True = every fill >= MAQ; False = only the first simulated fill
-    mid: np.ndarray  # float64 NBBO mid as of this event; NaN = no match possible
-    rests: np.ndarray  # bool: an analysed sweep that rests after its arrival
-    rest_cap: np.ndarray  # int64: residual_after_arrival (or arrival quantity); ignored unless rests
-    window_end: np.ndarray  # int64 ns, inclusive end of the resting window (int64 max = end of day)
+    maq_single: np.ndarray  # bool: every fill >= MAQ; False = only the order's first replay fill
+    mid: np.ndarray  # float64 mid of the prevailing quote before the arrival; NaN = matches nothing
+    is_sweep: np.ndarray  # bool: an analysed sweep (impact applies to it; its fills are reported)
+    rests: np.ndarray  # bool: rests after its incoming pass
+    rest_cap: np.ndarray  # int64: at most this rests (post-arrival leaves, or arrival quantity)
+    window_end: np.ndarray  # int64 ns, inclusive end of the resting window
 
 
 @dataclass(frozen=True)
 class MatchResult:
-    """Simulated fills (one entry each, in the order they happen) and what each sweep rested with."""
+    """Every replayed match (one entry each, in the order they happen) and what each order rested."""
 
-    resting_idx: np.ndarray  # int64 index into events of the resting sweep
+    resting_idx: np.ndarray  # int64 index into the book of the resting order
     incoming_idx: np.ndarray  # int64 index of the incoming order
     timestamp: np.ndarray  # int64, the incoming event time
     quantity: np.ndarray  # int64
-    price: np.ndarray  # float64: mid * (1 + s * impact_bps / 1e4), s = resting sweep's side sign
+    price: np.ndarray  # float64: the mid, moved against the sweep when exactly one side is a sweep
     mid: np.ndarray  # float64
-    rested_quantity: np.ndarray  # int64 per event: what each resting sweep rested with (0 otherwise)
+    rested_quantity: np.ndarray  # int64 per order: what it rested with (0 when it did not rest)
 
 
-def _validate(events: MatchEvents) -> None:
+class _RestingTree:
+    """Segment tree over one side-and-kind's resting orders by arrival rank (see the module docstring)."""
+
+    __slots__ = ("size", "key", "maq", "rem", "index")
+
+    def __init__(self, indices: list[int]) -> None:
+        size = 1
+        while size < max(len(indices), 1):
+            size *= 2
+        self.size = size
+        self.key = [INF] * (2 * size)  # smallest price bound (sells) / negated highest (buys)
+        self.maq = [INF] * (2 * size)  # smallest binding MAQ
+        self.rem = [-1] * (2 * size)  # largest remaining quantity
+        self.index = indices  # leaf position -> book index
+
+    def set(self, pos: int, key: float, maq: float, rem: int) -> None:
+        k, m, r = self.key, self.maq, self.rem
+        v = pos + self.size
+        k[v], m[v], r[v] = key, maq, rem
+        v >>= 1
+        while v:
+            a, b = 2 * v, 2 * v + 1
+            k[v] = k[a] if k[a] < k[b] else k[b]
+            m[v] = m[a] if m[a] < m[b] else m[b]
+            r[v] = r[a] if r[a] > r[b] else r[b]
+            v >>= 1
+
+    def leftmost(self, threshold: float, need: int, min_rem: int) -> int:
+        """Position of the earliest order with key <= threshold, MAQ <= need and remainder >= min_rem."""
+        k, m, r, size = self.key, self.maq, self.rem, self.size
+        stack = [1]
+        while stack:
+            v = stack.pop()
+            if k[v] > threshold or m[v] > need or r[v] < min_rem:
+                continue
+            if v >= size:
+                return v - size
+            stack.append(2 * v + 1)
+            stack.append(2 * v)
+        return -1
+
+
+def _validate(book: ReplayBook) -> None:
     """Reject inputs that would silently give wrong fills (lazy expiry needs time order)."""
-    n = len(events.order_id)
-    for name in MatchEvents.__dataclass_fields__:
-        length = len(getattr(events, name))
+    n = len(book.order_id)
+    for name in ReplayBook.__dataclass_fields__:
+        length = len(getattr(book, name))
         if length != n:
-            raise ValueError(f"MatchEvents.{name} has {length} entries, order_id has {n}; all must be equal")
-    backwards = np.flatnonzero(np.diff(events.timestamp) < 0)
+            raise ValueError(f"ReplayBook.{name} has {length} entries, order_id has {n}; all must be equal")
+    backwards = np.flatnonzero(np.diff(book.timestamp) < 0)
     if backwards.size:
         i = int(backwards[0]) + 1
         raise ValueError(
-            f"MatchEvents not sorted by timestamp: event {i} (order_id {int(events.order_id[i])}) "
+            f"ReplayBook not sorted by timestamp: entry {i} (order_id {int(book.order_id[i])}) "
             "is earlier than the one before it; sort by (timestamp, sequence, order_id) first"
         )
-    bad_side = np.flatnonzero((events.side != BUY) & (events.side != SELL))
+    bad_side = np.flatnonzero((book.side != BUY) & (book.side != SELL))
     if bad_side.size:
         i = int(bad_side[0])
         raise ValueError(
-            f"MatchEvents.side must be 1 (buy) or 2 (sell); event {i} "
-            f"(order_id {int(events.order_id[i])}) has {int(events.side[i])}"
+            f"ReplayBook.side must be 1 (buy) or 2 (sell); entry {i} "
+            f"(order_id {int(book.order_id[i])}) has {int(book.side[i])}"
         )
 
 
-def match(events: MatchEvents, params: MatchParams) -> MatchResult:
-    """Replay the events in array order; each is matched as incoming, then (if a sweep) rests."""
-    _validate(events)
-    n = len(events.order_id)
-    ts = events.timestamp.tolist()
-    side = events.side.tolist()
-    qty = events.quantity.tolist()
-    lim = events.limit.tolist()
-    maq = events.maq.tolist()
-    single = events.maq_single.tolist()
-    mids = events.mid.tolist()
-    rests = events.rests.tolist()
-    cap = events.rest_cap.tolist()
-    wend = events.window_end.tolist()
+def match(book: ReplayBook, params: MatchParams) -> MatchResult:
+    """Replay the book in array order: each order is matched as incoming, then may rest.
 
-    # Price factor by RESTING side: 1 + s * impact_bps / 1e4 (bit-identical for s = +1, -1).
-    factor_rest_buy = 1 + params.impact_bps / 1e4
-    factor_rest_sell = 1 - params.impact_bps / 1e4
-    sweep_limit = params.sweep_limit
-    # The fraction as written in the config (0.29 -> 29/100), so 100 * 0.29 floors to 29, not 28.
+    One long function on purpose: it is the hot loop, and local variables are what keep it fast in
+    Python (a helper call per candidate would double its time).
+    """
+    _validate(book)
+    n = len(book.order_id)
+    ts = book.timestamp.tolist()
+    side = book.side.tolist()
+    qty = book.quantity.tolist()
+    bound = book.bound.tolist()
+    maq = book.maq.tolist()
+    single = book.maq_single.tolist()
+    mids = book.mid.tolist()
+    sweep = book.is_sweep.tolist()
+    rests = book.rests.tolist()
+    cap = book.rest_cap.tolist()
+    wend = book.window_end.tolist()
+
+    # trees[side][is_sweep]; a leaf per order that may rest, in arrival order
+    members: dict[tuple[int, bool], list[int]] = {(s, k): [] for s in (BUY, SELL) for k in (False, True)}
+    pos = [0] * n
+    for i in range(n):
+        if rests[i]:
+            group = members[(side[i], sweep[i])]
+            pos[i] = len(group)
+            group.append(i)
+    trees = {sk: _RestingTree(idx) for sk, idx in members.items()}
+
+    up = 1.0 + params.impact_bps / 1e4  # a buy sweep pays more
+    down = 1.0 - params.impact_bps / 1e4  # a sell sweep receives less
     frac_num, frac_den = Fraction(repr(float(params.max_fill_fraction))).as_integer_ratio()
 
-    rest_left = [0] * n  # remaining resting quantity per sweep
-    had_fill = [False] * n  # "has had a simulated fill" (as incoming or resting), for cumulative MAQ
+    rem = [0] * n
+    had_fill = [False] * n  # has had a replay fill in either role (first-fill MAQ)
     rested = [0] * n
-    buy_heap: list[int] = []  # open resting buys by event index = time priority
-    sell_heap: list[int] = []
-
     out_rest: list[int] = []
     out_inc: list[int] = []
     out_ts: list[int] = []
@@ -142,74 +200,73 @@ def match(events: MatchEvents, params: MatchParams) -> MatchResult:
     out_price: list[float] = []
     out_mid: list[float] = []
 
-    heappush = heapq.heappush
-    heappop = heapq.heappop
-
     for i in range(n):
         need = qty[i]
-        had_i = False
         m = mids[i]
         sd = side[i]
-        if sd == BUY:
-            heap = sell_heap
-            factor = factor_rest_sell
-        else:
-            heap = buy_heap
-            factor = factor_rest_buy
-        if heap and m == m and need > 0:  # m == m is False only for NaN: no match possible
-            price = m * factor
-            li = lim[i]
-            if li <= 0 or (li >= price if sd == BUY else li <= price):
-                t = ts[i]
-                mi = maq[i]
-                single_i = single[i]
-                skipped: list[int] = []
-                while heap:
-                    if mi > 0 and need < mi and (single_i or not had_i):
-                        break  # every candidate's fill would be below the incoming MAQ
-                    j = heap[0]
-                    if wend[j] < t:
-                        heappop(heap)  # window ended; time only moves forward
-                        continue
-                    r = rest_left[j]
-                    mj = maq[j]
-                    if mj > 0 and r < mj and (single[j] or not had_fill[j]):
-                        heappop(heap)  # can never meet its own MAQ again: r only shrinks
-                        continue
-                    q = need if need < r else r
-                    lj = lim[j]
-                    if (
-                        (sweep_limit and lj > 0 and (lj > price if sd == BUY else lj < price))
-                        or (mj > 0 and q < mj and (single[j] or not had_fill[j]))
-                        or (mi > 0 and q < mi and (single_i or not had_i))
-                    ):
-                        skipped.append(heappop(heap))
-                        continue
-                    out_rest.append(j)
-                    out_inc.append(i)
-                    out_ts.append(t)
-                    out_qty.append(q)
-                    out_price.append(price)
-                    out_mid.append(m)
-                    had_i = True
-                    had_fill[j] = True
-                    need -= q
-                    r -= q
-                    rest_left[j] = r
-                    if r == 0:
-                        heappop(heap)
-                    if need == 0:
-                        break
-                for j in skipped:
-                    heappush(heap, j)
+        if need > 0 and m == m:  # m == m is False only for NaN: outside the session or no quote
+            t = ts[i]
+            other = SELL if sd == BUY else BUY
+            # the price each kind of candidate sees, and the tree threshold that accepts it
+            if sweep[i]:
+                prices = (m * (up if sd == BUY else down), m)  # (vs real, vs sweep)
+            else:
+                prices = (m, m * (up if other == BUY else down))
+            kinds = []
+            for kind, price in ((False, prices[0]), (True, prices[1])):
+                ok = price <= bound[i] if sd == BUY else price >= bound[i]
+                tree = trees[(other, kind)]
+                if ok and tree.rem[1] > 0:
+                    kinds.append((tree, price, price if sd == BUY else -price))
+            mi = maq[i]
+            had_i = False
+            while kinds and need > 0:
+                mi_eff = mi if mi > 0 and (single[i] or not had_i) else 0
+                if need < mi_eff:
+                    break  # every fill would be below the incoming order's MAQ
+                best = -1
+                best_tree: _RestingTree | None = None
+                best_price = 0.0
+                for tree, price, threshold in kinds:
+                    p = tree.leftmost(threshold, need, mi_eff)
+                    if p >= 0 and (best < 0 or tree.index[p] < best):
+                        best, best_tree, best_price = tree.index[p], tree, price
+                if best_tree is None:
+                    break
+                j = best
+                if wend[j] < t:  # its window ended; time only moves forward
+                    best_tree.set(pos[j], INF, INF, -1)
+                    continue
+                r = rem[j]
+                q = need if need < r else r
+                out_rest.append(j)
+                out_inc.append(i)
+                out_ts.append(t)
+                out_qty.append(q)
+                out_price.append(best_price)
+                out_mid.append(m)
+                had_i = True
+                had_fill[j] = True
+                need -= q
+                r -= q
+                rem[j] = r
+                mj = maq[j] if maq[j] > 0 and single[j] else 0
+                if r == 0 or r < mj:
+                    best_tree.set(pos[j], INF, INF, -1)
+                else:
+                    best_tree.set(pos[j], best_tree.key[pos[j] + best_tree.size], mj, r)
+            if had_i:
+                had_fill[i] = True
         if rests[i]:
             base = cap[i] if cap[i] < need else need  # need = budget left after its incoming pass
-            r = base * frac_num // frac_den if base > 0 else 0
+            r = (base * frac_num // frac_den if sweep[i] else base) if base > 0 else 0
             if r > 0:
-                rest_left[i] = r
                 rested[i] = r
-                had_fill[i] = had_i
-                heappush(buy_heap if sd == BUY else sell_heap, i)
+                rem[i] = r
+                mj = maq[i] if maq[i] > 0 and (single[i] or not had_fill[i]) else 0
+                if r >= mj:  # below its own MAQ it could never fill
+                    key = -bound[i] if sd == BUY else bound[i]
+                    trees[(sd, sweep[i])].set(pos[i], key, mj, r)
 
     return MatchResult(
         resting_idx=np.array(out_rest, dtype=np.int64),

@@ -1,18 +1,21 @@
-"""Metrics: execution metrics of a set of orders from a set of fills, real or simulated (DOMAIN §5.4).
+"""Metrics: execution metrics of a set of orders from a set of fills, real or simulated.
 
-One function serves both: the real pipeline passes the orders' trades, the simulation its simulated
-fills with `prefix="sim_"`, so both sides of a comparison are computed by the same code. Everything is
-volume weighted and signed by side (s = +1 buy, -1 sell; positive cost = worse than the mid):
-- vwap = Σpq / Σq; fill_ratio = filled / arrival quantity (0 without fills)
-- arrival_cost_bps = s (vwap - m_arrival) / m_arrival · 1e4 (null without an arrival mid)
-- effective_spread_bps = Σ q · 2s (p - m_t) / m_t · 1e4 / Σq, m_t the quote mid as of each fill; fills
-  without a mid leave both sums
-- price_improvement_bps = s (limit - vwap) / limit · 1e4, positive = better than the limit; null for
-  orders without a limit (price <= 0, pure mid peg)
-- time_to_first_fill_s, execution_duration_s (last - first fill), vw_exec_time_s = Σ q (t - t_arrival) / Σq
-- markout_<h>s_bps = Σ q · s (m_{t+h} - p) / p · 1e4 / Σq with m_{t+h} the mid as of fill time + h;
-  fills without such a mid leave both sums (null when none has one)
-Orders without fills keep their row: filled_quantity 0, n_fills 0, fill_ratio 0, null prices and costs.
+One function serves both: the real pipeline passes the sweeps' fills, the comparison the simulated
+path's fills with `prefix="sim_"`, so both sides of a comparison are computed by the same code.
+s = +1 buy, -1 sell; Q = order_quantity; m_arr = arrival mid; m_t = prevailing mid before the fill;
+m_{t+h} = latest usable mid at or before min(t + h, close); m_end = prevailing mid before `end_time`.
+Costs: positive bps = worse for the order's owner (docs/methodology.md states each with its convention):
+- vwap = Σpq / Σq; fill_ratio = filled / Q
+- arrival_cost_bps = s (vwap − m_arr) / m_arr · 1e4 (cost of the filled part)
+- opportunity_cost_bps = s (m_end − m_arr) / m_arr · 1e4 on unfilled = max(Q − filled, 0) (null when 0)
+- implementation_shortfall_bps = (filled · AC + unfilled · OC) / Q (Perold; one denominator Q · m_arr)
+- effective_spread_bps = Σ q · 2s (p − m_t) / m_t · 1e4 / Σq over lit and dark fills having m_t
+- realized_spread_<h>s_bps = Σ q · 2s (p − m_{t+h}) / m_t · 1e4 / Σq, price_impact_<h>s_bps =
+  Σ q · 2s (m_{t+h} − m_t) / m_t · 1e4 / Σq over the same fills having m_{t+h} (effective = realized +
+  impact fill by fill, Rule 605 / highfrequency)
+- price_improvement_bps = s (far − vwap) / m_arr · 1e4, far = arrival offer (buy) / bid (sell)
+- time_to_first_fill_s, execution_duration_s (last − first), vw_exec_time_s = Σ q (t − t_arrival) / Σq
+Orders without fills keep their row (filled 0). A zero is 0.0, never −0.0.
 """
 
 from __future__ import annotations
@@ -23,42 +26,47 @@ import polars as pl
 
 from dpsim import schema
 from dpsim.steps import Step, pl_types
-from dpsim.steps.quotes import MID, asof_quote
+from dpsim.steps.quotes import MID, at_or_before, prevailing
 
 BUY = 1
 SELL = 2
+SPREAD_CLASSES = ("lit", "dark")  # an auction print or a reported trade has no prevailing spread
 ORDER_INPUT: dict[str, pl.DataType] = {
     schema.ORDER_ID: pl.Int64(),
     schema.SIDE: pl.Int64(),
     "arrival_time": pl.Int64(),
-    "arrival_quantity": pl.Int64(),
+    "order_quantity": pl.Int64(),
+    "arrival_bid": pl.Int64(),
+    "arrival_offer": pl.Int64(),
     "arrival_mid": pl.Float64(),
-    "limit_price": pl.Int64(),
+    "end_time": pl.Int64(),  # the unfilled part is marked at the prevailing mid before this instant
 }
 FILL_INPUT: dict[str, pl.DataType] = {
     schema.ORDER_ID: pl.Int64(),
     schema.TIMESTAMP: pl.Int64(),
     schema.QUANTITY: pl.Int64(),
     schema.PRICE: pl.Float64(),
+    schema.FILL_CLASS: pl.String(),
 }
 NS = 1e9
 
 
-def fill_metrics(
+def execution_metrics(
     orders: pl.LazyFrame,
     fills: pl.LazyFrame,
     quotes: pl.LazyFrame,
     horizons_s: Sequence[float],
+    close: int,
+    max_quote_age_s: float | None,
     prefix: str = "",
 ) -> pl.LazyFrame:
     """One row per order of `orders`: `order_id` + `schema.metric_columns(horizons_s)` named with `prefix`."""
-    markouts = schema.markout_columns(horizons_s)
-    per_fill = _per_fill_terms(orders, fills, quotes, horizons_s, markouts)
-    q = pl.col("_q")
-    weighted = [
-        _weighted("_es", "_es_q").alias("effective_spread_bps"),
-        *(_weighted(f"_{m}", f"_{m}_q").alias(m) for m in markouts),
+    spreads = [
+        (schema.realized_spread_column(h), schema.price_impact_column(h), schema.horizon_notional_column(h))
+        for h in horizons_s
     ]
+    per_fill = _per_fill_terms(orders, fills, quotes, horizons_s, close, max_quote_age_s)
+    q = pl.col("_q")
     totals = per_fill.group_by(schema.ORDER_ID).agg(
         pl.col(schema.QUANTITY).sum().alias("filled_quantity"),
         pl.len().cast(pl.Int64).alias("n_fills"),
@@ -66,28 +74,57 @@ def fill_metrics(
         pl.col(schema.TIMESTAMP).min().alias("first_fill_time"),
         pl.col(schema.TIMESTAMP).max().alias("last_fill_time"),
         (_fsum(pl.col("_wait_s") * q) / q.sum()).alias("vw_exec_time_s"),
-        *weighted,
+        _weighted("_es", "_es_q").alias("effective_spread_bps"),
+        _fsum(pl.col("_es_n")).alias("spread_notional"),
+        *(_weighted(f"_rs{i}", f"_h{i}_q").alias(rs) for i, (rs, _, _) in enumerate(spreads)),
+        *(_weighted(f"_pi{i}", f"_h{i}_q").alias(pi) for i, (_, pi, _) in enumerate(spreads)),
+        *(_fsum(pl.col(f"_h{i}_n")).alias(notional) for i, (_, _, notional) in enumerate(spreads)),
     )
+    orders = prevailing(orders.select(list(ORDER_INPUT)), quotes, "end_time", "_end_", max_quote_age_s)
     s = _sign(pl.col(schema.SIDE))
-    vwap, mid, limit = pl.col("vwap"), pl.col("arrival_mid"), pl.col("limit_price")
+    vwap, m_arr, big_q = pl.col("vwap"), pl.col("arrival_mid"), pl.col("order_quantity")
+    filled = pl.col("filled_quantity")
+    unfilled = pl.max_horizontal(big_q - filled, pl.lit(0, dtype=pl.Int64))
+    far = pl.when(pl.col(schema.SIDE) == BUY).then(pl.col("arrival_offer")).otherwise(pl.col("arrival_bid"))
     out = (
-        orders.select(list(ORDER_INPUT))
-        .join(totals, on=schema.ORDER_ID, how="left", maintain_order="left")
-        .with_columns(pl.col("filled_quantity", "n_fills").fill_null(0))
+        orders.join(totals, on=schema.ORDER_ID, how="left", maintain_order="left")
         .with_columns(
-            pl.when(pl.col("arrival_quantity") > 0)
-            .then(pl.col("filled_quantity") / pl.col("arrival_quantity"))
-            .alias("fill_ratio"),
-            (s * (vwap - mid) / mid * 1e4).alias("arrival_cost_bps"),
-            pl.when(limit > 0).then(s * (limit - vwap) / limit * 1e4).alias("price_improvement_bps"),
+            pl.col("filled_quantity", "n_fills").fill_null(0),
+            pl.col("spread_notional", *(n for _, _, n in spreads)).fill_null(0.0),
+            pl.col(f"_end_{MID}").alias("end_mid"),
+        )
+        .with_columns(
+            pl.when(big_q > 0).then(filled / big_q).alias("fill_ratio"),
+            (s * (vwap - m_arr) / m_arr * 1e4).alias("arrival_cost_bps"),
+            pl.when(unfilled > 0)
+            .then(s * (pl.col("end_mid") - m_arr) / m_arr * 1e4)
+            .alias("opportunity_cost_bps"),
+            (s * (far - vwap) / m_arr * 1e4).alias("price_improvement_bps"),
             ((pl.col("first_fill_time") - pl.col("arrival_time")) / NS).alias("time_to_first_fill_s"),
             ((pl.col("last_fill_time") - pl.col("first_fill_time")) / NS).alias("execution_duration_s"),
+            unfilled.alias("_unfilled"),
         )
+        .with_columns(_implementation_shortfall().alias("implementation_shortfall_bps"))
     )
     metric_types = pl_types(schema.metric_columns(horizons_s))
     return out.select(
-        schema.ORDER_ID, *(pl.col(c).cast(t).alias(f"{prefix}{c}") for c, t in metric_types.items())
+        schema.ORDER_ID,
+        *(_no_negative_zero(pl.col(c).cast(t)).alias(f"{prefix}{c}") for c, t in metric_types.items()),
     )
+
+
+def _implementation_shortfall() -> pl.Expr:
+    """(filled · AC + unfilled · OC) / Q: null without an arrival mid or Q, or with unfilled but no m_end."""
+    filled, unfilled, big_q = pl.col("filled_quantity"), pl.col("_unfilled"), pl.col("order_quantity")
+    filled_part = pl.when(filled > 0).then(filled * pl.col("arrival_cost_bps")).otherwise(0.0)
+    unfilled_part = pl.when(unfilled > 0).then(unfilled * pl.col("opportunity_cost_bps")).otherwise(0.0)
+    defined = pl.col("arrival_mid").is_not_null() & (big_q > 0)
+    return pl.when(defined).then((filled_part + unfilled_part) / big_q)
+
+
+def _no_negative_zero(expr: pl.Expr) -> pl.Expr:
+    """−0.0 becomes 0.0 (a sell's zero cost is s · 0 = −0.0); other values and nulls pass unchanged."""
+    return pl.when(expr == 0).then(expr.abs()).otherwise(expr)
 
 
 def _weighted(numerator: str, weight: str) -> pl.Expr:
@@ -114,43 +151,50 @@ def _per_fill_terms(
     fills: pl.LazyFrame,
     quotes: pl.LazyFrame,
     horizons_s: Sequence[float],
-    markouts: Sequence[str],
+    close: int,
+    max_quote_age_s: float | None,
 ) -> pl.LazyFrame:
     """Fills of `orders` with their weight `_q` and the numerators/weights of every weighted metric."""
     f = fills.select(list(FILL_INPUT)).join(
         orders.select(schema.ORDER_ID, schema.SIDE, "arrival_time"), on=schema.ORDER_ID, how="inner"
     )
-    f = asof_quote(f, quotes, on=schema.TIMESTAMP, prefix="_t_")
-    for h, m in zip(horizons_s, markouts, strict=True):
-        f = asof_quote(
-            f.with_columns((pl.col(schema.TIMESTAMP) + round(h * NS)).alias(f"_at_{m}")),
+    f = prevailing(f, quotes, schema.TIMESTAMP, "_t_", max_quote_age_s)
+    for i, h in enumerate(horizons_s):
+        f = at_or_before(
+            f.with_columns((pl.col(schema.TIMESTAMP) + round(h * NS)).alias(f"_at{i}")),
             quotes,
-            on=f"_at_{m}",
-            prefix=f"_{m}_",
+            f"_at{i}",
+            f"_h{i}_",
+            max_quote_age_s,
+            close,
         )
     q = pl.col(schema.QUANTITY).cast(pl.Float64)
     p = pl.col(schema.PRICE)
-    s = _sign(pl.col(schema.SIDE))
+    s2 = 2.0 * _sign(pl.col(schema.SIDE))
     m_t = pl.col(f"_t_{MID}")
+    spread_fill = pl.col(schema.FILL_CLASS).is_in(SPREAD_CLASSES) & m_t.is_not_null()
     terms = [
         q.alias("_q"),
         ((pl.col(schema.TIMESTAMP) - pl.col("arrival_time")) / NS).alias("_wait_s"),
-        (q * 2 * s * (p - m_t) / m_t * 1e4).alias("_es"),
-        pl.when(m_t.is_not_null()).then(q).alias("_es_q"),
+        pl.when(spread_fill).then(q * s2 * (p - m_t) / m_t * 1e4).alias("_es"),
+        pl.when(spread_fill).then(q).alias("_es_q"),
+        pl.when(spread_fill).then(q * p).alias("_es_n"),
     ]
-    for m in markouts:
-        m_h = pl.col(f"_{m}_{MID}")
-        usable = m_h.is_not_null() & (p > 0)
+    for i in range(len(horizons_s)):
+        m_h = pl.col(f"_h{i}_{MID}")
+        usable = spread_fill & m_h.is_not_null()
         terms += [
-            pl.when(usable).then(q * s * (m_h - p) / p * 1e4).alias(f"_{m}"),
-            pl.when(usable).then(q).alias(f"_{m}_q"),
+            pl.when(usable).then(q * s2 * (p - m_h) / m_t * 1e4).alias(f"_rs{i}"),
+            pl.when(usable).then(q * s2 * (m_h - m_t) / m_t * 1e4).alias(f"_pi{i}"),
+            pl.when(usable).then(q).alias(f"_h{i}_q"),
+            pl.when(usable).then(q * p).alias(f"_h{i}_n"),
         ]
     return f.with_columns(terms)
 
 
 METRICS = Step(
     name="metrics",
-    fn=fill_metrics,
+    fn=execution_metrics,
     requires=ORDER_INPUT,
-    adds=pl_types(schema.FILL_METRICS),
+    adds=pl_types(schema.metric_columns(())),
 )

@@ -1,15 +1,17 @@
-"""Quotes: the partition's NBBO series and the as-of lookup every step uses for mids (DOMAIN §2.3, §5.2).
+"""Quotes: the partition's NBBO rows, their usability, and the two lookups every benchmark uses.
 
-Source: the NBBO feed when the partition has any feed row; otherwise the snapshots carried by the
-Centre Point event rows (`national_bid/offer`) and the trades (`national*pricesnapshot`), which share
-one sequence space. The choice is made inside the plan (no collect), and `source` says which was used.
-How the series is used when there is no feed: the arrival NBBO is the arrival row's own national
-bid/offer (lifecycle step, DOMAIN §5.2), while fill-time mids and markouts use this snapshot series.
+Source: the NBBO feed when the partition has any feed row; otherwise the national bid/offer snapshots
+carried by the partition's Centre Point event rows, treated as quotes stamped at their event.
+A quote is usable when it lies within [open, close] of the session, both sides are > 0 and bid < offer;
+the classes, first that applies: stale, empty, crossed, locked, usable. Among usable quotes sharing a
+nanosecond the highest `sequence` stands for it.
 
-`mid` = (bid + offer) / 2 as float64, so half units (3355 + 3360 -> 3357.5) stay exact. It is null
-when a side is missing (null or <= 0, e.g. Long.MIN) or the quote is crossed (bid > offer). A locked
-quote (bid = offer) keeps its mid; the simulation treats locked quotes as unmatchable itself.
-Several quotes at one timestamp keep only the last by sequence: "latest at or before t" means that one.
+- `prevailing`: the latest usable quote STRICTLY before t. A quote stamped with an event's own nanosecond
+  is that event's consequence, never its benchmark; an unusable later quote never hides an earlier
+  usable one; no usable quote before t gives nulls (never a stale fallback).
+- `at_or_before`: the latest usable quote at or before min(t, close), for the mids after a fill (t + h).
+`max_quote_age_s`, when set, turns a quote older than that (measured from t) into none.
+`mid` = (bid + offer) / 2 as float64, so half units (3355 + 3360 -> 3357.5) stay exact.
 """
 
 from __future__ import annotations
@@ -18,92 +20,106 @@ import polars as pl
 
 from dpsim import schema
 from dpsim.steps import Step, pick, pl_types
+from dpsim.steps.session import Session
 
 MID = "mid"
-SOURCE = "source"
-FEED = "feed"
-SNAPSHOT = "snapshot"
-NONE = "none"
-# Trade-row NBBO snapshot columns (names checked against schema.TRADES at import).
-TRADE_BID, TRADE_OFFER = pick(schema.TRADES.columns, "nationalbidpricesnapshot", "nationalofferpricesnapshot")
+QUOTE_TIME = "quote_time"
+QUOTE_CLASS = "quote_class"
+FEED, SNAPSHOT, NONE = "feed", "snapshot", "none"
+STALE, EMPTY, CROSSED, LOCKED, USABLE = "stale", "empty", "crossed", "locked", "usable"
+NS = 1_000_000_000
 
-QUOTE_COLUMNS = {
+QUOTE_ROWS = pl_types(pick(schema.NBBO.columns, schema.TIMESTAMP, schema.SEQUENCE, schema.BID, schema.OFFER))
+USABLE_COLUMNS = {
     schema.TIMESTAMP: pl.Int64(),
     schema.BID: pl.Int64(),
     schema.OFFER: pl.Int64(),
     MID: pl.Float64(),
-    SOURCE: pl.String(),
 }
 
 
-def mid_expr(bid: pl.Expr, offer: pl.Expr) -> pl.Expr:
-    """Float64 mid of int64 sides; null when a side is missing (<= 0 or null) or the quote is crossed."""
-    valid = (bid > 0) & (offer > 0) & (bid <= offer)
-    return pl.when(valid).then((bid + offer).cast(pl.Float64) / 2.0).otherwise(None)
-
-
-def quote_series(nbbo: pl.LazyFrame, cp_events: pl.LazyFrame, trades: pl.LazyFrame) -> pl.LazyFrame:
-    """[timestamp, bid, offer, mid, source], one row per timestamp, sorted by timestamp."""
-    cols = [schema.TIMESTAMP, schema.SEQUENCE, schema.BID, schema.OFFER]
-    feed = nbbo.select(cols).with_columns(pl.lit(FEED).alias(SOURCE))
-    snapshots = pl.concat(
-        [
-            cp_events.select(
-                schema.TIMESTAMP,
-                schema.SEQUENCE,
-                pl.col(schema.NATIONAL_BID).alias(schema.BID),
-                pl.col(schema.NATIONAL_OFFER).alias(schema.OFFER),
-            ),
-            trades.select(
-                schema.TIMESTAMP,
-                schema.SEQUENCE,
-                pl.col(TRADE_BID).alias(schema.BID),
-                pl.col(TRADE_OFFER).alias(schema.OFFER),
-            ),
-        ]
-    ).with_columns(pl.lit(SNAPSHOT).alias(SOURCE))
-    # Snapshots only count when the feed is empty: a cross join with the feed's row count keeps them lazy.
-    snapshots = (
-        snapshots.join(feed.select(pl.len().alias("_feed_rows")), how="cross")
-        .filter(pl.col("_feed_rows") == 0)
-        .drop("_feed_rows")
+def quote_rows(nbbo: pl.LazyFrame, cp_events: pl.LazyFrame, has_feed: bool) -> pl.LazyFrame:
+    """[timestamp, sequence, bid, offer]: the feed rows, or the CP event rows' snapshots when there are none."""
+    if has_feed:
+        return nbbo.select(list(QUOTE_ROWS))
+    return cp_events.select(
+        schema.TIMESTAMP,
+        schema.SEQUENCE,
+        pl.col(schema.NATIONAL_BID).alias(schema.BID),
+        pl.col(schema.NATIONAL_OFFER).alias(schema.OFFER),
     )
+
+
+def classify_quotes(rows: pl.LazyFrame, session: Session) -> pl.LazyFrame:
+    """`rows` plus `quote_class`: stale | empty | crossed | locked | usable (first that applies)."""
+    ts, bid, offer = pl.col(schema.TIMESTAMP), pl.col(schema.BID), pl.col(schema.OFFER)
+    cls = (
+        pl.when((ts < session.open) | (ts > session.close))
+        .then(pl.lit(STALE))
+        .when(bid.is_null() | offer.is_null() | (bid <= 0) | (offer <= 0))
+        .then(pl.lit(EMPTY))
+        .when(bid > offer)
+        .then(pl.lit(CROSSED))
+        .when(bid == offer)
+        .then(pl.lit(LOCKED))
+        .otherwise(pl.lit(USABLE))
+    )
+    return rows.with_columns(cls.alias(QUOTE_CLASS))
+
+
+def usable_quotes(classified: pl.LazyFrame) -> pl.LazyFrame:
+    """[timestamp, bid, offer, mid]: usable quotes, one per timestamp (highest sequence), sorted by time."""
     return (
-        pl.concat([feed, snapshots])
-        .filter(pl.col(schema.BID).is_not_null() | pl.col(schema.OFFER).is_not_null())
-        .sort(schema.TIMESTAMP, schema.SEQUENCE, nulls_last=False, maintain_order=True)
+        classified.filter(pl.col(QUOTE_CLASS) == USABLE)
+        .sort(schema.TIMESTAMP, schema.SEQUENCE, maintain_order=True)
         .unique(subset=schema.TIMESTAMP, keep="last", maintain_order=True)
         .select(
             schema.TIMESTAMP,
             schema.BID,
             schema.OFFER,
-            mid_expr(pl.col(schema.BID), pl.col(schema.OFFER)).alias(MID),
-            SOURCE,
+            ((pl.col(schema.BID) + pl.col(schema.OFFER)).cast(pl.Float64) / 2.0).alias(MID),
         )
     )
 
 
-def asof_quote(left: pl.LazyFrame, quotes: pl.LazyFrame, on: str, prefix: str) -> pl.LazyFrame:
-    """`left` sorted by `on`, plus `<prefix>bid/offer/mid/source` of the latest quote at or before `on`.
+def prevailing(
+    left: pl.LazyFrame, quotes: pl.LazyFrame, on: str, prefix: str, max_age_s: float | None
+) -> pl.LazyFrame:
+    """`left` plus `<prefix>bid/offer/mid/quote_time` of the latest usable quote strictly before `on`."""
+    return _lookup(left, quotes, on, on, prefix, max_age_s, exact=False)
 
-    Rows with no earlier quote get nulls (source null too). The prefix keeps the quote columns apart
-    from the caller's (several lookups, e.g. one per markout horizon, can be stacked).
-    """
-    quote_time = f"{prefix}quote_time"
+
+def at_or_before(
+    left: pl.LazyFrame, quotes: pl.LazyFrame, on: str, prefix: str, max_age_s: float | None, close: int
+) -> pl.LazyFrame:
+    """`left` plus the latest usable quote at or before min(`on`, close); its age is measured from `on`."""
+    clamped = f"{prefix}_at"
+    left = left.with_columns(pl.min_horizontal(pl.col(on), pl.lit(close, dtype=pl.Int64)).alias(clamped))
+    return _lookup(left, quotes, clamped, on, prefix, max_age_s, exact=True).drop(clamped)
+
+
+def _lookup(
+    left: pl.LazyFrame,
+    quotes: pl.LazyFrame,
+    key: str,
+    age_from: str,
+    prefix: str,
+    max_age_s: float | None,
+    *,
+    exact: bool,
+) -> pl.LazyFrame:
+    names = {c: f"{prefix}{c}" for c in (schema.BID, schema.OFFER, MID)}
+    quote_time = f"{prefix}{QUOTE_TIME}"
     right = quotes.select(
-        pl.col(schema.TIMESTAMP).alias(quote_time),
-        *(pl.col(c).alias(f"{prefix}{c}") for c in (schema.BID, schema.OFFER, MID, SOURCE)),
+        pl.col(schema.TIMESTAMP).alias(quote_time), *(pl.col(c).alias(n) for c, n in names.items())
     ).sort(quote_time)
-    return (
-        left.sort(on, maintain_order=True)
-        .join_asof(right, left_on=on, right_on=quote_time, strategy="backward")
-        .drop(quote_time, strict=False)
+    joined = left.sort(key, maintain_order=True).join_asof(
+        right, left_on=key, right_on=quote_time, strategy="backward", allow_exact_matches=exact
     )
+    if max_age_s is None:
+        return joined
+    fresh = (pl.col(age_from) - pl.col(quote_time)) <= round(max_age_s * NS)
+    return joined.with_columns(pl.when(fresh).then(pl.col(c)).alias(c) for c in (quote_time, *names.values()))
 
 
-QUOTES = Step(
-    name="quotes",
-    fn=quote_series,
-    requires=pl_types(pick(schema.NBBO.columns, schema.TIMESTAMP, schema.SEQUENCE, schema.BID, schema.OFFER)),
-    adds=QUOTE_COLUMNS,
-)
+QUOTES = Step(name="quotes", fn=classify_quotes, requires=QUOTE_ROWS, adds={QUOTE_CLASS: pl.String()})

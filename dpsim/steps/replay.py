@@ -1,0 +1,160 @@
+"""Replay: the counterfactual Centre Point book of one partition, per scenario (docs/methodology.md).
+
+Every CP order arrives as an incoming order, at the mid of the prevailing quote before its arrival
+(none outside the continuous session), then may rest:
+- a real CP order without the sweep flag that stayed on the book after its arrival rests until its final
+  event: the real queue, with its real time priority (scenario `real_queue: false` leaves it out);
+- an analysed sweep that stayed on the book rests its residual (or its arrival quantity) times
+  `max_fill_fraction` until its window ends; a fill-and-kill sweep never rests;
+- the reality replay rests no sweep, and should reproduce the day's real CP executions (`steps.fidelity`).
+Limits (with the mid-tick allowance of orders that accept it) and MAQs of both sides come from the
+arrival row. Vectorised Polars builds the kernel's arrays once per partition; `matching.match` does the
+sequential part per scenario.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from dpsim import schema
+from dpsim.config import Codes, Scenario
+from dpsim.steps.classify import analysed
+from dpsim.steps.matching import BUY, MatchParams, MatchResult, ReplayBook, match
+from dpsim.steps.select import has_flags
+from dpsim.steps.session import Session
+
+MIDTICK_ACCEPTED = (1, 4)  # the order may trade half a tick through its limit at the mid
+REAL_QUEUE_MASK = 64 | 256 | 4096  # Centre Point, CP crossing, CP block: real resting liquidity
+RESTING, INCOMING = "resting", "incoming"
+
+
+@dataclass(frozen=True)
+class Replay:
+    """One scenario's replay: the book it ran on and what happened."""
+
+    book: ReplayBook
+    result: MatchResult
+
+
+def replay_base(cp_orders: pl.DataFrame, session: Session, codes: Codes) -> pl.DataFrame:
+    """Per CP order (lifecycle rows, in arrival order) the columns every scenario's book is made from."""
+    tick = pl.lit(codes.tick_table[0].tick, dtype=pl.Int64)
+    for step in codes.tick_table[1:]:
+        tick = pl.when(pl.col("limit_price") >= step.min_price).then(step.tick).otherwise(tick)
+    t = pl.col("arrival_time")
+    in_session = (t >= session.open) & (t < session.close)
+    return cp_orders.select(
+        schema.ORDER_ID,
+        "arrival_time",
+        schema.SIDE,
+        "arrival_quantity",
+        "limit_price",
+        "maq",
+        "maq_single",
+        "rests",
+        "residual_after_arrival",
+        "final_time",
+        "last_fill_time",
+        pl.when(in_session).then(pl.col("arrival_mid")).otherwise(None).fill_null(float("nan")).alias("mid"),
+        analysed(session, codes.sweep_mask).alias("analysed"),
+        (
+            has_flags(schema.ORDER_TYPE_FLAGS, REAL_QUEUE_MASK)
+            & ~has_flags(schema.ORDER_TYPE_FLAGS, codes.sweep_mask)
+        ).alias("real_order"),
+        pl.col("midtick").is_in(MIDTICK_ACCEPTED).fill_null(False).alias("accepts_midtick"),
+        (tick.cast(pl.Float64) / 2.0).alias("half_tick"),
+    )
+
+
+def window_end(scenario: Scenario, close: int) -> pl.Expr:
+    """Inclusive end of an analysed sweep's resting window (also the end of its simulated path)."""
+    if scenario.window == "last_fill":
+        return pl.coalesce(pl.col("last_fill_time"), pl.col("final_time"))
+    if scenario.window == "order_life":
+        return pl.col("final_time")
+    if scenario.window == "end_of_day":
+        return pl.lit(close, dtype=pl.Int64)
+    seconds = scenario.window_seconds
+    assert seconds is not None
+    return pl.col("arrival_time") + int(round(seconds * 1e9))
+
+
+def run_replay(base: pl.DataFrame, scenario: Scenario, close: int, sweeps_rest: bool = True) -> Replay:
+    """Replay one scenario over `replay_base` rows; `sweeps_rest=False` is the reality replay."""
+    sweep = pl.col("analysed")
+    limit = pl.col("limit_price").cast(pl.Float64)
+    half = pl.when(pl.col("accepts_midtick") | (sweep & scenario.sweep_midtick)).then(pl.col("half_tick"))
+    buy = pl.col(schema.SIDE) == BUY
+    no_limit = (pl.col("limit_price") <= 0) | (sweep & scenario.ignore_sweep_limit)
+    bound = (
+        pl.when(no_limit)
+        .then(pl.when(buy).then(np.inf).otherwise(-np.inf))
+        .otherwise(pl.when(buy).then(limit + half.fill_null(0.0)).otherwise(limit - half.fill_null(0.0)))
+    )
+    rests = pl.col("rests") & ((pl.col("real_order") & scenario.real_queue) | (sweep & sweeps_rest))
+    cap = pl.when(sweep & (scenario.quantity == "full")).then(pl.col("arrival_quantity"))
+    ev = base.with_columns(
+        bound.alias("bound"),
+        rests.alias("rests_now"),
+        cap.otherwise(pl.col("residual_after_arrival")).fill_null(0).clip(lower_bound=0).alias("cap"),
+        pl.when(sweep).then(window_end(scenario, close)).otherwise(pl.col("final_time")).alias("wend"),
+    )
+    book = ReplayBook(
+        order_id=ev[schema.ORDER_ID].to_numpy(),
+        timestamp=ev["arrival_time"].to_numpy(),
+        side=ev[schema.SIDE].to_numpy(),
+        quantity=ev["arrival_quantity"].fill_null(0).to_numpy(),
+        bound=ev["bound"].to_numpy(),
+        maq=ev["maq"].fill_null(0).to_numpy(),
+        maq_single=ev["maq_single"].fill_null(False).to_numpy(),
+        mid=ev["mid"].to_numpy(),
+        is_sweep=ev["analysed"].to_numpy(),
+        rests=ev["rests_now"].to_numpy(),
+        rest_cap=ev["cap"].to_numpy(),
+        window_end=ev["wend"].fill_null(0).to_numpy(),
+    )
+    params = MatchParams(impact_bps=scenario.impact_bps, max_fill_fraction=scenario.max_fill_fraction)
+    return Replay(book, match(book, params))
+
+
+def sweep_fills(replay: Replay) -> pl.DataFrame:
+    """`results/sim_fills` rows: one per match per analysed sweep involved (schema.SIM_FILLS)."""
+    book, res = replay.book, replay.result
+    ids, is_sweep = book.order_id, book.is_sweep
+    base = {
+        schema.TIMESTAMP: res.timestamp,
+        schema.QUANTITY: res.quantity,
+        schema.PRICE: res.price,
+        "mid": res.mid,
+    }
+    target = schema.polars_schema(schema.SIM_FILLS)
+    parts = []
+    roles = ((RESTING, res.resting_idx, res.incoming_idx), (INCOMING, res.incoming_idx, res.resting_idx))
+    for role, own, contra in roles:
+        keep = is_sweep[own]
+        columns = {
+            "sweep_order_id": ids[own][keep],
+            "contra_order_id": ids[contra][keep],
+            "role": [role] * int(keep.sum()),
+            "contra_is_sweep": is_sweep[contra][keep],
+            **{k: v[keep] for k, v in base.items()},
+        }
+        parts.append(pl.DataFrame(columns, schema=target))
+    return pl.concat(parts, how="vertical").sort(
+        [schema.TIMESTAMP, "sweep_order_id", "contra_order_id", "role"]
+    )
+
+
+def rested(replay: Replay, base: pl.DataFrame, scenario: Scenario, close: int) -> pl.DataFrame:
+    """Per analysed sweep: order_id, sim_quantity (what rested, 0 if nothing) and sim_window_end."""
+    return (
+        base.with_columns(
+            pl.Series("sim_quantity", replay.result.rested_quantity),
+            window_end(scenario, close).alias("sim_window_end"),
+        )
+        .filter("analysed")
+        .select(schema.ORDER_ID, "sim_quantity", "sim_window_end")
+    )
