@@ -22,12 +22,22 @@ from dpsim.catalog import connect, refresh_catalog, view_names
 from dpsim.config import Config
 from dpsim.errors import DpsimError, LakeError
 from dpsim.lake import Lake
-from dpsim.schema import DATE_COL, PARTITION_TYPES, SCENARIO, SECURITY_CODE, sim_orders_schema, sweeps_schema
+from dpsim.schema import (
+    DATE_COL,
+    PARTITION_TYPES,
+    QUALITY,
+    REPLAY_FIDELITY,
+    SCENARIO,
+    SECURITY_CODE,
+    sim_orders_schema,
+    sweeps_schema,
+)
 
 log = logging.getLogger(__name__)
 
-# Run order; each name is dpsim/sql/<name>.sql, except stats_tests (SQL moments + scipy, see _stats_tests).
-AGGREGATES: tuple[str, ...] = (
+# Run order; each name is dpsim/sql/<name>.sql, except the two computed with Python on SQL sums:
+# headline (SQL + the cluster bootstrap, see _headline) and stats_tests (SQL moments + tests, _stats_tests).
+SEGMENT_AGGREGATES: tuple[str, ...] = (
     "global_summary",
     "by_security",
     "by_date",
@@ -35,20 +45,30 @@ AGGREGATES: tuple[str, ...] = (
     "by_time_of_day",
     "by_order_size",
     "by_group",
-    "stats_tests",
 )
-# The metrics compared by stats_tests, as named in sql/stats_segments.sql.
-STATS_METRICS = ("arrival_cost_bps", "filled_quantity", "fill_ratio", "vw_exec_time_s")
+AGGREGATES: tuple[str, ...] = (*SEGMENT_AGGREGATES, "headline", "stats_tests", "quality_summary")
+# The metrics compared by stats_tests, as named in sql/stats_segments.sql; the headline's first.
+STATS_METRICS = (
+    "implementation_shortfall_bps",
+    "arrival_cost_bps",
+    "effective_spread_bps",
+    "fill_ratio",
+    "vw_exec_time_s",
+)
+# Fewer partitions than this with a delta, and the headline's bootstrap resamples sweeps instead.
+MIN_CLUSTERS = 20
 
 F64 = pa.float64()
 STATS_SCHEMA = pa.schema(
     [
         ("scenario", pa.string()),
+        ("family", pa.string()),  # the Benjamini–Hochberg family: every row of one (scenario, metric)
         ("segment_type", pa.string()),
         ("segment", pa.string()),
         ("metric", pa.string()),
         ("n", pa.int64()),
         ("n_excluded", pa.int64()),
+        ("n_nonzero", pa.int64()),
         ("mean_real", F64),
         ("mean_sim", F64),
         ("mean_diff", F64),
@@ -65,29 +85,45 @@ STATS_SCHEMA = pa.schema(
     ]
 )
 
-# What `headline` returns: the columns that fit a terminal (the files hold them all).
-HEADLINE_SUMMARY = (
+HEADLINE_SCHEMA = pa.schema(
+    [
+        ("scenario", pa.string()),
+        ("world", pa.string()),  # plausible | bound | sensitivity (Scenario.world)
+        ("n_sweeps", pa.int64()),
+        ("n_with_delta", pa.int64()),
+        ("notional", F64),
+        ("real_is_bps", F64),
+        ("sim_is_bps", F64),
+        ("delta_is_bps", F64),
+        ("ci_low", F64),
+        ("ci_high", F64),
+        ("ci_unit", pa.string()),  # partition | sweep
+        ("n_clusters", pa.int64()),
+        ("fill_ratio", F64),
+        ("sim_fill_ratio", F64),
+        ("sim_rested_fill_ratio", F64),
+        ("n_partitions", pa.int64()),
+        ("fidelity_min", F64),
+        ("fidelity_mean", F64),
+    ]
+)
+# What `headline` returns for printing: the columns that fit a terminal (the files hold them all).
+HEADLINE_COLUMNS = (
     "scenario",
-    "n_sweeps",
-    "n_full",
-    "n_partial",
-    "n_none",
-    "fill_ratio",
-    "sim_fill_ratio",
-    "share_filled_dark",
-    "vw_arrival_cost_bps",
-    "sim_vw_arrival_cost_bps",
-    "n_both",
-    "n_real_only",
-    "n_sim_only",
-    "n_neither",
+    "world",
+    "n_with_delta",
+    "real_is_bps",
+    "sim_is_bps",
+    "delta_is_bps",
+    "ci_low",
+    "ci_high",
+    "sim_rested_fill_ratio",
+    "fidelity_mean",
 )
 HEADLINE_TESTS = (
     "scenario",
     "metric",
     "n",
-    "mean_real",
-    "mean_sim",
     "mean_diff",
     "ci_low",
     "ci_high",
@@ -95,7 +131,6 @@ HEADLINE_TESTS = (
     "q_value_t",
     "p_value_wilcoxon",
     "q_value_wilcoxon",
-    "note",
 )
 
 _MISSING_TABLE = re.compile(r"Table with name .+ does not exist")
@@ -116,9 +151,12 @@ def run_aggregates(cfg: Config, lake: Lake) -> dict[str, pa.Table]:
         con.execute("SET preserve_insertion_order = false")
         _stand_in_missing_results(con, cfg)
         _execute(con, "pairs", {"scenarios": scenarios})
+        _execute(con, "segment_fidelity")
         _execute(con, "segment_measures")
-        tables = {name: _query(con, name) for name in AGGREGATES if name != "stats_tests"}
+        tables = {name: _query(con, name) for name in SEGMENT_AGGREGATES}
+        tables["headline"] = _headline(con, cfg)
         tables["stats_tests"] = _stats_tests(con, scenarios)
+        tables["quality_summary"] = _query(con, "quality_summary")
     finally:
         con.close()
     for name, table in tables.items():
@@ -155,17 +193,20 @@ def describe_catalog(lake: Lake) -> list[tuple[str, str, str]]:
     return [(str(v), str(c), str(t)) for v, c, t in rows]
 
 
-def headline(lake: Lake) -> tuple[pa.Table, pa.Table]:
-    """(global summary, overall test per scenario and metric), narrowed to the HEADLINE_* columns for printing."""
-    paths = [lake.aggregates_dir / f"{name}.parquet" for name in ("global_summary", "stats_tests")]
+def headline(lake: Lake) -> tuple[pa.Table, pa.Table, pa.Table]:
+    """(headline, overall IS test per scenario, quality summary), narrowed to what a terminal shows."""
+    names = ("headline", "stats_tests", "quality_summary")
+    paths = [lake.aggregates_dir / f"{name}.parquet" for name in names]
     for path in paths:
         if not path.exists():
             raise LakeError(f"{path}: no aggregates yet: run `dpsim aggregate --lake {lake.root}` first")
-    summary = lake.read_parquet(paths[0], columns=list(HEADLINE_SUMMARY))
+    summary = lake.read_parquet(paths[0], columns=list(HEADLINE_COLUMNS))
     tests = lake.read_parquet(
-        paths[1], columns=list(HEADLINE_TESTS), filters=[("segment_type", "=", "overall")]
+        paths[1],
+        columns=list(HEADLINE_TESTS),
+        filters=[("segment_type", "=", "overall"), ("metric", "=", STATS_METRICS[0])],
     )
-    return summary, tests
+    return summary, tests, lake.read_parquet(paths[2])
 
 
 # ---- internals ----------------------------------------------------------------------------------
@@ -186,10 +227,12 @@ def _scenarios(cfg: Config, lake: Lake) -> list[str]:
 def _stand_in_missing_results(con: duckdb.DuckDBPyConnection, cfg: Config) -> None:
     """Empty typed stand-ins for result tables with no files yet, so every aggregate exists (with no rows)."""
     keys = [(SECURITY_CODE, PARTITION_TYPES[SECURITY_CODE]), (DATE_COL, PARTITION_TYPES[DATE_COL])]
-    horizons = cfg.metrics.markout_horizons_s
+    horizons = cfg.metrics.horizons_s
     stand_ins = {
         "sweeps": pa.schema(keys + list(sweeps_schema(horizons))),
         "sim_orders": pa.schema([(SCENARIO, PARTITION_TYPES[SCENARIO]), *keys, *sim_orders_schema(horizons)]),
+        "replay_fidelity": pa.schema(keys + list(REPLAY_FIDELITY)),
+        "quality": pa.schema(keys + list(QUALITY)),
     }
     existing = set(view_names(con))
     for name, schema in stand_ins.items():
@@ -214,8 +257,36 @@ def _query(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, object] 
         raise LakeError(f"aggregate {name}: {_first_line(exc)}") from exc
 
 
+def _headline(con: duckdb.DuckDBPyConnection, cfg: Config) -> pa.Table:
+    """headline.sql per scenario, with its world and the cluster-bootstrap 95 % CI of delta_is_bps."""
+    rows = _query(con, "headline").to_pylist()
+    n_partitions = max((r["n_partitions"] or 0 for r in rows), default=0)
+    for row in rows:
+        units = _query(con, "bootstrap_units", {"scenario": row["scenario"], "unit": "partition"})
+        unit = "partition"
+        if units.num_rows < MIN_CLUSTERS:
+            unit = "sweep"
+            units = _query(con, "bootstrap_units", {"scenario": row["scenario"], "unit": unit})
+        ci = stats.cluster_bootstrap_ci(
+            units["w"].to_numpy(), units["wd"].to_numpy(), cfg.stats.bootstrap_n, cfg.stats.bootstrap_seed
+        )
+        scenario = cfg.scenarios.get(row["scenario"])
+        row.update(
+            world=scenario.world if scenario is not None else None,
+            ci_low=ci.low,
+            ci_high=ci.high,
+            ci_unit=unit,
+            n_clusters=ci.n_clusters,
+            n_partitions=row["n_partitions"] if row["n_partitions"] is not None else n_partitions,
+        )
+    return pa.Table.from_pylist(rows, schema=HEADLINE_SCHEMA)
+
+
 def _stats_tests(con: duckdb.DuckDBPyConnection, scenarios: list[str]) -> pa.Table:
-    """Paired tests per scenario × metric × segment: moments from SQL, p-values from scipy, BH across the run."""
+    """Paired tests per scenario × metric × segment: moments from SQL, p-values in numpy, BH per family.
+
+    A family is every row of one (scenario, metric): all segment types and the overall row, both tests.
+    """
     rows: list[dict[str, Any]] = []
     for scenario in scenarios:
         for metric in STATS_METRICS:
@@ -223,11 +294,13 @@ def _stats_tests(con: duckdb.DuckDBPyConnection, scenarios: list[str]) -> pa.Tab
             lists = segments["diffs"].combine_chunks()
             flat = lists.flatten().to_numpy(zero_copy_only=False)
             bounds = lists.offsets.to_numpy() - lists.offsets[0].as_py()
+            family: list[dict[str, Any]] = []
             for i, seg in enumerate(segments.drop_columns(["diffs"]).to_pylist()):
                 test = stats.paired_t(seg["n"], seg["mean_diff"], seg["sd_diff"])
-                rows.append(
+                family.append(
                     {
                         "scenario": scenario,
+                        "family": f"{scenario}/{metric}",
                         "metric": metric,
                         **seg,
                         "t": test.t,
@@ -239,9 +312,11 @@ def _stats_tests(con: duckdb.DuckDBPyConnection, scenarios: list[str]) -> pa.Tab
                         "note": test.note,
                     }
                 )
-    for p_col, q_col in (("p_value_t", "q_value_t"), ("p_value_wilcoxon", "q_value_wilcoxon")):
-        for row, q in zip(rows, stats.bh_qvalues([r[p_col] for r in rows]), strict=True):
-            row[q_col] = q
+            p_values = [r["p_value_t"] for r in family] + [r["p_value_wilcoxon"] for r in family]
+            q_values = stats.bh_qvalues(p_values)
+            for r, q_t, q_w in zip(family, q_values[: len(family)], q_values[len(family) :], strict=True):
+                r["q_value_t"], r["q_value_wilcoxon"] = q_t, q_w
+            rows += family
     return pa.Table.from_pylist(rows, schema=STATS_SCHEMA)
 
 

@@ -314,13 +314,93 @@ def _aggregate_and_print(cfg: Any, lake: Any, progress: Any) -> None:
     from dpsim.aggregate import headline, run_aggregates
 
     run_aggregates(cfg, lake)
-    summary, tests = headline(lake)
-    _print_arrow(progress, "global summary (per scenario)", summary)
-    _print_arrow(progress, "headline tests: sim - real, all analysed sweeps (per scenario)", tests)
+    summary, tests, quality = headline(lake)
+    progress.table(
+        "Would resting in Centre Point have been cheaper? Implementation shortfall, bps, notional-weighted, "
+        "same sweeps and shares (delta = sim - real; < 0: the dark pool was cheaper)",
+        ("scenario", "world", "sweeps", "real", "sim", "delta [95% CI]", "rested filled", "fidelity"),
+        [
+            (
+                r["scenario"],
+                r["world"],
+                _num(r["n_with_delta"]),
+                _bps(r["real_is_bps"]),
+                _bps(r["sim_is_bps"]),
+                f"{_bps(r['delta_is_bps'])} [{_bps(r['ci_low'])}, {_bps(r['ci_high'])}]",
+                _pct(r["sim_rested_fill_ratio"]),
+                _pct(r["fidelity_mean"]),
+            )
+            for r in summary.to_pylist()
+        ],
+    )
+    progress.table(
+        "Paired tests of delta implementation shortfall per sweep (all analysed sweeps)",
+        ("scenario", "n", "mean delta", "95% CI", "p (t)", "q (t)", "p (Wilcoxon)"),
+        [
+            (
+                r["scenario"],
+                _num(r["n"]),
+                _bps(r["mean_diff"]),
+                f"[{_bps(r['ci_low'])}, {_bps(r['ci_high'])}]",
+                _p(r["p_value_t"]),
+                _p(r["q_value_t"]),
+                _p(r["p_value_wilcoxon"]),
+            )
+            for r in tests.to_pylist()
+        ],
+    )
+    q = quality.to_pylist()[0] if quality.num_rows else {}
+    progress.table("Data quality (results/quality; docs/methodology.md)", ("", ""), _quality_rows(q))
 
 
 def _print_arrow(progress: Any, title: str, table: Any) -> None:
     progress.table(title, table.column_names, [tuple(r.values()) for r in table.to_pylist()])
+
+
+def _quality_rows(q: dict[str, Any]) -> list[tuple[str, str]]:
+    if not q or not q.get("n_partitions"):
+        return [("partitions", "0")]
+    return [
+        ("partitions (open set by an auction print)", f"{q['n_partitions']} ({q['n_open_from_auction']})"),
+        (
+            "quotes usable / stale / empty / crossed / locked",
+            " / ".join(_num(q[f"n_{c}_quotes"]) for c in ("usable", "stale", "empty", "crossed", "locked")),
+        ),
+        (
+            "sweeps analysed / outside the session / without a mid",
+            f"{_num(q['n_sweeps_analysed'])} / {_num(q['n_sweeps_outside_session'])} / "
+            f"{_num(q['n_sweeps_without_mid'])}",
+        ),
+        (
+            "arrival quote age (s): median / p95",
+            f"{_fixed(q['arrival_quote_age_median_s'])} / {_fixed(q['arrival_quote_age_p95_s'])}",
+        ),
+        (
+            "traded quantity lit / dark / auction / reported / booking",
+            " / ".join(_num(q[f"quantity_{c}"]) for c in ("lit", "dark", "auction", "reported", "booking")),
+        ),
+        ("replay fidelity: lowest / overall", f"{_pct(q['fidelity_min'])} / {_pct(q['fidelity_mean'])}"),
+    ]
+
+
+def _num(v: Any) -> str:
+    return "" if v is None else f"{v:,}"
+
+
+def _bps(v: Any) -> str:
+    return "" if v is None else f"{v:.2f}"
+
+
+def _fixed(v: Any) -> str:
+    return "" if v is None else f"{v:.1f}"
+
+
+def _pct(v: Any) -> str:
+    return "" if v is None else f"{100 * v:.1f}%"
+
+
+def _p(v: Any) -> str:
+    return "" if v is None else f"{v:.1e}"
 
 
 def _cmd_aggregate(args: argparse.Namespace) -> int:

@@ -156,3 +156,38 @@ def bh_qvalues(p_values: Sequence[float | None]) -> list[float | None]:
     for i, v in zip(idx, q, strict=True):
         out[i] = float(v)
     return out
+
+
+@dataclass(frozen=True)
+class BootstrapCI:
+    """Percentile interval of a notional-weighted mean from a cluster bootstrap (None when no cluster)."""
+
+    low: float | None
+    high: float | None
+    n_clusters: int
+
+
+def cluster_bootstrap_ci(
+    weights: np.ndarray, weighted_values: np.ndarray, n_resamples: int, seed: int, confidence: float = 0.95
+) -> BootstrapCI:
+    """CI of Σ wd / Σ w when whole clusters (their sums w, wd) are resampled with replacement.
+
+    A fresh `numpy.random.default_rng(seed)` draws each resample as `integers(0, n, size=n)` in turn, so
+    the interval is reproducible from the seed; the bounds are numpy's default (linear) percentiles.
+    Resampling clusters (partitions) keeps the dependence between sweeps of one security-day inside a
+    draw, which a per-sweep bootstrap would ignore.
+    """
+    w = np.asarray(weights, dtype=np.float64)
+    wd = np.asarray(weighted_values, dtype=np.float64)
+    n = w.size
+    if n == 0:
+        return BootstrapCI(None, None, 0)
+    rng = np.random.default_rng(seed)
+    means = np.empty(n_resamples, dtype=np.float64)
+    for b in range(n_resamples):
+        idx = rng.integers(0, n, size=n)
+        total = w[idx].sum()
+        means[b] = wd[idx].sum() / total if total > 0 else np.nan
+    tail = (1.0 - confidence) / 2.0 * 100.0
+    low, high = np.nanpercentile(means, [tail, 100.0 - tail])
+    return BootstrapCI(float(low), float(high), n)

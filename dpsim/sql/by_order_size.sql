@@ -5,7 +5,7 @@
 -- Columns:
 --   scenario                       simulation scenario (config scenarios)
 --   size_bucket                    bucket of the arrival quantity (config buckets.size)
---   (then the measure columns of segment_measures.sql, in that order: n_sweeps … n_without_sim)
+--   (then the measure columns of segment_measures.sql, in that order: n_sweeps … fidelity_mean)
 SELECT
     scenario, size_bucket,
     * EXCLUDE (segment_type, scenario, security_code, date, participantid, time_bucket, size_bucket, "group")

@@ -5,7 +5,7 @@
 -- Columns:
 --   scenario                       simulation scenario (config scenarios)
 --   participantid                  participant of the sweep's arrival event
---   (then the measure columns of segment_measures.sql, in that order: n_sweeps … n_without_sim)
+--   (then the measure columns of segment_measures.sql, in that order: n_sweeps … fidelity_mean)
 SELECT
     scenario, participantid,
     * EXCLUDE (segment_type, scenario, security_code, date, participantid, time_bucket, size_bucket, "group")

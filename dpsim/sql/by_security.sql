@@ -5,7 +5,7 @@
 -- Columns:
 --   scenario                       simulation scenario (config scenarios)
 --   security_code                  security (orderbook) code
---   (then the measure columns of segment_measures.sql, in that order: n_sweeps … n_without_sim)
+--   (then the measure columns of segment_measures.sql, in that order: n_sweeps … fidelity_mean)
 SELECT
     scenario, security_code,
     * EXCLUDE (segment_type, scenario, security_code, date, participantid, time_bucket, size_bucket, "group")

@@ -5,7 +5,7 @@
 -- Columns:
 --   scenario                       simulation scenario (config scenarios)
 --   time_bucket                    bucket of the local arrival time (config buckets.time_of_day)
---   (then the measure columns of segment_measures.sql, in that order: n_sweeps … n_without_sim)
+--   (then the measure columns of segment_measures.sql, in that order: n_sweeps … fidelity_mean)
 SELECT
     scenario, time_bucket,
     * EXCLUDE (segment_type, scenario, security_code, date, participantid, time_bucket, size_bucket, "group")

@@ -4,7 +4,7 @@
 -- reads:  segment_measures (temp table from segment_measures.sql, one pass over pairs)
 -- Columns:
 --   scenario                       simulation scenario (config scenarios)
---   (then the measure columns of segment_measures.sql, in that order: n_sweeps … n_without_sim)
+--   (then the measure columns of segment_measures.sql, in that order: n_sweeps … fidelity_mean)
 SELECT
     scenario,
     * EXCLUDE (segment_type, scenario, security_code, date, participantid, time_bucket, size_bucket, "group")
