@@ -103,6 +103,15 @@ _TRADE_DEFAULTS: dict[str, Any] = {
 }
 
 
+_QUOTE_DEFAULTS: dict[str, Any] = {
+    "partition": 1,
+    "tradedate": 1_725_456_000_000_000_000,  # as the DRR export stamps 2024-09-05
+    "creationtime": None,
+    "userid": None,
+    "runid": None,
+}
+
+
 def _frame(kind: schema.RawKind, rows: Sequence[dict[str, Any]], defaults: dict[str, Any]) -> pl.LazyFrame:
     """Rows given as dicts of the columns that matter; sequence and row_num default to the row position."""
     lake = schema.polars_schema(kind.lake_schema)
@@ -127,6 +136,12 @@ def make_events() -> EventRows:
 def make_trades() -> EventRows:
     """Trade rows (trades lake columns): give order_id, timestamp and what differs from the defaults."""
     return lambda rows: _frame(schema.TRADES, rows, _TRADE_DEFAULTS)
+
+
+@pytest.fixture
+def make_quotes() -> EventRows:
+    """NBBO quotes (nbbo lake columns): give timestamp, bid, offer; sequence defaults to the position."""
+    return lambda rows: _frame(schema.NBBO, rows, _QUOTE_DEFAULTS)
 
 
 def _local_ns(text: str, nanos: int = 0, tz: str = "Australia/Sydney") -> int:

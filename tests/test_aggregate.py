@@ -18,56 +18,86 @@ import pyarrow.parquet as pq
 import pytest
 from scipy import stats as sps
 
+from dpsim import stats
 from dpsim.aggregate import AGGREGATES, STATS_METRICS, headline, run_aggregates
 from dpsim.config import Aggregate, Config
 from dpsim.lake import Lake, PartitionKey
-from dpsim.schema import sim_orders_schema, sweeps_schema
+from dpsim.schema import REPLAY_FIDELITY, sim_orders_schema, sweeps_schema
 
 HORIZONS = (1.0, 5.0, 60.0)
 D1, D2 = date(2024, 9, 5), date(2024, 9, 6)
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "aggregates.md"
 
-# Real execution, one row per sweep (fill_ratio = filled / qty; cost and VWTE null without fills).
+# Real execution, one row per sweep. Prices in thousandths of a dollar: security 101 trades near 1000,
+# 202 near 2000, so notional weights (Q · mid) differ from share weights. IS = (filled·AC + unfilled·OC)/Q.
 # fmt: off
 SWEEPS = [
-    # oid sec  date part  qty    group      qual   filled dark  lit    cost  vwte  size      time
-    (1, 101, D1, 7,  1000,  "full",    True,  1000,  200,  800,   2.0,  1.0,  "small",  "morning"),
-    (2, 101, D1, 8,  500,   "partial", False, 250,   250,  0,     1.0,  3.0,  "small",  "midday"),
-    (3, 101, D2, 7,  2000,  "full",    True,  2000,  0,    2000,  4.0,  0.5,  "medium", "morning"),
-    (4, 101, D2, 7,  100,   "none",    False, 0,     0,    0,     None, None, "tiny",   "afternoon"),
-    (5, 202, D1, 8,  300,   "full",    True,  300,   100,  200,  -1.0,  2.0,  "small",  "midday"),
-    (6, 202, D1, 10, 4000,  "partial", False, 1000,  0,    1000,  3.0,  4.0,  "medium", "morning"),
-    (7, 202, D2, 8,  50,    "none",    False, 0,     0,    0,     None, None, "tiny",   "midday"),
-    (8, 202, D2, 9,  20000, "full",    True,  20000, 5000, 15000, 5.0, 10.0,  "large",  "afternoon"),
+    # oid sec  date part  Q      mid     group      qual   filled dark  lit    vwap    AC    OC     IS     ES   es_notional  vwte  size      time
+    (1, 101, D1, 7,  1000,  1000.0, "full",    True,  1000,  200,  800,   1001.0, 10.0, None,  10.0,  2.0, 1_001_000.0, 1.0,  "small",  "morning"),
+    (2, 101, D1, 8,  500,   1000.0, "partial", False, 250,   250,  0,     1000.0, 0.0,  20.0,  10.0,  0.0, 250_000.0,   3.0,  "small",  "midday"),
+    (3, 101, D2, 7,  2000,  1000.0, "full",    True,  2000,  0,    2000,  1002.0, 20.0, None,  20.0,  4.0, 2_004_000.0, 0.5,  "medium", "morning"),
+    (4, 101, D2, 7,  100,   1000.0, "none",    False, 0,     0,    0,     None,   None, -10.0, -10.0, None, 0.0,        None, "tiny",   "afternoon"),
+    (5, 202, D1, 8,  300,   2000.0, "full",    True,  300,   100,  200,   2001.0, 5.0,  None,  5.0,   1.0, 600_300.0,   2.0,  "small",  "midday"),
+    (6, 202, D1, 10, 4000,  2000.0, "partial", False, 1000,  0,    1000,  2002.0, 10.0, 5.0,   6.25,  2.0, 2_002_000.0, 4.0,  "medium", "morning"),
+    (7, 202, D2, 8,  50,    None,   "none",    False, 0,     0,    0,     None,   None, None,  None,  None, 0.0,        None, "tiny",   "midday"),
+    (8, 202, D2, 9,  20000, 2000.0, "full",    True,  20000, 5000, 15000, 2003.0, 15.0, None,  15.0,  3.0, 40_060_000.0, 10.0, "large", "afternoon"),
 ]
-# Simulation per scenario: oid -> (rested, sim filled, sim fill ratio, sim cost, sim VWTE, set).
-# half_cap has no row for sweep 8 (a missing partition result: n_without_sim = 1).
+# Simulation per scenario: oid -> (rested, sim filled, of it resting, of it incoming, sim vwap, sim AC,
+# sim IS, sim ES, sim es_notional, sim VWTE, set). half_cap has no row for sweep 8 (a missing partition
+# result: n_without_sim = 1). sim fill ratio = sim filled / Q.
 SIM = {
     "baseline": {
-        1: (800,   600,  0.6,  0.0,  2.0,  "both"),
-        2: (250,   0,    0.0,  None, None, "real_only"),
-        3: (2000,  1000, 0.5,  0.0,  5.0,  "both"),
-        4: (100,   100,  1.0, -2.0,  1.0,  "sim_only"),
-        5: (200,   150,  0.5,  1.0,  1.5,  "both"),
-        6: (3000,  3000, 0.75, -1.0, 6.0,  "both"),
-        7: (50,    0,    0.0,  None, None, "neither"),
-        8: (15000, 5000, 0.25, 2.0,  20.0, "both"),
+        1: (800,   600,  500,  100,  1000.0, 0.0,   4.0,   0.0,   600_000.0,    2.0,  "both"),
+        2: (250,   0,    0,    0,    None,   None,  12.0,  None,  0.0,          None, "real_only"),
+        3: (2000,  1000, 1000, 0,    1000.0, 0.0,   5.0,   0.0,   1_000_000.0,  5.0,  "both"),
+        4: (100,   100,  100,  0,    999.0,  -10.0, -10.0, -20.0, 99_900.0,     1.0,  "sim_only"),
+        5: (200,   150,  150,  0,    2002.0, 10.0,  7.0,   2.0,   300_300.0,    1.5,  "both"),
+        6: (3000,  3000, 2000, 1000, 2000.0, 0.0,   2.0,   0.0,   6_000_000.0,  6.0,  "both"),
+        7: (50,    0,    0,    0,    None,   None,  None,  None,  0.0,          None, "neither"),
+        8: (15000, 5000, 5000, 0,    2004.0, 20.0,  12.0,  4.0,   10_020_000.0, 20.0, "both"),
     },
     "half_cap": {
-        1: (400,  400,  0.4,   0.5,  1.0,  "both"),
-        2: (125,  0,    0.0,   None, None, "real_only"),
-        3: (1000, 1000, 0.5,   1.0,  2.0,  "both"),
-        4: (50,   0,    0.0,   None, None, "neither"),
-        5: (150,  150,  0.5,   0.0,  1.0,  "both"),
-        6: (1500, 1500, 0.375, 0.0,  3.0,  "both"),
-        7: (25,   0,    0.0,   None, None, "neither"),
+        1: (400,  400,  400,  0, 1000.0, 0.0,  6.0,   0.0,  400_000.0,   1.0,  "both"),
+        2: (125,  0,    0,    0, None,   None, 11.0,  None, 0.0,         None, "real_only"),
+        3: (1000, 1000, 1000, 0, 1001.0, 10.0, 15.0,  2.0,  1_001_000.0, 2.0,  "both"),
+        4: (50,   0,    0,    0, None,   None, -10.0, None, 0.0,         None, "neither"),
+        5: (150,  150,  150,  0, 2000.0, 0.0,  3.0,   0.0,  300_000.0,   1.0,  "both"),
+        6: (1500, 1500, 1500, 0, 2000.0, 0.0,  4.0,   0.0,  3_000_000.0, 3.0,  "both"),
+        7: (25,   0,    0,    0, None,   None, None,  None, 0.0,         None, "neither"),
     },
 }
+# Reality replay per partition: (real CP quantity, reproduced quantity); 202/D1 had no real CP execution.
+FIDELITY = {(101, D1): (1000, 900), (101, D2): (500, 500), (202, D1): (0, 0), (202, D2): (2000, 1000)}
 # fmt: on
 
 
+def _real(s: tuple[Any, ...]) -> dict[str, Any]:
+    """The real metrics of a SWEEPS row by name (what stats_tests compares)."""
+    return {
+        "implementation_shortfall_bps": s[14],
+        "arrival_cost_bps": s[12],
+        "effective_spread_bps": s[15],
+        "fill_ratio": s[8] / s[4],
+        "vw_exec_time_s": s[17],
+    }
+
+
+def _sim(s: tuple[Any, ...], sim: tuple[Any, ...]) -> dict[str, Any]:
+    return {
+        "implementation_shortfall_bps": sim[6],
+        "arrival_cost_bps": sim[5],
+        "effective_spread_bps": sim[7],
+        "fill_ratio": sim[1] / s[4],
+        "vw_exec_time_s": sim[9],
+    }
+
+
+def _delta(real: Any, sim: Any) -> float | None:
+    return None if real is None or sim is None else float(sim) - float(real)
+
+
 def build_lake(root: Path) -> Lake:
-    """Write SWEEPS and SIM as result partitions (keys in the hive path only, as process writes them)."""
+    """Write SWEEPS, SIM and FIDELITY as result partitions (keys in the hive path only, as process does)."""
     lake = Lake(root)
     sweep_schema = sweeps_schema(HORIZONS)
     sim_schema = sim_orders_schema(HORIZONS)
@@ -78,30 +108,57 @@ def build_lake(root: Path) -> Lake:
             "order_id": [r[0] for r in rows],
             "side": [1 for _ in rows],
             "participantid": [r[3] for r in rows],
-            "arrival_quantity": [r[4] for r in rows],
-            "group": [r[5] for r in rows],
-            "qualifying": [r[6] for r in rows],
-            "filled_quantity": [r[7] for r in rows],
-            "filled_dark": [r[8] for r in rows],
-            "filled_lit": [r[9] for r in rows],
-            "fill_ratio": [r[7] / r[4] for r in rows],
-            "arrival_cost_bps": [r[10] for r in rows],
-            "vw_exec_time_s": [r[11] for r in rows],
-            "size_bucket": [r[12] for r in rows],
-            "time_bucket": [r[13] for r in rows],
+            "order_quantity": [r[4] for r in rows],
+            "arrival_mid": [r[5] for r in rows],
+            "group": [r[6] for r in rows],
+            "qualifying": [r[7] for r in rows],
+            "filled_quantity": [r[8] for r in rows],
+            "filled_dark": [r[9] for r in rows],
+            "filled_lit": [r[10] for r in rows],
+            "filled_auction": [0 for _ in rows],
+            "filled_reported": [0 for _ in rows],
+            "booking_quantity": [0 for _ in rows],
+            "unfilled_quantity": [r[4] - r[8] for r in rows],
+            "vwap": [r[11] for r in rows],
+            "fill_ratio": [r[8] / r[4] for r in rows],
+            "arrival_cost_bps": [r[12] for r in rows],
+            "opportunity_cost_bps": [r[13] for r in rows],
+            "implementation_shortfall_bps": [r[14] for r in rows],
+            "effective_spread_bps": [r[15] for r in rows],
+            "spread_notional": [r[16] for r in rows],
+            "vw_exec_time_s": [r[17] for r in rows],
+            "size_bucket": [r[18] for r in rows],
+            "time_bucket": [r[19] for r in rows],
         }
         lake.write_parquet(_table(sweep_schema, cols, len(rows)), lake.result_path("sweeps", key))
+        real_q, reproduced = FIDELITY[(sec, day)]
+        fidelity = {
+            "real_cp_quantity": [real_q],
+            "reproduced_quantity": [reproduced],
+            "fidelity": [reproduced / real_q if real_q else None],
+        }
+        lake.write_parquet(_table(REPLAY_FIDELITY, fidelity, 1), lake.result_path("replay_fidelity", key))
         for scenario, sims in SIM.items():
-            sim_rows = [(r[0], sims[r[0]]) for r in rows if r[0] in sims]
+            sim_rows = [(r, sims[r[0]]) for r in rows if r[0] in sims]
             sim_cols: dict[str, list[Any]] = {
-                "order_id": [oid for oid, _ in sim_rows],
-                "sim_quantity": [s[0] for _, s in sim_rows],
-                "sim_filled_quantity": [s[1] for _, s in sim_rows],
-                "sim_fill_ratio": [s[2] for _, s in sim_rows],
-                "sim_arrival_cost_bps": [s[3] for _, s in sim_rows],
-                "sim_vw_exec_time_s": [s[4] for _, s in sim_rows],
-                "set": [s[5] for _, s in sim_rows],
+                "order_id": [r[0] for r, _ in sim_rows],
+                "sim_quantity": [m[0] for _, m in sim_rows],
+                "sim_filled_quantity": [m[1] for _, m in sim_rows],
+                "sim_filled_resting": [m[2] for _, m in sim_rows],
+                "sim_filled_incoming": [m[3] for _, m in sim_rows],
+                "sim_fill_ratio": [m[1] / r[4] for r, m in sim_rows],
+                "sim_vwap": [m[4] for _, m in sim_rows],
+                "sim_arrival_cost_bps": [m[5] for _, m in sim_rows],
+                "sim_implementation_shortfall_bps": [m[6] for _, m in sim_rows],
+                "sim_effective_spread_bps": [m[7] for _, m in sim_rows],
+                "sim_spread_notional": [m[8] for _, m in sim_rows],
+                "sim_vw_exec_time_s": [m[9] for _, m in sim_rows],
+                "set": [m[10] for _, m in sim_rows],
             }
+            for metric in STATS_METRICS:
+                sim_cols[f"delta_{metric}"] = [
+                    _delta(_real(r)[metric], _sim(r, m)[metric]) for r, m in sim_rows
+                ]
             table = _table(sim_schema, sim_cols, len(sim_rows))
             lake.write_parquet(table, lake.result_path("sim_orders", key, scenario))
     return lake
@@ -141,7 +198,7 @@ SEGMENTS = {  # segment_type -> the segment values of the fixture
 def test_global_summary_by_hand(aggregated: tuple[Lake, dict[str, pa.Table]]) -> None:
     _, tables = aggregated
     (base,) = rows_of(tables["global_summary"], scenario="baseline")
-    # counts: full 1,3,5,8; partial 2,6; none 4,7; qualifying = the full ones here
+    # counts: full 1,3,5,8; partial 2,6; none 4,7; qualifying = the full ones here; 7 has no arrival mid
     assert (base["n_sweeps"], base["n_full"], base["n_partial"], base["n_none"], base["n_qualifying"]) == (
         8,
         4,
@@ -149,51 +206,63 @@ def test_global_summary_by_hand(aggregated: tuple[Lake, dict[str, pa.Table]]) ->
         2,
         4,
     )
-    # 1000+500+2000+100+300+4000+50+20000 ; 1000+250+2000+300+1000+20000 ; dark 200+250+100+5000
-    assert (base["arrival_quantity"], base["filled_quantity"], base["filled_dark"], base["filled_lit"]) == (
+    assert (base["n_with_mid"], base["n_with_delta"]) == (7, 7)
+    # Q: 1000+500+2000+100+300+4000+50+20000 ; filled 1000+250+2000+300+1000+20000 ; dark 200+250+100+5000
+    assert (base["order_quantity"], base["filled_quantity"], base["filled_dark"], base["filled_lit"]) == (
         27950,
         24550,
         5550,
         19000,
     )
-    # rested 800+250+2000+100+200+3000+50+15000 ; sim filled 600+1000+100+150+3000+5000
-    assert (base["sim_quantity"], base["sim_filled_quantity"]) == (21400, 9850)
+    # notional Σ Q·mid without sweep 7: 1e6 + 5e5 + 2e6 + 1e5 + 6e5 + 8e6 + 4e7
+    assert base["notional"] == pytest.approx(52.2e6)
+    # rested 800+250+2000+100+200+3000+50+15000 ; sim filled 600+1000+100+150+3000+5000 ; resting 500+1000+100+150+2000+5000
+    assert (base["sim_quantity"], base["sim_filled_quantity"], base["sim_filled_resting"]) == (
+        21400,
+        9850,
+        8750,
+    )
+    assert base["sim_filled_incoming"] == 1100
     assert base["fill_ratio"] == pytest.approx(24550 / 27950)
     assert base["sim_fill_ratio"] == pytest.approx(9850 / 27950)
-    assert base["sim_rested_fill_ratio"] == pytest.approx(9850 / 21400)
+    # the share of what RESTED that filled while resting: incoming-role fills are not fills of what rested
+    assert base["sim_rested_fill_ratio"] == pytest.approx(8750 / 21400)
     assert base["share_filled_dark"] == pytest.approx(5550 / 24550)
-    # Σ cost·filled = 2·1000 + 1·250 + 4·2000 − 1·300 + 3·1000 + 5·20000 = 112950 over 24550 shares
-    assert base["vw_arrival_cost_bps"] == pytest.approx(112950 / 24550)
-    # sim: 0·600 + 0·1000 − 2·100 + 1·150 − 1·3000 + 2·5000 = 6950 over 9850 shares
-    assert base["sim_vw_arrival_cost_bps"] == pytest.approx(6950 / 9850)
-    # VWTE: 1·1000 + 3·250 + 0.5·2000 + 2·300 + 4·1000 + 10·20000 = 207350 ; sim 1200+5000+100+225+18000+100000
+    # arrival cost weighted by fill notional filled·vwap: 1,001,000 ; 250,000 ; 2,004,000 ; 600,300 ;
+    # 2,002,000 ; 40,060,000 (Σ 45,917,300); Σ w·AC = 10,010,000 + 0 + 40,080,000 + 3,001,500 + 20,020,000
+    # + 600,900,000 = 674,011,500
+    assert base["nw_arrival_cost_bps"] == pytest.approx(674_011_500 / 45_917_300)
+    # opportunity cost weighted by unfilled·mid: 2: 250,000 (20) ; 4: 100,000 (−10) ; 6: 6,000,000 (5)
+    assert base["nw_opportunity_cost_bps"] == pytest.approx((5e6 - 1e6 + 30e6) / 6.35e6)
+    # IS weighted by Q·mid: Σ w·IS = 10e6 + 5e6 + 40e6 − 1e6 + 3e6 + 50e6 + 600e6 = 707e6 over 52.2e6
+    assert base["nw_implementation_shortfall_bps"] == pytest.approx(707 / 52.2)
+    # sim IS: 4e6 + 6e6 + 10e6 − 1e6 + 4.2e6 + 16e6 + 480e6 = 519.2e6 ; delta = sim − real
+    assert base["nw_sim_implementation_shortfall_bps"] == pytest.approx(519.2 / 52.2)
+    assert base["nw_delta_implementation_shortfall_bps"] == pytest.approx((519.2 - 707) / 52.2)
+    # effective spread weighted by its fills' notional: 2,002,000 + 0 + 8,016,000 + 600,300 + 4,004,000
+    # + 120,180,000 = 134,802,300 over the same 45,917,300
+    assert base["nw_effective_spread_bps"] == pytest.approx(134_802_300 / 45_917_300)
+    # VWTE share-weighted: 1·1000 + 3·250 + 0.5·2000 + 2·300 + 4·1000 + 10·20000 = 207350
     assert base["vw_exec_time_s"] == pytest.approx(207350 / 24550)
-    assert base["sim_vw_exec_time_s"] == pytest.approx(124525 / 9850)
-    # cost deltas of complete pairs: 1: 0−2, 3: 0−4, 5: 1−(−1), 6: −1−3, 8: 2−5 -> [−2, −4, 2, −4, −3]
-    assert base["mean_delta_arrival_cost_bps"] == pytest.approx(-11 / 5)
-    assert base["median_delta_arrival_cost_bps"] == pytest.approx(-3.0)
-    # filled deltas: −400, −250, −1000, 100, −150, 2000, 0, −15000 -> sum −14700, median (−250 − 150)/2
-    assert base["mean_delta_filled_quantity"] == pytest.approx(-14700 / 8)
-    assert base["median_delta_filled_quantity"] == pytest.approx(-200.0)
+    # IS deltas: −6, 2, −15, 0, 2, −4.25, (7 none), −3 -> mean −24.25/7, median −3
+    assert base["mean_delta_implementation_shortfall_bps"] == pytest.approx(-24.25 / 7)
+    assert base["median_delta_implementation_shortfall_bps"] == pytest.approx(-3.0)
     assert (
         base["n_both"],
         base["n_real_only"],
         base["n_sim_only"],
         base["n_neither"],
         base["n_without_sim"],
-    ) == (
-        5,
-        1,
-        1,
-        1,
-        0,
-    )
+    ) == (5, 1, 1, 1, 0)
+    # fidelity over the 4 partitions: lowest 0.5 (202/D2); Σ reproduced / Σ real = 2400 / 3500
+    assert (base["n_partitions"], base["fidelity_min"]) == (4, 0.5)
+    assert base["fidelity_mean"] == pytest.approx(2400 / 3500)
     (half,) = rows_of(tables["global_summary"], scenario="half_cap")
     # real figures do not depend on the scenario; sweep 8 has no half_cap row
-    assert (half["n_sweeps"], half["filled_quantity"], half["vw_arrival_cost_bps"]) == (
+    assert (half["n_sweeps"], half["filled_quantity"], half["nw_arrival_cost_bps"]) == (
         8,
         24550,
-        base["vw_arrival_cost_bps"],
+        base["nw_arrival_cost_bps"],
     )
     assert (
         half["n_both"],
@@ -201,13 +270,7 @@ def test_global_summary_by_hand(aggregated: tuple[Lake, dict[str, pa.Table]]) ->
         half["n_sim_only"],
         half["n_neither"],
         half["n_without_sim"],
-    ) == (
-        4,
-        1,
-        0,
-        2,
-        1,
-    )
+    ) == (4, 1, 0, 2, 1)
     # rested 400+125+1000+50+150+1500+25 ; filled 400+1000+150+1500 ; sim_fill_ratio over sweeps with a row
     assert (half["sim_quantity"], half["sim_filled_quantity"]) == (3250, 3050)
     assert half["sim_fill_ratio"] == pytest.approx(3050 / (27950 - 20000))
@@ -225,16 +288,30 @@ def test_by_security_by_hand(aggregated: tuple[Lake, dict[str, pa.Table]]) -> No
     ]
     (s101,) = rows_of(by_sec, scenario="baseline", security_code=101)  # sweeps 1-4
     assert (s101["n_sweeps"], s101["n_full"], s101["n_partial"], s101["n_none"]) == (4, 2, 1, 1)
-    assert (s101["arrival_quantity"], s101["filled_quantity"], s101["filled_dark"]) == (3600, 3250, 450)
+    assert (s101["order_quantity"], s101["filled_quantity"], s101["filled_dark"]) == (3600, 3250, 450)
     assert (s101["sim_quantity"], s101["sim_filled_quantity"]) == (3150, 1700)
-    assert s101["vw_arrival_cost_bps"] == pytest.approx((2000 + 250 + 8000) / 3250)
-    assert s101["sim_vw_arrival_cost_bps"] == pytest.approx(-200 / 1700)
-    assert s101["mean_delta_arrival_cost_bps"] == pytest.approx(-3.0)  # (−2 − 4) / 2
+    # IS: (10e6 + 5e6 + 40e6 − 1e6) / 3.6e6 ; sim (4e6 + 6e6 + 10e6 − 1e6) / 3.6e6
+    assert s101["nw_implementation_shortfall_bps"] == pytest.approx(54 / 3.6)
+    assert s101["nw_delta_implementation_shortfall_bps"] == pytest.approx((19 - 54) / 3.6)
+    # partitions 101/D1 (900 of 1000) and 101/D2 (500 of 500)
+    assert (s101["n_partitions"], s101["fidelity_min"]) == (2, 0.9)
+    assert s101["fidelity_mean"] == pytest.approx(1400 / 1500)
     (s202,) = rows_of(by_sec, scenario="baseline", security_code=202)  # sweeps 5-8
-    assert s202["vw_arrival_cost_bps"] == pytest.approx((-300 + 3000 + 100000) / 21300)
     assert s202["share_filled_dark"] == pytest.approx(5100 / 21300)
+    # 202/D1 had no real CP execution: its fidelity is null, and Σ real = 2000
+    assert (s202["fidelity_min"], s202["fidelity_mean"]) == (0.5, 0.5)
     (h202,) = rows_of(by_sec, scenario="half_cap", security_code=202)
     assert (h202["n_sweeps"], h202["n_without_sim"], h202["sim_quantity"]) == (4, 1, 150 + 1500 + 25)
+
+
+def test_notional_weights_are_not_share_weights(aggregated: tuple[Lake, dict[str, pa.Table]]) -> None:
+    """Two securities priced 1000 and 2000: a share-weighted mean would give each share the same say."""
+    _, tables = aggregated
+    (base,) = rows_of(tables["global_summary"], scenario="baseline")
+    share_weighted = sum(s[4] * s[14] for s in SWEEPS if s[14] is not None) / sum(
+        s[4] for s in SWEEPS if s[14] is not None
+    )
+    assert base["nw_implementation_shortfall_bps"] != pytest.approx(share_weighted)
 
 
 @pytest.mark.parametrize("name", [n for n in AGGREGATES if n.startswith("by_")])
@@ -249,11 +326,50 @@ def test_segments_add_up_to_the_global_summary(
             "n_full",
             "n_both",
             "n_without_sim",
-            "arrival_quantity",
+            "order_quantity",
             "filled_quantity",
             "sim_filled_quantity",
+            "sim_filled_resting",
         ):
             assert sum(r[col] or 0 for r in rows) == g[col], (name, col)
+        # notional-weighted means recombine with their weights
+        total = sum(r["notional"] or 0 for r in rows)
+        assert total == pytest.approx(g["notional"])
+
+
+def test_headline_by_hand_and_its_bootstrap(aggregated: tuple[Lake, dict[str, pa.Table]]) -> None:
+    _, tables = aggregated
+    (base,) = rows_of(tables["headline"], scenario="baseline")
+    # same sweeps (the 7 with a delta) and weights on both sides, so delta = sim − real exactly
+    assert (base["world"], base["n_sweeps"], base["n_with_delta"]) == ("plausible", 8, 7)
+    assert base["real_is_bps"] == pytest.approx(707 / 52.2)
+    assert base["sim_is_bps"] == pytest.approx(519.2 / 52.2)
+    assert base["delta_is_bps"] == pytest.approx(base["sim_is_bps"] - base["real_is_bps"])
+    assert base["sim_rested_fill_ratio"] == pytest.approx(8750 / 21400)
+    assert (base["fidelity_min"], base["n_partitions"]) == (0.5, 4)
+    # 4 partitions < 20: the clusters are the 7 sweeps, in (security, date, order_id) order
+    assert (base["ci_unit"], base["n_clusters"]) == ("sweep", 7)
+    w = np.array([1e6, 5e5, 2e6, 1e5, 6e5, 8e6, 4e7])
+    wd = w * np.array([-6.0, 2.0, -15.0, 0.0, 2.0, -4.25, -3.0])
+    rng = np.random.default_rng(Config().stats.bootstrap_seed)
+    means = []
+    for _ in range(Config().stats.bootstrap_n):
+        idx = rng.integers(0, 7, size=7)
+        means.append(wd[idx].sum() / w[idx].sum())
+    low, high = np.percentile(means, [2.5, 97.5])
+    assert (base["ci_low"], base["ci_high"]) == pytest.approx((low, high), rel=1e-12)
+    assert base["ci_low"] <= base["delta_is_bps"] <= base["ci_high"]
+    (half,) = rows_of(tables["headline"], scenario="half_cap")
+    assert (half["world"], half["n_with_delta"]) == ("sensitivity", 6)  # 7 has no mid, 8 no half_cap row
+
+
+def test_bootstrap_is_reproducible_from_its_seed() -> None:
+    w = np.array([1.0, 2.0, 3.0, 4.0])
+    wd = w * np.array([1.0, -2.0, 3.0, 0.5])
+    a = stats.cluster_bootstrap_ci(w, wd, 500, seed=7)
+    assert stats.cluster_bootstrap_ci(w, wd, 500, seed=7) == a
+    assert stats.cluster_bootstrap_ci(w, wd, 500, seed=8) != a
+    assert stats.cluster_bootstrap_ci(np.array([]), np.array([]), 500, seed=7).low is None
 
 
 def test_files_csv_copies_and_catalog_views(aggregated: tuple[Lake, dict[str, pa.Table]]) -> None:
@@ -273,7 +389,7 @@ def test_files_csv_copies_and_catalog_views(aggregated: tuple[Lake, dict[str, pa
 def test_stats_tests_has_a_row_for_every_test(aggregated: tuple[Lake, dict[str, pa.Table]]) -> None:
     _, tables = aggregated
     st = tables["stats_tests"]
-    assert st.schema.names[:4] == ["scenario", "segment_type", "segment", "metric"]
+    assert st.schema.names[:5] == ["scenario", "family", "segment_type", "segment", "metric"]
     got = {(r["scenario"], r["segment_type"], r["segment"], r["metric"]) for r in st.to_pylist()}
     want = {
         (sc, seg_type, seg, m)
@@ -282,9 +398,10 @@ def test_stats_tests_has_a_row_for_every_test(aggregated: tuple[Lake, dict[str, 
         for seg in segs
         for m in STATS_METRICS
     }
-    assert got == want and st.num_rows == len(want) == 2 * 19 * 4
+    assert got == want and st.num_rows == len(want) == 2 * 19 * 5
+    assert {r["family"] for r in st.to_pylist()} == {f"{sc}/{m}" for sc in SCENARIOS for m in STATS_METRICS}
     # sorted by scenario, metric, then segment type in the documented order
-    first = rows_of(st, scenario="baseline", metric="arrival_cost_bps")
+    first = rows_of(st, scenario="baseline", metric=STATS_METRICS[0])
     assert [(r["segment_type"], r["segment"]) for r in first] == [
         (t, s) for t, segs in SEGMENTS.items() for s in segs
     ]
@@ -306,15 +423,12 @@ def test_stats_tests_has_a_row_for_every_test(aggregated: tuple[Lake, dict[str, 
 
 def test_zero_variance_is_reported(aggregated: tuple[Lake, dict[str, pa.Table]]) -> None:
     _, tables = aggregated
-    # half_cap, group none: sweeps 4 and 7 filled 0 really and 0 in the simulation
+    # half_cap, group none: sweep 4 (IS −10 both ways) and 7 (no IS): one pair, then size bucket tiny
+    # has the same single pair; group none in half_cap for fill_ratio: 4 and 7 filled 0 both ways
     (row,) = rows_of(
-        tables["stats_tests"],
-        scenario="half_cap",
-        segment_type="group",
-        segment="none",
-        metric="filled_quantity",
+        tables["stats_tests"], scenario="half_cap", segment_type="group", segment="none", metric="fill_ratio"
     )
-    assert (row["n"], row["mean_diff"], row["sd_diff"]) == (2, 0.0, 0.0)
+    assert (row["n"], row["n_nonzero"], row["mean_diff"], row["sd_diff"]) == (2, 0, 0.0, 0.0)
     assert (row["t"], row["p_value_t"], row["ci_low"], row["cohens_d"], row["p_value_wilcoxon"]) == (
         None,
     ) * 5
@@ -330,26 +444,14 @@ def _pairs(scenario: str, segment_type: str, segment: str, metric: str) -> tuple
             "security": str(s[1]),
             "date": s[2].isoformat(),
             "participant": str(s[3]),
-            "time_bucket": s[13],
-            "size_bucket": s[12],
-            "group": s[5],
+            "time_bucket": s[19],
+            "size_bucket": s[18],
+            "group": s[6],
         }
         sim_row = SIM[scenario].get(s[0])
         if segments[segment_type] != segment or sim_row is None:
             continue
-        r = {
-            "arrival_cost_bps": s[10],
-            "filled_quantity": s[7],
-            "fill_ratio": s[7] / s[4],
-            "vw_exec_time_s": s[11],
-        }
-        v = {
-            "filled_quantity": sim_row[1],
-            "fill_ratio": sim_row[2],
-            "arrival_cost_bps": sim_row[3],
-            "vw_exec_time_s": sim_row[4],
-        }
-        rv, sv = r[metric], v[metric]
+        rv, sv = _real(s)[metric], _sim(s, sim_row)[metric]
         if rv is not None and sv is not None:
             real.append(float(rv))
             sim.append(float(sv))
@@ -371,6 +473,7 @@ def test_stats_match_scipy(aggregated: tuple[Lake, dict[str, pa.Table]]) -> None
         assert row["mean_sim"] == pytest.approx(np.mean(sim))
         assert row["mean_diff"] == pytest.approx(diffs.mean())
         assert row["sd_diff"] == pytest.approx(diffs.std(ddof=1))
+        assert row["n_nonzero"] == int(np.count_nonzero(diffs))
         assert row["t"] == pytest.approx(res.statistic)
         assert row["p_value_t"] == pytest.approx(res.pvalue)
         assert (row["ci_low"], row["ci_high"]) == pytest.approx((ci.low, ci.high))
@@ -381,24 +484,30 @@ def test_stats_match_scipy(aggregated: tuple[Lake, dict[str, pa.Table]]) -> None
     assert checked > 50
 
 
-def test_q_values_are_benjamini_hochberg_across_the_run(aggregated: tuple[Lake, dict[str, pa.Table]]) -> None:
+def test_q_values_are_benjamini_hochberg_per_family(aggregated: tuple[Lake, dict[str, pa.Table]]) -> None:
+    """One family per (scenario, metric): every segment row's t and Wilcoxon p-values together."""
     _, tables = aggregated
     rows = tables["stats_tests"].to_pylist()
-    for p_col, q_col in (("p_value_t", "q_value_t"), ("p_value_wilcoxon", "q_value_wilcoxon")):
-        with_p = [r for r in rows if r[p_col] is not None]
-        expected = sps.false_discovery_control([r[p_col] for r in with_p], method="bh")
-        assert [r[q_col] for r in with_p] == pytest.approx(list(expected))
-        assert all(r[q_col] is None for r in rows if r[p_col] is None)
+    for family in {r["family"] for r in rows}:
+        members = [r for r in rows if r["family"] == family]
+        tagged = [(r, "t") for r in members if r["p_value_t"] is not None]
+        tagged += [(r, "wilcoxon") for r in members if r["p_value_wilcoxon"] is not None]
+        expected = sps.false_discovery_control([r[f"p_value_{k}"] for r, k in tagged], method="bh")
+        assert [r[f"q_value_{k}"] for r, k in tagged] == pytest.approx(list(expected)), family
+        for r in members:
+            for k in ("t", "wilcoxon"):
+                assert (r[f"q_value_{k}"] is None) == (r[f"p_value_{k}"] is None)
 
 
 def test_headline(aggregated: tuple[Lake, dict[str, pa.Table]]) -> None:
     lake, _ = aggregated
-    summary, tests = headline(lake)
+    summary, tests, quality = headline(lake)
     assert summary["scenario"].to_pylist() == ["baseline", "half_cap"]
-    assert summary["n_sweeps"].to_pylist() == [8, 8]
+    assert summary["n_with_delta"].to_pylist() == [7, 6]
     assert [(r["scenario"], r["metric"]) for r in tests.to_pylist()] == [
-        (sc, m) for sc in SCENARIOS for m in STATS_METRICS
+        (sc, "implementation_shortfall_bps") for sc in SCENARIOS
     ]
+    assert quality.num_rows == 1
 
 
 def test_headline_before_aggregate_says_what_to_run(tmp_path: Path) -> None:
@@ -424,8 +533,8 @@ def test_docs_query_reproduces_by_security_with_plain_duckdb(
         got = con.sql(_docs_query("<!-- by_security from sweeps -->")).to_arrow_table()
     finally:
         con.close()
-    want = tables["by_security"]
-    assert got.column_names == want.column_names
+    want = tables["by_security"].select(got.column_names)
+    assert got.num_rows == want.num_rows
     for g, w in zip(got.to_pylist(), want.to_pylist(), strict=True):
         assert g == pytest.approx(w)
 
@@ -445,7 +554,8 @@ def test_an_empty_lake_gives_empty_aggregates(tmp_path: Path) -> None:
     lake.root.mkdir()
     tables = run_aggregates(Config(lake=str(lake.root)), lake)
     assert set(tables) == set(AGGREGATES)
-    assert all(t.num_rows == 0 for t in tables.values())
+    assert all(t.num_rows == 0 for name, t in tables.items() if name != "quality_summary")
+    assert tables["quality_summary"].to_pylist()[0]["n_partitions"] == 0  # one row: a count of nothing
     assert tables["by_security"].column_names[:3] == ["scenario", "security_code", "n_sweeps"]
 
 
@@ -463,7 +573,9 @@ def test_thousands_of_partitions_in_bounded_memory(tmp_path: Path) -> None:
             cols: dict[str, Any] = {
                 "order_id": np.arange(n),
                 "participantid": rng.integers(1, 40, n),
-                "arrival_quantity": qty,
+                "order_quantity": qty,
+                "arrival_mid": rng.uniform(500, 5000, n),
+                "implementation_shortfall_bps": rng.normal(2, 3, n),
                 "group": rng.choice(["full", "partial", "none"], n),
                 "qualifying": rng.uniform(size=n) < 0.5,
                 "filled_quantity": filled,
@@ -484,6 +596,8 @@ def test_thousands_of_partitions_in_bounded_memory(tmp_path: Path) -> None:
                     "sim_filled_quantity": sim_filled,
                     "sim_fill_ratio": sim_filled / qty,
                     "sim_arrival_cost_bps": rng.normal(1, 3, n),
+                    "delta_implementation_shortfall_bps": rng.normal(-1, 3, n),
+                    "delta_arrival_cost_bps": rng.normal(-1, 3, n),
                     "sim_vw_exec_time_s": rng.exponential(3, n),
                     "set": rng.choice(["both", "real_only", "sim_only", "neither"], n),
                 }
@@ -498,4 +612,5 @@ def test_thousands_of_partitions_in_bounded_memory(tmp_path: Path) -> None:
     tables = run_aggregates(cfg, lake)
     assert tables["global_summary"]["n_sweeps"].to_pylist() == [2000 * n, 2000 * n]
     assert sum(tables["by_security"]["n_sweeps"].to_pylist()) == 2 * 2000 * n
-    assert tables["stats_tests"].num_rows == 2 * 4 * (1 + 100 + 20 + 39 + 3 + 4 + 3)
+    assert tables["stats_tests"].num_rows == 2 * 5 * (1 + 100 + 20 + 39 + 3 + 4 + 3)
+    assert tables["headline"]["ci_unit"].to_pylist() == ["partition", "partition"]

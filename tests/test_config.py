@@ -26,12 +26,32 @@ def test_default_yaml_equals_builtin_defaults() -> None:
     assert cfg.to_dict() | {"source": ""} == Config().to_dict() | {"source": ""}
 
 
-def test_default_scenarios_are_the_five_of_domain() -> None:
+def test_default_scenarios_are_the_seven_of_the_methodology() -> None:
     cfg = load_config(REPO / "conf/default.yaml")
-    assert list(cfg.scenarios) == ["baseline", "order_life", "half_cap", "impact_5bps", "sweep_limit"]
+    assert list(cfg.scenarios) == [
+        "baseline",
+        "order_life",
+        "half_cap",
+        "impact_5bps",
+        "midtick",
+        "ignore_limit",
+        "no_queue",
+    ]
     assert cfg.scenarios == DEFAULT_SCENARIOS
     assert cfg.scenarios["half_cap"].max_fill_fraction == 0.5
     assert cfg.scenarios["impact_5bps"].impact_bps == 5.0
+    assert cfg.scenarios["midtick"].sweep_midtick and cfg.scenarios["ignore_limit"].ignore_sweep_limit
+    assert not cfg.scenarios["no_queue"].real_queue
+    worlds = {name: s.world for name, s in cfg.scenarios.items()}
+    assert worlds == {
+        "baseline": "plausible",
+        "midtick": "plausible",
+        "ignore_limit": "bound",
+        "no_queue": "bound",
+        "order_life": "sensitivity",
+        "half_cap": "sensitivity",
+        "impact_5bps": "sensitivity",
+    }
 
 
 def test_all_problems_reported_at_once_with_file_line_and_key(tmp_path: Path) -> None:
@@ -68,17 +88,24 @@ def test_wrong_types_named(tmp_path: Path) -> None:
     ]
 
 
-def test_bucket_and_hours_validation(tmp_path: Path) -> None:
+def test_bucket_session_and_code_validation(tmp_path: Path) -> None:
     p = _write(
         tmp_path,
         "buckets:\n  size: [{name: a, max: 10}, {name: b, max: 5}, {name: c}]\n"
-        "filters:\n  trading_hours: {start: '16:00', end: '10:00'}\n",
+        "time:\n  open: '16:00'\n  close: '10:00'\n  max_quote_age_s: 0\n"
+        "codes:\n  fill_classes: {lit: [1, 47]}\n  tick_table: [{min_price: 5, tick: 1}]\n"
+        "scenarios:\n  reality: {}\n  a/b: {}\n",
     )
     with pytest.raises(ConfigError) as err:
         load_config(p)
     assert err.value.problems == [
         f"{p}:2: buckets.size: bucket `max` values must increase",
-        f"{p}:4: filters.trading_hours.end: must be after start (16:00)",
+        f"{p}:5: time.close: must be after open (16:00)",
+        f"{p}:6: time.max_quote_age_s: must be > 0 seconds, or null for no limit",
+        f"{p}:8: codes.fill_classes.lit: dealsource 47 is in both lit and dark: give it one class",
+        f"{p}:9: codes.tick_table: the first step must start at min_price 0",
+        f"{p}:11: scenarios.reality: is reserved for the reality replay, which always runs",
+        f"{p}:12: scenarios.a/b: a scenario name may hold only letters, digits, _ and -",
     ]
 
 

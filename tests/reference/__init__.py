@@ -1,0 +1,12 @@
+"""An independent, deliberately simple plain-Python reference of the DOMAIN v2 per-partition computations.
+
+It exists only to check the fast implementation (dpsim.partition) against a second reading of the
+specification (/work/shared/DOMAIN.md v2 and the settled choices of spec-v2). It imports no dpsim code
+that computes results.
+"""
+
+from __future__ import annotations
+
+from .domain_v2 import Params, Scenario, default_scenarios, reference_partition
+
+__all__ = ["Params", "Scenario", "default_scenarios", "reference_partition"]
