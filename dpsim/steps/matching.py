@@ -28,6 +28,7 @@ partitions to show it flat.
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -107,27 +108,69 @@ class _RestingTree:
         self.index = indices  # leaf position -> book index
 
     def set(self, pos: int, key: float, maq: float, rem: int) -> None:
+        """Set one leaf and refresh its ancestors, stopping where a node's summary does not change."""
         k, m, r = self.key, self.maq, self.rem
         v = pos + self.size
         k[v], m[v], r[v] = key, maq, rem
         v >>= 1
         while v:
             a, b = 2 * v, 2 * v + 1
-            k[v] = k[a] if k[a] < k[b] else k[b]
-            m[v] = m[a] if m[a] < m[b] else m[b]
-            r[v] = r[a] if r[a] > r[b] else r[b]
+            kv = k[a] if k[a] < k[b] else k[b]
+            mv = m[a] if m[a] < m[b] else m[b]
+            rv = r[a] if r[a] > r[b] else r[b]
+            if kv == k[v] and mv == m[v] and rv == r[v]:
+                return
+            k[v], m[v], r[v] = kv, mv, rv
             v >>= 1
 
-    def leftmost(self, threshold: float, need: int, min_rem: int) -> int:
-        """Position of the earliest order with key <= threshold, MAQ <= need and remainder >= min_rem."""
+    def leftmost(self, threshold: float, need: int, min_rem: int, lo: int = 0) -> int:
+        """Position >= lo of the earliest order with key <= threshold, MAQ <= need, remainder >= min_rem.
+
+        The subtrees covering [lo, size) are tried left to right; within one, the descent is greedy
+        (left child first), which the summaries make exact when one condition binds; a dead end (two
+        conditions met by different orders of a subtree) falls back to a full search of that subtree.
+        """
         k, m, r, size = self.key, self.maq, self.rem, self.size
-        stack = [1]
+        if lo == 0:
+            cover = [1]
+        else:
+            left, right, tail = lo + size, 2 * size, []
+            cover = []
+            while left < right:
+                if left & 1:
+                    cover.append(left)
+                    left += 1
+                if right & 1:
+                    right -= 1
+                    tail.append(right)
+                left >>= 1
+                right >>= 1
+            cover += reversed(tail)
+        for top in cover:
+            if k[top] > threshold or m[top] > need or r[top] < min_rem:
+                continue
+            v = top
+            while v < size:
+                v *= 2
+                if k[v] > threshold or m[v] > need or r[v] < min_rem:
+                    v += 1
+                    if k[v] > threshold or m[v] > need or r[v] < min_rem:
+                        v = self._search(top, threshold, need, min_rem)
+                        break
+            if v >= 0:
+                return v - size
+        return -1
+
+    def _search(self, top: int, threshold: float, need: int, min_rem: int) -> int:
+        """Leftmost matching leaf (as a node number) under `top` by a full search; -1 when none."""
+        k, m, r, size = self.key, self.maq, self.rem, self.size
+        stack = [top]
         while stack:
             v = stack.pop()
             if k[v] > threshold or m[v] > need or r[v] < min_rem:
                 continue
             if v >= size:
-                return v - size
+                return v
             stack.append(2 * v + 1)
             stack.append(2 * v)
         return -1
@@ -176,12 +219,15 @@ def match(book: ReplayBook, params: MatchParams) -> MatchResult:
     cap = book.rest_cap.tolist()
     wend = book.window_end.tolist()
 
-    # trees[side][is_sweep]; a leaf per order that may rest, in arrival order
+    # trees[(side, kind)]; a leaf per order that may rest, in arrival order. The kinds (sweep, real) see
+    # different prices only under impact; without it one tree per side serves both.
+    split = params.impact_bps != 0.0
+    kind_of = sweep if split else [False] * n
     members: dict[tuple[int, bool], list[int]] = {(s, k): [] for s in (BUY, SELL) for k in (False, True)}
     pos = [0] * n
     for i in range(n):
         if rests[i]:
-            group = members[(side[i], sweep[i])]
+            group = members[(side[i], kind_of[i])]
             pos[i] = len(group)
             group.append(i)
     trees = {sk: _RestingTree(idx) for sk, idx in members.items()}
@@ -213,13 +259,14 @@ def match(book: ReplayBook, params: MatchParams) -> MatchResult:
             else:
                 prices = (m, m * (up if other == BUY else down))
             kinds = []
-            for kind, price in ((False, prices[0]), (True, prices[1])):
+            for kind, price in ((False, prices[0]), (True, prices[1])) if split else ((False, m),):
                 ok = price <= bound[i] if sd == BUY else price >= bound[i]
                 tree = trees[(other, kind)]
                 if ok and tree.rem[1] > 0:
                     kinds.append((tree, price, price if sd == BUY else -price))
             mi = maq[i]
             had_i = False
+            visited = -1
             while kinds and need > 0:
                 mi_eff = mi if mi > 0 and (single[i] or not had_i) else 0
                 if need < mi_eff:
@@ -228,12 +275,15 @@ def match(book: ReplayBook, params: MatchParams) -> MatchResult:
                 best_tree: _RestingTree | None = None
                 best_price = 0.0
                 for tree, price, threshold in kinds:
-                    p = tree.leftmost(threshold, need, mi_eff)
+                    # one pass in time priority: candidates before the last one visited are not revisited
+                    # (only the incoming MAQ could relax, after its first fill, and a skip is final)
+                    lo = bisect_right(tree.index, visited) if visited >= 0 else 0
+                    p = tree.leftmost(threshold, need, mi_eff, lo)
                     if p >= 0 and (best < 0 or tree.index[p] < best):
                         best, best_tree, best_price = tree.index[p], tree, price
                 if best_tree is None:
                     break
-                j = best
+                j = visited = best
                 if wend[j] < t:  # its window ended; time only moves forward
                     best_tree.set(pos[j], INF, INF, -1)
                     continue
@@ -266,7 +316,7 @@ def match(book: ReplayBook, params: MatchParams) -> MatchResult:
                 mj = maq[i] if maq[i] > 0 and (single[i] or not had_fill[i]) else 0
                 if r >= mj:  # below its own MAQ it could never fill
                     key = -bound[i] if sd == BUY else bound[i]
-                    trees[(sd, sweep[i])].set(pos[i], key, mj, r)
+                    trees[(sd, kind_of[i])].set(pos[i], key, mj, r)
 
     return MatchResult(
         resting_idx=np.array(out_rest, dtype=np.int64),

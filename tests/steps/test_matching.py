@@ -160,6 +160,22 @@ def test_maq_single_and_first_fill_only() -> None:
     assert [(j, i, q) for j, i, q, _ in matches] == [(0, 3, 200), (1, 5, 160), (1, 6, 50)]
 
 
+def test_one_pass_a_candidate_skipped_for_the_incoming_maq_is_not_revisited() -> None:
+    # resting sells 0 (30) and 1 (100); incoming buy 2 (200, MAQ 50, first fill only): 0 would give 30 < 50,
+    # skipped; 1 gives 100 and lifts the MAQ, but the pass has moved on past 0. A later buy 3 gets 0's 10.
+    book = book_of(
+        [
+            {"side": SELL, "quantity": 30},
+            {"side": SELL},
+            {"quantity": 200, "maq": 50, "rests": False},
+            {"quantity": 10, "rests": False},
+        ]
+    )
+    matches, _ = kernel(book, MatchParams())
+    assert [(j, i, q) for j, i, q, _ in matches] == [(1, 2, 100), (0, 3, 10)]
+    assert brute_force(book, MatchParams())[0] == matches
+
+
 def test_impact_moves_the_price_against_the_single_sweep_only() -> None:
     # resting real sell 0, resting sweep sell 1; incoming sweep buy 2 meets 0 first at 3355·1.0005,
     # then (budget left) sweep 1 at the mid; incoming real buy 3 meets nothing left.
