@@ -185,9 +185,9 @@ def _trade_totals(trades: pl.LazyFrame) -> pl.LazyFrame:
         q.filter(cls == "booking").sum().alias("booking_quantity"),
         pl.len().cast(pl.Int64).alias(N_TRADE_ROWS),
         (cls == "lit").all().alias(ALL_TRADES_LIT),
-        ((pl.col(schema.TRADE_PRICE) * q).filter(is_fill).sum().cast(pl.Float64) / fill_q.sum()).alias(
-            "vwap"
-        ),
+        pl.when(fill_q.sum() > 0)  # null, not NaN, when the only trade rows are booking reports
+        .then((pl.col(schema.TRADE_PRICE) * q).filter(is_fill).sum().cast(pl.Float64) / fill_q.sum())
+        .alias("vwap"),
         pl.col(schema.TIMESTAMP).filter(is_fill).min().alias("first_fill_time"),
         pl.col(schema.TIMESTAMP).filter(is_fill).max().alias("last_fill_time"),
     )

@@ -1,4 +1,4 @@
-"""Fill metrics, hand-worked: one function for real and simulated fills (DOMAIN §5.4)."""
+"""Execution metrics, hand-worked: one function for real and simulated fills (DOMAIN §5.4, v2)."""
 
 from __future__ import annotations
 
@@ -6,63 +6,68 @@ import polars as pl
 import pytest
 
 from dpsim import schema
-from dpsim.steps.metrics import METRICS, fill_metrics
-from dpsim.steps.quotes import QUOTE_COLUMNS
+from dpsim.errors import InputError
+from dpsim.steps import pl_types
+from dpsim.steps.metrics import FILL_INPUT, METRICS, ORDER_INPUT, execution_metrics
+from dpsim.steps.quotes import USABLE_COLUMNS
 
 S = 1_000_000_000  # ns per second
 T0 = 1_725_494_400 * S  # 2024-09-05 10:00:00 AEST
+CLOSE = T0 + 3600 * S  # far after every instant below
 HORIZONS = (1.0, 10.0)
+BPS = 1e4
 
-# Quotes (bid/offer -> mid): t=0 3350/3360 -> 3355; t=10 3350/3370 -> 3360; t=20 3340/3360 -> 3350;
+# Usable quotes (bid/offer -> mid): t=0 3350/3360 -> 3355; t=10 3350/3370 -> 3360; t=20 3340/3360 -> 3350;
 # t=30 3360/3380 -> 3370. Nothing before t=0.
+# m_t of a fill = the latest quote STRICTLY before it (a quote at the fill's own nanosecond is its
+# consequence); m_{t+h} = the latest quote AT OR BEFORE t + h.
 QUOTES = pl.LazyFrame(
     [
-        (T0 + 0 * S, 3350, 3360, 3355.0, "feed"),
-        (T0 + 10 * S, 3350, 3370, 3360.0, "feed"),
-        (T0 + 20 * S, 3340, 3360, 3350.0, "feed"),
-        (T0 + 30 * S, 3360, 3380, 3370.0, "feed"),
+        (T0 + 0 * S, 3350, 3360, 3355.0),
+        (T0 + 10 * S, 3350, 3370, 3360.0),
+        (T0 + 20 * S, 3340, 3360, 3350.0),
+        (T0 + 30 * S, 3360, 3380, 3370.0),
     ],
-    schema=QUOTE_COLUMNS,
+    schema=USABLE_COLUMNS,
     orient="row",
 )
 ORDERS = pl.LazyFrame(
     [
-        # order_id, side, arrival_time, arrival_quantity, arrival_mid, limit_price
-        (1, 1, T0, 1000, 3355.0, 3400),  # buy, arrives at t=0
-        (2, 2, T0 + 10 * S, 500, 3360.0, 3340),  # sell, arrives at t=10
-        (3, 1, T0 - 10 * S, 100, None, 0),  # buy before any quote, no limit
-        (4, 2, T0, 200, 3355.0, 3300),  # no fills
+        # order_id, side, arrival_time, order_quantity, arrival bid/offer/mid, end_time (m_end is the
+        # prevailing mid before end_time). The arrival quote is the one strictly before arrival.
+        (1, 1, T0 + 5 * S, 1000, 3350, 3360, 3355.0, T0 + 40 * S),  # buy
+        (2, 2, T0 + 10 * S, 500, 3350, 3360, 3355.0, T0 + 30 * S),  # sell; t=10 quote is at its arrival
+        (3, 1, T0 - 10 * S, 100, None, None, None, T0 - 5 * S),  # buy before any quote
+        (4, 2, T0 + 5 * S, 200, 3350, 3360, 3355.0, T0 + 25 * S),  # sell, no fills
+        (5, 1, T0 + 5 * S, 200, 3350, 3360, 3355.0, T0 + 20 * S),  # buy, auction + reported fills only
     ],
-    schema={
-        "order_id": pl.Int64,
-        "side": pl.Int64,
-        "arrival_time": pl.Int64,
-        "arrival_quantity": pl.Int64,
-        "arrival_mid": pl.Float64,
-        "limit_price": pl.Int64,
-    },
+    schema=ORDER_INPUT,
     orient="row",
 )
 FILLS = pl.LazyFrame(
     [
-        # order_id, timestamp, quantity, price
-        (1, T0 + 10 * S, 300, 3370.0),
-        (1, T0 + 20 * S, 100, 3360.0),
-        (2, T0 + 30 * S, 300, 3370.0),  # given out of time order on purpose
-        (2, T0 + 20 * S, 200, 3340.0),
-        (3, T0 - 5 * S, 100, 3350.0),
-        (9, T0, 100, 3000.0),  # an order not in `orders`: ignored
+        # order_id, timestamp, quantity, price, fill class
+        (1, T0 + 10 * S, 300, 3370.0, "lit"),
+        (1, T0 + 20 * S, 100, 3360.0, "lit"),
+        (2, T0 + 30 * S, 300, 3370.0, "lit"),  # given out of time order on purpose
+        (2, T0 + 20 * S, 200, 3340.0, "dark"),
+        (3, T0 - 5 * S, 100, 3350.0, "lit"),
+        (5, T0 + 20 * S, 100, 3380.0, "auction"),
+        (5, T0 + 20 * S, 100, 3365.0, "reported"),
+        (9, T0, 100, 3000.0, "lit"),  # an order not in `orders`: ignored
     ],
-    schema={"order_id": pl.Int64, "timestamp": pl.Int64, "quantity": pl.Int64, "price": pl.Float64},
+    schema=FILL_INPUT,
     orient="row",
 )
+METRIC_COLUMNS = list(schema.metric_columns(HORIZONS))
 
 
 @pytest.fixture(scope="module")
 def metrics() -> dict[int, dict]:
-    out = METRICS(ORDERS, FILLS, QUOTES, HORIZONS).collect()
-    assert list(out.columns) == ["order_id", *schema.metric_columns(HORIZONS)]
-    assert out.schema["filled_quantity"] == pl.Int64 and out.schema["vwap"] == pl.Float64
+    out = METRICS(ORDERS, FILLS, QUOTES, HORIZONS, CLOSE, None).collect()
+    assert list(out.columns) == ["order_id", *METRIC_COLUMNS]
+    assert dict(out.schema) == {"order_id": pl.Int64, **pl_types(schema.metric_columns(HORIZONS))}
+    assert sorted(out["order_id"]) == [1, 2, 3, 4, 5]  # one row per order (order 9 has no row)
     return {r["order_id"]: r for r in out.iter_rows(named=True)}
 
 
@@ -73,22 +78,39 @@ def test_buy_two_fills(metrics) -> None:
     # vwap = (300*3370 + 100*3360) / 400 = 1,347,000 / 400
     assert m["vwap"] == 3367.5
     # buy: +1 * (3367.5 - 3355) / 3355 * 1e4 (paid above the arrival mid = a positive cost)
-    assert m["arrival_cost_bps"] == pytest.approx(12.5 / 3355 * 1e4)
-    # mids as of each fill: t=10 -> 3360, t=20 -> 3350; Σ q*2s(p-m)/m*1e4 / Σq
-    assert m["effective_spread_bps"] == pytest.approx((300 * 2 * 10 / 3360 + 100 * 2 * 10 / 3350) * 1e4 / 400)
-    # limit 3400: bought 32.5 below it = +32.5/3400*1e4 (positive = better than the limit)
-    assert m["price_improvement_bps"] == pytest.approx(32.5 / 3400 * 1e4)
+    assert m["arrival_cost_bps"] == pytest.approx(12.5 / 3355 * BPS, rel=1e-12)
+    # m_end = prevailing mid before t=40 = the t=30 quote, 3370; 600 unfilled:
+    # OC = +1 * (3370 - 3355) / 3355 * 1e4
+    assert m["end_mid"] == 3370.0
+    assert m["opportunity_cost_bps"] == pytest.approx(15 / 3355 * BPS, rel=1e-12)
+    # IS = (400 * 12.5 + 600 * 15) / 1000 / 3355 * 1e4 = 14 / 3355 * 1e4
+    assert m["implementation_shortfall_bps"] == pytest.approx(14 / 3355 * BPS, rel=1e-12)
+    # m_t strictly before each fill: fill at t=10 -> the t=0 quote 3355 (v1 used the t=10 quote, 3360);
+    # fill at t=20 -> the t=10 quote 3360. ES = Σ q*2s(p - m_t)/m_t * 1e4 / Σq
+    # = (300 * 2 * 15 / 3355 + 100 * 2 * 0 / 3360) * 1e4 / 400
+    assert m["effective_spread_bps"] == pytest.approx(300 * 30 / 3355 * BPS / 400, rel=1e-12)
+    assert m["spread_notional"] == 1_347_000.0  # Σ q * p of the fills behind it
+    # +1 s: fill at 10 -> at or before 11 = the t=10 quote 3360; fill at 20 -> at or before 21 = 3350.
+    # RS = Σ q*2s(p - m_h)/m_t, PI = Σ q*2s(m_h - m_t)/m_t (both / m_t, * 1e4 / Σq)
+    rs1 = (300 * 2 * (3370 - 3360) / 3355 + 100 * 2 * (3360 - 3350) / 3360) * BPS / 400
+    pi1 = (300 * 2 * (3360 - 3355) / 3355 + 100 * 2 * (3350 - 3360) / 3360) * BPS / 400
+    assert m["realized_spread_1s_bps"] == pytest.approx(rs1, rel=1e-12)
+    assert m["price_impact_1s_bps"] == pytest.approx(pi1, rel=1e-12)
+    # +10 s: fill at 10 -> at or before 20 = 3350 (its own nanosecond counts here); fill at 20 -> 30 = 3370
+    rs10 = (300 * 2 * (3370 - 3350) / 3355 + 100 * 2 * (3360 - 3370) / 3360) * BPS / 400
+    pi10 = (300 * 2 * (3350 - 3355) / 3355 + 100 * 2 * (3370 - 3360) / 3360) * BPS / 400
+    assert m["realized_spread_10s_bps"] == pytest.approx(rs10, rel=1e-12)
+    assert m["price_impact_10s_bps"] == pytest.approx(pi10, rel=1e-12)
+    for h in (1, 10):  # effective = realized + impact
+        total = m[f"realized_spread_{h}s_bps"] + m[f"price_impact_{h}s_bps"]
+        assert total == pytest.approx(m["effective_spread_bps"], rel=1e-12)
+        assert m[f"spread_notional_{h}s"] == 1_347_000.0
+    # against the arrival far touch (the offer 3360 for a buy), not the limit:
+    # +1 * (3360 - 3367.5) / 3355 * 1e4 (negative = worse than the quote)
+    assert m["price_improvement_bps"] == pytest.approx(-7.5 / 3355 * BPS, rel=1e-12)
     assert (m["first_fill_time"], m["last_fill_time"]) == (T0 + 10 * S, T0 + 20 * S)
-    assert (m["time_to_first_fill_s"], m["execution_duration_s"]) == (10.0, 10.0)
-    assert m["vw_exec_time_s"] == 12.5  # (300*10 + 100*20) / 400
-    # +1 s: fill 1 at 11 s -> mid 3360, fill 2 at 21 s -> 3350: Σ q*s(m-p)/p*1e4 / Σq
-    assert m["markout_1s_bps"] == pytest.approx(
-        (300 * (3360 - 3370) / 3370 + 100 * (3350 - 3360) / 3360) * 1e4 / 400
-    )
-    # +10 s: fill 1 at 20 s -> 3350, fill 2 at 30 s -> 3370
-    assert m["markout_10s_bps"] == pytest.approx(
-        (300 * (3350 - 3370) / 3370 + 100 * (3370 - 3360) / 3360) * 1e4 / 400
-    )
+    assert (m["time_to_first_fill_s"], m["execution_duration_s"]) == (5.0, 10.0)
+    assert m["vw_exec_time_s"] == 7.5  # (300*5 + 100*15) / 400
 
 
 def test_sell_two_fills(metrics) -> None:
@@ -96,57 +118,104 @@ def test_sell_two_fills(metrics) -> None:
     assert (m["filled_quantity"], m["n_fills"], m["fill_ratio"]) == (500, 2, 1.0)
     # vwap = (200*3340 + 300*3370) / 500 = 1,679,000 / 500
     assert m["vwap"] == 3358.0
-    # sell: -1 * (3358 - 3360) / 3360 * 1e4 = +5.95 (sold below the arrival mid = a cost)
-    assert m["arrival_cost_bps"] == pytest.approx(2 / 3360 * 1e4)
-    # fill at 20 s vs mid 3350: -1*2*(3340-3350)/3350 = +20/3350; fill at 30 s at the mid 3370: 0
-    assert m["effective_spread_bps"] == pytest.approx((200 * 20 / 3350 + 300 * 0) * 1e4 / 500)
-    # limit 3340, sold at 3358 on average: -1 * (3340 - 3358) / 3340 * 1e4 = +53.9 (better than the limit)
-    assert m["price_improvement_bps"] == pytest.approx(18 / 3340 * 1e4)
+    # sell: -1 * (3358 - 3355) / 3355 * 1e4 (sold above the arrival mid = negative cost, better)
+    assert m["arrival_cost_bps"] == pytest.approx(-3 / 3355 * BPS, rel=1e-12)
+    # nothing unfilled: no opportunity cost, IS = AC; m_end (before t=30 -> the t=20 quote) still reported
+    assert (m["opportunity_cost_bps"], m["end_mid"]) == (None, 3350.0)
+    assert m["implementation_shortfall_bps"] == pytest.approx(-3 / 3355 * BPS, rel=1e-12)
+    # fill at 20 (dark), m_t = the t=10 quote 3360: -2 * (3340 - 3360) / 3360 = +40/3360;
+    # fill at 30 (lit), m_t = the t=20 quote 3350: -2 * (3370 - 3350) / 3350 = -40/3350
+    es = (200 * 40 / 3360 - 300 * 40 / 3350) * BPS / 500
+    assert m["effective_spread_bps"] == pytest.approx(es, rel=1e-12)
+    # +1 s: fill at 20 -> 21 -> 3350; fill at 30 -> 31 -> 3370
+    # RS = (200 * -2 * (3340 - 3350) / 3360 + 300 * -2 * (3370 - 3370) / 3350) * 1e4 / 500
+    # PI = (200 * -2 * (3350 - 3360) / 3360 + 300 * -2 * (3370 - 3350) / 3350) * 1e4 / 500
+    assert m["realized_spread_1s_bps"] == pytest.approx(200 * 20 / 3360 * BPS / 500, rel=1e-12)
+    assert m["price_impact_1s_bps"] == pytest.approx(
+        (200 * 20 / 3360 - 300 * 40 / 3350) * BPS / 500, rel=1e-12
+    )
+    # +10 s: fill at 20 -> 30 -> 3370; fill at 30 -> 40 -> the t=30 quote 3370 (the latest)
+    # RS = (200 * -2 * (3340 - 3370) / 3360 + 0) * 1e4 / 500
+    # PI = (200 * -2 * (3370 - 3360) / 3360 + 300 * -2 * (3370 - 3350) / 3350) * 1e4 / 500
+    assert m["realized_spread_10s_bps"] == pytest.approx(200 * 60 / 3360 * BPS / 500, rel=1e-12)
+    assert m["price_impact_10s_bps"] == pytest.approx(
+        (-200 * 20 / 3360 - 300 * 40 / 3350) * BPS / 500, rel=1e-12
+    )
+    # far touch of a sell = the arrival bid 3350: -1 * (3350 - 3358) / 3355 * 1e4 (better than the bid)
+    assert m["price_improvement_bps"] == pytest.approx(8 / 3355 * BPS, rel=1e-12)
     assert (m["time_to_first_fill_s"], m["execution_duration_s"]) == (10.0, 10.0)
     assert m["vw_exec_time_s"] == 16.0  # (200*10 + 300*20) / 500
-    # +1 s: 21 s -> 3350: -1*(3350-3340)/3340; 31 s -> 3370: -1*(3370-3370)/3370 = 0
-    assert m["markout_1s_bps"] == pytest.approx(200 * (-10 / 3340) * 1e4 / 500)
-    # +10 s: 30 s -> 3370: -1*(3370-3340)/3340; 40 s -> 3370 (latest quote): 0
-    assert m["markout_10s_bps"] == pytest.approx(200 * (-30 / 3340) * 1e4 / 500)
 
 
-def test_fill_without_quotes_and_order_without_limit(metrics) -> None:
+def test_fill_without_quotes(metrics) -> None:
     m = metrics[3]
     assert (m["filled_quantity"], m["vwap"], m["fill_ratio"]) == (100, 3350.0, 1.0)
-    # no arrival mid -> no arrival cost; fill at -5 s has no quote at or before it -> no effective spread;
-    # +1 s = -4 s still none; no limit (price 0) -> no price improvement
-    assert (m["arrival_cost_bps"], m["effective_spread_bps"], m["price_improvement_bps"]) == (
-        None,
-        None,
-        None,
-    )
-    assert m["markout_1s_bps"] is None
-    # +10 s = 5 s -> mid 3355: +1 * (3355 - 3350) / 3350 * 1e4
-    assert m["markout_10s_bps"] == pytest.approx(5 / 3350 * 1e4)
+    # no arrival mid -> no arrival cost, no shortfall, no price improvement (no far touch either);
+    # the fill at -5 s has no quote strictly before it -> no m_t: it is left out of the effective spread
+    # and of RS/PI at every horizon (v1 marked it out at +10 s against the t=0 quote)
+    nulls = [
+        "arrival_cost_bps",
+        "implementation_shortfall_bps",
+        "effective_spread_bps",
+        "price_improvement_bps",
+    ]
+    assert [m[c] for c in nulls] == [None] * 4
+    assert [m[f"realized_spread_{h}s_bps"] for h in (1, 10)] == [None, None]
+    assert [m[f"price_impact_{h}s_bps"] for h in (1, 10)] == [None, None]
+    assert (m["spread_notional"], m["spread_notional_10s"]) == (0.0, 0.0)
+    assert (m["opportunity_cost_bps"], m["end_mid"]) == (None, None)  # nothing unfilled; no quote before -5 s
     assert (m["time_to_first_fill_s"], m["vw_exec_time_s"]) == (5.0, 5.0)
 
 
 def test_order_without_fills(metrics) -> None:
     m = metrics[4]
     assert (m["filled_quantity"], m["n_fills"], m["fill_ratio"]) == (0, 0, 0.0)
-    nulls = [
-        c for c in schema.metric_columns(HORIZONS) if c not in ("filled_quantity", "n_fills", "fill_ratio")
+    # m_end = prevailing before t=25 = the t=20 quote 3350; all 200 unfilled:
+    # OC = -1 * (3350 - 3355) / 3355 * 1e4 = +14.9 (the price fell while a sell waited: a cost); IS = OC
+    assert m["end_mid"] == 3350.0
+    assert m["opportunity_cost_bps"] == pytest.approx(5 / 3355 * BPS, rel=1e-12)
+    assert m["implementation_shortfall_bps"] == pytest.approx(5 / 3355 * BPS, rel=1e-12)
+    notionals = ["spread_notional", "spread_notional_1s", "spread_notional_10s"]
+    assert [m[c] for c in notionals] == [0.0, 0.0, 0.0]
+    defined = {"filled_quantity", "n_fills", "fill_ratio", "end_mid", "opportunity_cost_bps"}
+    defined |= {"implementation_shortfall_bps", *notionals}
+    assert all(m[c] is None for c in METRIC_COLUMNS if c not in defined)
+
+
+def test_auction_and_reported_fills_have_no_spread(metrics) -> None:
+    m = metrics[5]
+    # vwap = (100*3380 + 100*3365) / 200 = 3372.5; AC = (3372.5 - 3355) / 3355 * 1e4
+    assert (m["filled_quantity"], m["n_fills"], m["vwap"]) == (200, 2, 3372.5)
+    assert m["arrival_cost_bps"] == pytest.approx(17.5 / 3355 * BPS, rel=1e-12)
+    # neither an auction print nor a reported trade has a prevailing spread: ES/RS/PI null, weight 0
+    spreads = [
+        "effective_spread_bps",
+        *(f"{k}_{h}s_bps" for k in ("realized_spread", "price_impact") for h in (1, 10)),
     ]
-    assert all(m[c] is None for c in nulls)
+    assert [m[c] for c in spreads] == [None] * 5
+    assert m["spread_notional"] == 0.0
+    # far touch 3360: (3360 - 3372.5) / 3355 * 1e4
+    assert m["price_improvement_bps"] == pytest.approx(-12.5 / 3355 * BPS, rel=1e-12)
 
 
 def test_prefix_for_simulated_fills(metrics) -> None:
-    out = fill_metrics(ORDERS, FILLS, QUOTES, HORIZONS, prefix="sim_").collect()
-    assert out.columns == ["order_id", *(f"sim_{c}" for c in schema.metric_columns(HORIZONS))]
+    out = execution_metrics(ORDERS, FILLS, QUOTES, HORIZONS, CLOSE, None, prefix="sim_").collect()
+    assert out.columns == ["order_id", *(f"sim_{c}" for c in METRIC_COLUMNS)]
     sim = {r["order_id"]: r for r in out.iter_rows(named=True)}
-    assert all(sim[i][f"sim_{c}"] == metrics[i][c] for i in metrics for c in schema.metric_columns(HORIZONS))
+    assert all(sim[i][f"sim_{c}"] == metrics[i][c] for i in metrics for c in METRIC_COLUMNS)
 
 
 def test_half_unit_fill_prices() -> None:
     # Simulated fills at a half-unit mid (3357.5) keep it: vwap = (100*3357.5 + 100*3360) / 200 = 3358.75
     fills = pl.LazyFrame(
-        {"order_id": [1, 1], "timestamp": [T0, T0], "quantity": [100, 100], "price": [3357.5, 3360.0]},
-        schema={"order_id": pl.Int64, "timestamp": pl.Int64, "quantity": pl.Int64, "price": pl.Float64},
+        [(1, T0 + 10 * S, 100, 3357.5, "dark"), (1, T0 + 10 * S, 100, 3360.0, "dark")],
+        schema=FILL_INPUT,
+        orient="row",
     )
-    out = fill_metrics(ORDERS.filter(pl.col("order_id") == 1), fills, QUOTES, HORIZONS).collect()
-    assert out["vwap"].item() == 3358.75
+    out = execution_metrics(ORDERS.filter(pl.col("order_id") == 1), fills, QUOTES, HORIZONS, CLOSE, None)
+    assert out.collect()["vwap"].item() == 3358.75
+
+
+def test_step_rejects_orders_without_end_time() -> None:
+    with pytest.raises(InputError, match=r"step 'metrics'.*end_time \(missing\)"):
+        METRICS(ORDERS.drop("end_time"), FILLS, QUOTES, HORIZONS, CLOSE, None)
