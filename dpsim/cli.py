@@ -100,8 +100,19 @@ def _parser() -> argparse.ArgumentParser:
         "--force", action="store_true", help="rerun partitions whose inputs and config are unchanged"
     )
     sp.add_argument("--no-aggregate", action="store_true", help="skip the aggregation at the end")
+    _rematch_flag(sp)
 
     cmd("aggregate", "run the DuckDB aggregations and statistics over the results", _cmd_aggregate)
+
+    sp = cmd(
+        "fidelity",
+        "explain, by cause, the real Centre Point executions the reality replay does not reproduce",
+        _cmd_fidelity,
+    )
+    sp.add_argument("--securities", type=_int_list, metavar="LIST", help="comma-separated security codes")
+    sp.add_argument("--dates", type=_date_range, metavar="A..B", help="trading dates YYYY-MM-DD..YYYY-MM-DD")
+    sp.add_argument("--out", type=Path, help="also write one row per missed pair to this CSV file")
+    _rematch_flag(sp)
 
     sp = cmd("sql", "run SQL against the lake catalog (no query: list tables and columns)", _cmd_sql)
     sp.add_argument("query", nargs="?", help="SQL text")
@@ -110,6 +121,16 @@ def _parser() -> argparse.ArgumentParser:
 
     cmd("catalog", "rewrite lake/dpsim.duckdb (e.g. after moving the lake)", _cmd_catalog)
     return p
+
+
+def _rematch_flag(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument(
+        "--rematch-on-quote",
+        action="store_const",
+        const=True,
+        help="replay rule beyond the methodology's: a new quote matches two resting orders "
+        "(config replay.rematch_on_quote)",
+    )
 
 
 def _int_list(text: str) -> list[int]:
@@ -232,7 +253,12 @@ def _cmd_process(args: argparse.Namespace) -> int:
 
     cfg = _load(
         args,
-        **{"run.workers": args.workers, "run.executor": args.executor, "run.job_timeout_s": args.job_timeout},
+        **{
+            "run.workers": args.workers,
+            "run.executor": args.executor,
+            "run.job_timeout_s": args.job_timeout,
+            "replay.rematch_on_quote": args.rematch_on_quote,
+        },
     )
     lake = _lake(cfg)
     unknown = [s for s in args.scenario or () if s not in cfg.scenarios]
@@ -408,6 +434,43 @@ def _cmd_aggregate(args: argparse.Namespace) -> int:
 
     cfg = _load(args)
     _aggregate_and_print(cfg, _lake(cfg), for_terminal())
+    return 0
+
+
+def _cmd_fidelity(args: argparse.Namespace) -> int:
+    import polars as pl
+
+    from dpsim import jobs
+    from dpsim.partition import lake_fidelity_misses
+    from dpsim.progress import for_terminal
+
+    cfg = _load(args, **{"replay.rematch_on_quote": args.rematch_on_quote})
+    lake = _lake(cfg)
+    partitions, missing = jobs.plan_partitions(lake, args.securities, args.dates)
+    for m in missing:
+        print(f"dpsim: note: {m}", file=sys.stderr)
+    if not partitions:
+        raise DpsimError(
+            f"{lake.root}: no partitions selected; run `dpsim shred` first or widen the selection"
+        )
+    misses = lake_fidelity_misses(lake, cfg, partitions)
+    if args.out:
+        misses.write_csv(args.out)
+    total = int(misses["missed_quantity"].sum()) if misses.height else 0
+    rows = []
+    if misses.height:
+        by_cause = misses.group_by("cause").agg(
+            pl.len().alias("pairs"), pl.col("missed_quantity").sum().alias("missed")
+        )
+        for r in by_cause.sort("missed", descending=True).iter_rows(named=True):
+            rows.append((r["cause"], _num(r["pairs"]), _num(r["missed"]), _pct(r["missed"] / total)))
+    rows.append(("all causes", _num(misses.height), _num(total), _pct(1.0) if total else ""))
+    for_terminal().table(
+        f"Real CP quantity the reality replay misses, by cause ({len(partitions)} partitions; "
+        "docs/methodology.md, 'Replay fidelity')",
+        ("cause", "pairs", "missed qty", "share"),
+        rows,
+    )
     return 0
 
 

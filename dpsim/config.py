@@ -234,6 +234,14 @@ class Scenario:
         return out
 
 
+@dataclass(frozen=True)
+class ReplayRules:
+    """Replay rules beyond the methodology's, for every scenario and the reality replay; off by default."""
+
+    # a new quote lets two resting CP orders whose limits both accept its mid match (the later incoming)
+    rematch_on_quote: bool = False
+
+
 DEFAULT_SCENARIOS: dict[str, Scenario] = {
     "baseline": Scenario(),
     "order_life": Scenario(window="order_life"),
@@ -322,6 +330,7 @@ class Config:
     buckets: Buckets = Buckets()
     metrics: Metrics = Metrics()
     scenarios: dict[str, Scenario] = field(default_factory=lambda: dict(DEFAULT_SCENARIOS))
+    replay: ReplayRules = ReplayRules()
     run: Run = Run()
     shred: Shred = Shred()
     aggregate: Aggregate = Aggregate()

@@ -113,7 +113,7 @@ def plan_partitions(
 def config_hash(cfg: Config, scenarios: Sequence[str]) -> str:
     """Hash of everything that changes a partition's results (code version included)."""
     d = cfg.to_dict()
-    relevant = {k: d[k] for k in ("time", "codes", "filters", "buckets", "metrics")}
+    relevant = {k: d[k] for k in ("time", "codes", "filters", "buckets", "metrics", "replay")}
     relevant["scenarios"] = {s: d["scenarios"][s] for s in scenarios}
     relevant["version"] = __version__
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]

@@ -19,10 +19,10 @@ from dpsim import schema
 from dpsim.config import Config, Scenario
 from dpsim.lake import Lake, PartitionKey
 from dpsim.steps.compare import compare
-from dpsim.steps.fidelity import replay_fidelity
+from dpsim.steps.fidelity import miss_causes, replay_fidelity
 from dpsim.steps.pipeline import build
 from dpsim.steps.replay import replay_base, rested, run_replay, sweep_fills
-from dpsim.steps.session import check_dealsources, classified_trades, session_bounds
+from dpsim.steps.session import Session, check_dealsources, classified_trades, session_bounds
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,38 @@ def load_table(lake: Lake, kind: str, key: PartitionKey) -> pl.LazyFrame:
     return pl.scan_parquet([str(f) for f in files], schema=pschema, hive_partitioning=False)
 
 
+@dataclass(frozen=True)
+class _Measured:
+    """A partition's measurement, the input of every replay."""
+
+    trades: pl.DataFrame
+    session: Session
+    quotes: pl.DataFrame
+    cp_orders: pl.DataFrame
+    sweeps: pl.DataFrame
+    quality: pl.DataFrame
+    base: pl.DataFrame
+
+
+def _measure(
+    orders: pl.LazyFrame,
+    trades: pl.LazyFrame,
+    nbbo: pl.LazyFrame,
+    cfg: Config,
+    trading_date: date,
+    source: str,
+) -> _Measured:
+    trades_df = classified_trades(trades, cfg.codes).collect()
+    check_dealsources(trades_df, source)
+    session = session_bounds(trades_df, trading_date, cfg.time)
+    has_feed = nbbo.select(pl.len()).collect().item() > 0
+    frames = build(orders, trades_df.lazy(), nbbo, session, cfg, has_feed)
+    quotes, cp, sweeps, quality = pl.collect_all(
+        [frames.usable_quotes, frames.cp_orders, frames.sweeps, frames.quality]
+    )
+    return _Measured(trades_df, session, quotes, cp, sweeps, quality, replay_base(cp, session, cfg.codes))
+
+
 def compute_partition(
     orders: pl.LazyFrame,
     trades: pl.LazyFrame,
@@ -76,37 +108,60 @@ def compute_partition(
     """Every result table of one partition: measurement, the reality replay and one replay per scenario.
 
     `source` names the partition in input errors (an unknown dealsource)."""
-    trades_df = classified_trades(trades, cfg.codes).collect()
-    check_dealsources(trades_df, source)
-    session = session_bounds(trades_df, trading_date, cfg.time)
-    has_feed = nbbo.select(pl.len()).collect().item() > 0
-    frames = build(orders, trades_df.lazy(), nbbo, session, cfg, has_feed)
-    quotes, cp, sweeps, quality = pl.collect_all(
-        [frames.usable_quotes, frames.cp_orders, frames.sweeps, frames.quality]
+    m = _measure(orders, trades, nbbo, cfg, trading_date, source)
+    reality = run_replay(m.base, Scenario(), m.session, cfg.replay, m.quotes, sweeps_rest=False)
+    fidelity = replay_fidelity(
+        reality, m.trades, m.cp_orders[schema.ORDER_ID], cfg.codes.centre_point_dealsource
     )
-    base = replay_base(cp, session, cfg.codes)
-    reality = run_replay(base, Scenario(), session.close, sweeps_rest=False)
-    fidelity = replay_fidelity(reality, trades_df, cp[schema.ORDER_ID], cfg.codes.centre_point_dealsource)
-    reported = _reported(cfg)
-    results = PartitionResults(sweeps=sweeps.filter(reported), quality=quality, replay_fidelity=fidelity)
+    results = PartitionResults(
+        sweeps=m.sweeps.filter(_reported(cfg)), quality=m.quality, replay_fidelity=fidelity
+    )
+    kept = results.sweeps[schema.ORDER_ID].implode()
     for name in scenarios if scenarios is not None else cfg.scenarios:
         scenario = cfg.scenarios[name]
-        replay = run_replay(base, scenario, session.close)
+        replay = run_replay(m.base, scenario, m.session, cfg.replay, m.quotes)
         fills = sweep_fills(replay)
         sim_orders = compare(
-            sweeps.lazy(),
-            trades_df.lazy(),
+            m.sweeps.lazy(),
+            m.trades.lazy(),
             fills.lazy(),
-            rested(replay, base, scenario, session.close).lazy(),
-            quotes.lazy(),
-            session,
+            rested(replay, m.base, scenario, m.session.close).lazy(),
+            m.quotes.lazy(),
+            m.session,
             cfg.metrics.horizons_s,
             cfg.time.max_quote_age_s,
         ).collect()
-        kept = set(results.sweeps[schema.ORDER_ID].to_list())
         results.sim_fills[name] = fills.filter(pl.col("sweep_order_id").is_in(kept))
         results.sim_orders[name] = sim_orders.filter(pl.col(schema.ORDER_ID).is_in(kept))
     return results
+
+
+def explain_fidelity(
+    orders: pl.LazyFrame, trades: pl.LazyFrame, nbbo: pl.LazyFrame, cfg: Config, trading_date: date
+) -> pl.DataFrame:
+    """The real CP pairs of one partition that the reality replay misses, each with its cause
+    (`steps.fidelity.miss_causes`)."""
+    m = _measure(orders, trades, nbbo, cfg, trading_date, "partition")
+    reality = run_replay(m.base, Scenario(), m.session, cfg.replay, m.quotes, sweeps_rest=False)
+    return miss_causes(
+        reality, m.trades, m.quotes, m.cp_orders[schema.ORDER_ID], cfg.codes.centre_point_dealsource
+    )
+
+
+def lake_fidelity_misses(lake: Lake, cfg: Config, keys: Sequence[PartitionKey]) -> pl.DataFrame:
+    """`explain_fidelity` for partitions of the lake, with their security_code and date in front."""
+    frames = []
+    for key in keys:
+        orders, trades, nbbo = (load_table(lake, k, key) for k in ("orders", "trades", "nbbo"))
+        misses = explain_fidelity(orders, trades, nbbo, cfg, key.date)
+        frames.append(
+            misses.select(
+                pl.lit(key.security_code).alias(schema.SECURITY_CODE),
+                pl.lit(key.date).alias(schema.DATE_COL),
+                pl.all(),
+            )
+        )
+    return pl.concat(frames) if frames else pl.DataFrame()
 
 
 def _reported(cfg: Config) -> pl.Expr:

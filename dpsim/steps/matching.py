@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 
 import numpy as np
@@ -45,6 +45,7 @@ class MatchParams:
 
     impact_bps: float = 0.0  # moves the price against the analysed sweep when exactly one side is one
     max_fill_fraction: float = 1.0  # share of an analysed sweep's resting quantity that rests (floored)
+    rematch_on_quote: bool = False  # optional rule beyond the methodology's: see `match.rematch`
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.max_fill_fraction <= 1.0:
@@ -77,6 +78,9 @@ class ReplayBook:
     rests: np.ndarray  # bool: rests after its incoming pass
     rest_cap: np.ndarray  # int64: at most this rests (post-arrival leaves, or arrival quantity)
     window_end: np.ndarray  # int64 ns, inclusive end of the resting window
+    # usable quotes within the session, for the optional rule `rematch_on_quote` (may be empty)
+    quote_time: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    quote_mid: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.float64))
 
 
 @dataclass(frozen=True)
@@ -180,6 +184,8 @@ def _validate(book: ReplayBook) -> None:
     """Reject inputs that would silently give wrong fills (lazy expiry needs time order)."""
     n = len(book.order_id)
     for name in ReplayBook.__dataclass_fields__:
+        if name.startswith("quote_"):
+            continue
         length = len(getattr(book, name))
         if length != n:
             raise ValueError(f"ReplayBook.{name} has {length} entries, order_id has {n}; all must be equal")
@@ -202,8 +208,8 @@ def _validate(book: ReplayBook) -> None:
 def match(book: ReplayBook, params: MatchParams) -> MatchResult:
     """Replay the book in array order: each order is matched as incoming, then may rest.
 
-    One long function on purpose: it is the hot loop, and local variables are what keep it fast in
-    Python (a helper call per candidate would double its time).
+    The passes are closures over local lists on purpose: it is the hot loop, and local variables are
+    what keep it fast in Python (one call per pass, never one per candidate).
     """
     _validate(book)
     n = len(book.order_id)
@@ -246,67 +252,110 @@ def match(book: ReplayBook, params: MatchParams) -> MatchResult:
     out_price: list[float] = []
     out_mid: list[float] = []
 
+    def incoming_pass(i: int, need: int, t: int, m: float) -> int:
+        """Order i meets the open resting orders of the other side at mid m; returns what it has left."""
+        sd = side[i]
+        other = SELL if sd == BUY else BUY
+        # the price each kind of candidate sees, and the tree threshold that accepts it
+        own, contra = (up if sd == BUY else down), (up if other == BUY else down)
+        prices = (m * own, m) if sweep[i] else (m, m * contra)  # (vs real, vs sweep)
+        kinds = []
+        for kind, price in ((False, prices[0]), (True, prices[1])) if split else ((False, m),):
+            ok = price <= bound[i] if sd == BUY else price >= bound[i]
+            tree = trees[(other, kind)]
+            if ok and tree.rem[1] > 0:
+                kinds.append((tree, price, price if sd == BUY else -price))
+        mi = maq[i]
+        had_i = had_fill[i]
+        visited = -1
+        while kinds and need > 0:
+            mi_eff = mi if mi > 0 and (single[i] or not had_i) else 0
+            if need < mi_eff:
+                break  # every fill would be below the incoming order's MAQ
+            best = -1
+            best_tree: _RestingTree | None = None
+            best_price = 0.0
+            for tree, price, threshold in kinds:
+                # one pass in time priority: candidates before the last one visited are not revisited
+                # (only the incoming MAQ could relax, after its first fill, and a skip is final)
+                lo = bisect_right(tree.index, visited) if visited >= 0 else 0
+                p = tree.leftmost(threshold, need, mi_eff, lo)
+                if p >= 0 and (best < 0 or tree.index[p] < best):
+                    best, best_tree, best_price = tree.index[p], tree, price
+            if best_tree is None:
+                break
+            j = visited = best
+            if wend[j] < t:  # its window ended; time only moves forward
+                best_tree.set(pos[j], INF, INF, -1)
+                continue
+            r = rem[j]
+            q = need if need < r else r
+            out_rest.append(j)
+            out_inc.append(i)
+            out_ts.append(t)
+            out_qty.append(q)
+            out_price.append(best_price)
+            out_mid.append(m)
+            had_i = True
+            had_fill[j] = True
+            need -= q
+            r -= q
+            rem[j] = r
+            refresh(j)
+        had_fill[i] = had_i
+        return need
+
+    def refresh(j: int) -> None:
+        """Update resting order j's leaf after a fill: gone when exhausted or below its own MAQ."""
+        tree = trees[(side[j], kind_of[j])]
+        mj = maq[j] if maq[j] > 0 and (single[j] or not had_fill[j]) else 0
+        if rem[j] == 0 or rem[j] < mj:
+            tree.set(pos[j], INF, INF, -1)
+        else:
+            tree.set(pos[j], tree.key[pos[j] + tree.size], mj, rem[j])
+
+    def earliest_resting(sd: int, m: float, t: int) -> int:
+        """The earliest resting order of side sd whose bound accepts m and whose window is open; -1 if none."""
+        threshold = -m if sd == BUY else m
+        while True:
+            best = -1
+            for kind in (False, True):
+                tree = trees[(sd, kind)]
+                p = tree.leftmost(threshold, 1 << 62, 0)
+                if p >= 0 and (best < 0 or tree.index[p] < best):
+                    best = tree.index[p]
+            if best < 0 or wend[best] >= t:
+                return best
+            trees[(sd, kind_of[best])].set(pos[best], INF, INF, -1)
+
+    def rematch(t: int, m: float) -> None:
+        """A new quote: resting orders both of whose limits accept its mid match, the later one incoming.
+
+        (Optional rule `replay.rematch_on_quote`; stops at the first pair whose MAQs block a match.)"""
+        while True:
+            b, s_ = earliest_resting(BUY, m, t), earliest_resting(SELL, m, t)
+            if b < 0 or s_ < 0:
+                return
+            later = b if b > s_ else s_
+            left = incoming_pass(later, rem[later], t, m)
+            if left == rem[later]:
+                return
+            rem[later] = left
+            refresh(later)
+
+    qt = book.quote_time.tolist()
+    qm = book.quote_mid.tolist()
+    nq = len(qt) if params.rematch_on_quote else 0
+    k = 0
     for i in range(n):
         need = qty[i]
         m = mids[i]
-        sd = side[i]
+        t = ts[i]
+        while k < nq and qt[k] < t:  # quotes stamped before this arrival (a quote at its ns is its result)
+            rematch(qt[k], qm[k])
+            k += 1
         if need > 0 and m == m:  # m == m is False only for NaN: outside the session or no quote
-            t = ts[i]
-            other = SELL if sd == BUY else BUY
-            # the price each kind of candidate sees, and the tree threshold that accepts it
-            if sweep[i]:
-                prices = (m * (up if sd == BUY else down), m)  # (vs real, vs sweep)
-            else:
-                prices = (m, m * (up if other == BUY else down))
-            kinds = []
-            for kind, price in ((False, prices[0]), (True, prices[1])) if split else ((False, m),):
-                ok = price <= bound[i] if sd == BUY else price >= bound[i]
-                tree = trees[(other, kind)]
-                if ok and tree.rem[1] > 0:
-                    kinds.append((tree, price, price if sd == BUY else -price))
-            mi = maq[i]
-            had_i = False
-            visited = -1
-            while kinds and need > 0:
-                mi_eff = mi if mi > 0 and (single[i] or not had_i) else 0
-                if need < mi_eff:
-                    break  # every fill would be below the incoming order's MAQ
-                best = -1
-                best_tree: _RestingTree | None = None
-                best_price = 0.0
-                for tree, price, threshold in kinds:
-                    # one pass in time priority: candidates before the last one visited are not revisited
-                    # (only the incoming MAQ could relax, after its first fill, and a skip is final)
-                    lo = bisect_right(tree.index, visited) if visited >= 0 else 0
-                    p = tree.leftmost(threshold, need, mi_eff, lo)
-                    if p >= 0 and (best < 0 or tree.index[p] < best):
-                        best, best_tree, best_price = tree.index[p], tree, price
-                if best_tree is None:
-                    break
-                j = visited = best
-                if wend[j] < t:  # its window ended; time only moves forward
-                    best_tree.set(pos[j], INF, INF, -1)
-                    continue
-                r = rem[j]
-                q = need if need < r else r
-                out_rest.append(j)
-                out_inc.append(i)
-                out_ts.append(t)
-                out_qty.append(q)
-                out_price.append(best_price)
-                out_mid.append(m)
-                had_i = True
-                had_fill[j] = True
-                need -= q
-                r -= q
-                rem[j] = r
-                mj = maq[j] if maq[j] > 0 and single[j] else 0
-                if r == 0 or r < mj:
-                    best_tree.set(pos[j], INF, INF, -1)
-                else:
-                    best_tree.set(pos[j], best_tree.key[pos[j] + best_tree.size], mj, r)
-            if had_i:
-                had_fill[i] = True
+            need = incoming_pass(i, need, t, m)
         if rests[i]:
             base = cap[i] if cap[i] < need else need  # need = budget left after its incoming pass
             r = (base * frac_num // frac_den if sweep[i] else base) if base > 0 else 0
@@ -315,8 +364,11 @@ def match(book: ReplayBook, params: MatchParams) -> MatchResult:
                 rem[i] = r
                 mj = maq[i] if maq[i] > 0 and (single[i] or not had_fill[i]) else 0
                 if r >= mj:  # below its own MAQ it could never fill
-                    key = -bound[i] if sd == BUY else bound[i]
-                    trees[(sd, kind_of[i])].set(pos[i], key, mj, r)
+                    key = -bound[i] if side[i] == BUY else bound[i]
+                    trees[(side[i], kind_of[i])].set(pos[i], key, mj, r)
+    while k < nq:
+        rematch(qt[k], qm[k])
+        k += 1
 
     return MatchResult(
         resting_idx=np.array(out_rest, dtype=np.int64),

@@ -20,7 +20,7 @@ import numpy as np
 import polars as pl
 
 from dpsim import schema
-from dpsim.config import Codes, Scenario
+from dpsim.config import Codes, ReplayRules, Scenario
 from dpsim.steps.classify import analysed
 from dpsim.steps.matching import BUY, MatchParams, MatchResult, ReplayBook, match
 from dpsim.steps.select import has_flags
@@ -82,8 +82,18 @@ def window_end(scenario: Scenario, close: int) -> pl.Expr:
     return pl.col("arrival_time") + int(round(seconds * 1e9))
 
 
-def run_replay(base: pl.DataFrame, scenario: Scenario, close: int, sweeps_rest: bool = True) -> Replay:
-    """Replay one scenario over `replay_base` rows; `sweeps_rest=False` is the reality replay."""
+def run_replay(
+    base: pl.DataFrame,
+    scenario: Scenario,
+    session: Session,
+    rules: ReplayRules,
+    quotes: pl.DataFrame,
+    sweeps_rest: bool = True,
+) -> Replay:
+    """Replay one scenario over `replay_base` rows; `sweeps_rest=False` is the reality replay.
+
+    `quotes` (the usable quotes) matter only to the optional rule `rematch_on_quote`."""
+    close = session.close
     sweep = pl.col("analysed")
     limit = pl.col("limit_price").cast(pl.Float64)
     half = pl.when(pl.col("accepts_midtick") | (sweep & scenario.sweep_midtick)).then(pl.col("half_tick"))
@@ -115,9 +125,21 @@ def run_replay(base: pl.DataFrame, scenario: Scenario, close: int, sweeps_rest: 
         rests=ev["rests_now"].to_numpy(),
         rest_cap=ev["cap"].to_numpy(),
         window_end=ev["wend"].fill_null(0).to_numpy(),
+        **_session_quotes(quotes, session),
     )
-    params = MatchParams(impact_bps=scenario.impact_bps, max_fill_fraction=scenario.max_fill_fraction)
+    params = MatchParams(
+        impact_bps=scenario.impact_bps,
+        max_fill_fraction=scenario.max_fill_fraction,
+        rematch_on_quote=rules.rematch_on_quote,
+    )
     return Replay(book, match(book, params))
+
+
+def _session_quotes(quotes: pl.DataFrame, session: Session) -> dict[str, np.ndarray]:
+    """quote_time and quote_mid of the usable quotes within [open, close) (the replay matches only then)."""
+    t = pl.col(schema.TIMESTAMP)
+    inside = quotes.filter((t >= session.open) & (t < session.close))
+    return {"quote_time": inside[schema.TIMESTAMP].to_numpy(), "quote_mid": inside["mid"].to_numpy()}
 
 
 def sweep_fills(replay: Replay) -> pl.DataFrame:

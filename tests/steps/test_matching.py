@@ -29,37 +29,70 @@ def brute_force(book: ReplayBook, params: MatchParams) -> tuple[list[tuple[int, 
     open_: list[int] = []  # resting orders in arrival order
     had = [False] * n
     rested = [0] * n
-    out = []
+    out: list[tuple[int, int, int, float]] = []
+
+    def accepts(k: int, price: float) -> bool:
+        return bool(price <= book.bound[k]) if book.side[k] == BUY else bool(price >= book.bound[k])
+
+    def one_pass(i: int, need: int, t: int, m: float) -> int:
+        """Order i meets the open resting orders of the other side once, in time priority."""
+        si = int(book.side[i])
+        had_i = had[i]
+        for j in list(open_):
+            if need == 0:
+                break
+            if j == i or int(book.side[j]) == si or rem[j] == 0 or book.window_end[j] < t:
+                continue
+            sweep_i, sweep_j = bool(book.is_sweep[i]), bool(book.is_sweep[j])
+            price = m
+            if sweep_i != sweep_j:  # impact against the one analysed sweep
+                s = 1.0 if int(book.side[i if sweep_i else j]) == BUY else -1.0
+                price = m * (1.0 + s * params.impact_bps / 1e4)
+            if not (accepts(i, price) and accepts(j, price)):
+                continue
+            q = min(need, rem[j])
+            maq_i = int(book.maq[i]) if book.maq[i] > 0 and (book.maq_single[i] or not had_i) else 0
+            maq_j = int(book.maq[j]) if book.maq[j] > 0 and (book.maq_single[j] or not had[j]) else 0
+            if q < maq_i or q < maq_j:
+                continue
+            out.append((j, i, q, price))
+            need -= q
+            rem[j] -= q
+            had[j] = had_i = True
+        had[i] = had_i
+        return need
+
+    def can_fill(k: int) -> bool:
+        maq_k = int(book.maq[k]) if book.maq[k] > 0 and (book.maq_single[k] or not had[k]) else 0
+        return rem[k] > 0 and rem[k] >= maq_k
+
+    def rematch(t: int, m: float) -> None:
+        """The optional rule: the earliest resting buy and sell accepting m; the later one is incoming."""
+        while True:
+            firsts = []
+            for side in (BUY, SELL):
+                live = [k for k in open_ if book.side[k] == side and can_fill(k) and book.window_end[k] >= t]
+                firsts.append(next((k for k in live if accepts(k, m)), -1))
+            if min(firsts) < 0:
+                return
+            later = max(firsts)
+            left = one_pass(later, rem[later], t, m)
+            if left == rem[later]:
+                return
+            rem[later] = left
+
+    quotes = list(zip(book.quote_time.tolist(), book.quote_mid.tolist(), strict=True))
+    quotes = quotes if params.rematch_on_quote else []
+    k = 0
     for i in range(n):
+        t = int(book.timestamp[i])
+        while k < len(quotes) and quotes[k][0] < t:
+            rematch(*quotes[k])
+            k += 1
         need = int(book.quantity[i])
         m = float(book.mid[i])
-        si = int(book.side[i])
-        had_i = False
         if need > 0 and not math.isnan(m):
-            for j in list(open_):
-                if need == 0:
-                    break
-                if int(book.side[j]) == si or rem[j] == 0 or book.window_end[j] < book.timestamp[i]:
-                    continue
-                sweep_i, sweep_j = bool(book.is_sweep[i]), bool(book.is_sweep[j])
-                price = m
-                if sweep_i != sweep_j:  # impact against the one analysed sweep
-                    s = 1.0 if int(book.side[i if sweep_i else j]) == BUY else -1.0
-                    price = m * (1.0 + s * params.impact_bps / 1e4)
-                ok_i = price <= book.bound[i] if si == BUY else price >= book.bound[i]
-                ok_j = price >= book.bound[j] if si == BUY else price <= book.bound[j]
-                if not (ok_i and ok_j):
-                    continue
-                q = min(need, rem[j])
-                maq_i = int(book.maq[i]) if book.maq[i] > 0 and (book.maq_single[i] or not had_i) else 0
-                maq_j = int(book.maq[j]) if book.maq[j] > 0 and (book.maq_single[j] or not had[j]) else 0
-                if q < maq_i or q < maq_j:
-                    continue
-                out.append((j, i, q, price))
-                need -= q
-                rem[j] -= q
-                had[j] = had_i = True
-        had[i] = had[i] or had_i
+            need = one_pass(i, need, t, m)
         if book.rests[i]:
             base = min(int(book.rest_cap[i]), need)
             r = math.floor(frac * base) if book.is_sweep[i] else base
@@ -67,6 +100,8 @@ def brute_force(book: ReplayBook, params: MatchParams) -> tuple[list[tuple[int, 
                 rested[i] = r
                 rem[i] = r
                 open_.append(i)
+    for quote in quotes[k:]:
+        rematch(*quote)
     return out, rested
 
 
@@ -84,7 +119,7 @@ def kernel(book: ReplayBook, params: MatchParams) -> tuple[list[tuple[int, int, 
     return matches, r.rested_quantity.tolist()
 
 
-def book_of(rows: list[dict]) -> ReplayBook:
+def book_of(rows: list[dict], quotes: list[tuple[int, float]] = ()) -> ReplayBook:  # type: ignore[assignment]
     """A book from dicts in arrival order (defaults: buy, 100 shares, no limit, no MAQ, mid 3355, real)."""
     defaults = {
         "side": BUY,
@@ -118,6 +153,8 @@ def book_of(rows: list[dict]) -> ReplayBook:
         rests=col("rests", bool),
         rest_cap=col("rest_cap", np.int64),
         window_end=col("window_end", np.int64),
+        quote_time=np.array([t for t, _ in quotes], dtype=np.int64),
+        quote_mid=np.array([m for _, m in quotes], dtype=np.float64),
     )
 
 
@@ -211,6 +248,20 @@ def test_an_order_without_a_mid_matches_nothing_but_rests() -> None:
     assert rested == [100, 100, 0]
 
 
+def test_rematch_on_quote_matches_two_resting_orders_when_the_mid_moves() -> None:
+    # a buy limited at 3360 and a sell limited at 3360 rest at mid 3355 (the sell refuses it). A quote at
+    # t = 5 moves the mid to 3360: with the rule the later order (the sell) meets the buy at 3360; a quote
+    # at t = 9 (mid 3365) is after the buy is exhausted. Without the rule nothing matches.
+    book = book_of(
+        [{"t": 0, "bound": 3360.0}, {"t": 1, "side": SELL, "quantity": 60, "bound": 3360.0}, {"t": 10}],
+        quotes=[(5, 3360.0), (9, 3365.0)],
+    )
+    assert kernel(book, MatchParams())[0] == []
+    matches, _ = kernel(book, MatchParams(rematch_on_quote=True))
+    assert matches == [(0, 1, 60, 3360.0)]
+    assert brute_force(book, MatchParams(rematch_on_quote=True))[0] == matches
+
+
 def test_inputs_are_checked() -> None:
     book = book_of([{"t": 5}, {"t": 4}])
     with pytest.raises(ValueError, match="not sorted by timestamp"):
@@ -252,8 +303,11 @@ def books(draw: st.DrawFn) -> tuple[ReplayBook, MatchParams]:
     params = MatchParams(
         impact_bps=draw(st.sampled_from([0.0, 5.0, 30.0])),
         max_fill_fraction=draw(st.sampled_from([1.0, 0.5, 0.29])),
+        rematch_on_quote=draw(st.booleans()),
     )
-    return book_of(rows), params
+    quote_times = sorted(set(draw(st.lists(st.integers(0, t + 3), max_size=12))))
+    quotes = [(qt, draw(st.sampled_from([3345.0, 3355.0, 3357.5, 3365.0]))) for qt in quote_times]
+    return book_of(rows, quotes), params
 
 
 @settings(max_examples=400, deadline=None)
