@@ -117,7 +117,8 @@ def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:,.3f}" if abs(v) < 1e6 else f"{v:,.0f}"
     if isinstance(v, int) and not isinstance(v, bool):
-        return f"{v:,}"
+        # order ids and ns timestamps (>= 1e12) print bare, so they can be pasted into a WHERE clause
+        return str(v) if abs(v) >= 10**12 else f"{v:,}"
     return "" if v is None else str(v)
 
 
