@@ -52,8 +52,7 @@ MODES: dict[str, dict[str, Any]] = {
         "scaling_gb": [0.05, 0.1, 0.2],
         "many_gb": 0.1,
         "drop": {"securities": 20, "days": 5, "scale_bytes": None},
-        "kernel_sizes": [100_000, 300_000],
-        "kernel_scenario_size": 300_000,
+        "kernel_sizes": [10_000, 100_000],
         "profile_gb": 0.1,
         # the <= 2 minute budget: fewer peers, and the generated-drop process runs only with --only process
         "shred_tools": ["dpsim", "duckdb_mem", "polars", "cat"],
@@ -67,8 +66,7 @@ MODES: dict[str, dict[str, Any]] = {
         "scaling_gb": [1, 2, 5],
         "many_gb": 1,
         "drop": {"securities": 25, "days": 5, "scale_bytes": 250_000_000},
-        "kernel_sizes": [100_000, 300_000, 1_000_000],
-        "kernel_scenario_size": 1_000_000,
+        "kernel_sizes": [10_000, 100_000, 1_000_000],
         "profile_gb": 1,
         "shred_tools": ["dpsim", "duckdb", "duckdb_mem", "polars", "cat"],
         "gzip_tools": ["dpsim", "gzip_dc", "duckdb", "duckdb_mem", "polars"],
@@ -554,47 +552,26 @@ class Bench:
             self.rows.append(row)
 
     def kernel(self) -> None:
+        """The replay kernel alone on realistic partitions (DRR day, generated days), every scenario."""
         sizes = ",".join(str(n) for n in self.cfg["kernel_sizes"])
-        cmd = [
-            H.PY,
-            "bench/kernel.py",
-            "--sizes",
-            sizes,
-            "--scenario-size",
-            str(self.cfg["kernel_scenario_size"]),
-            "--reps",
-            str(max(self.reps, 3)),
-        ]  # cheap, and single runs of a 0.1 s kernel are noise
+        cmd = [H.PY, "bench/kernel.py", "--sizes", sizes, "--reps", str(max(self.reps, 3))]
         m = H.measure(cmd, label="kernel", reps=1, warmup=0)  # the script warms up and repeats inside
         res = m.last_json()
-        for g in res.get("growth", []):
-            self.rows.append(
-                {
-                    "section": "kernel",
-                    "case": f"growth {g['events']:,} events",
-                    "tool": "match baseline",
-                    "command": m.command,
-                    "input": {},
-                    "extra": g,
-                    "wall_s": g["seconds"],
-                    "peak_rss_mb": m.peak_rss_mb,
-                    "error": m.error,
-                }
-            )
-        for name, s in res.get("scenarios", {}).items():
-            self.rows.append(
-                {
-                    "section": "kernel",
-                    "case": f"{s['events']:,} events",
-                    "tool": f"match {name}",
-                    "command": m.command,
-                    "input": {},
-                    "extra": s,
-                    "wall_s": s["seconds"],
-                    "peak_rss_mb": m.peak_rss_mb,
-                    "error": m.error,
-                }
-            )
+        for part in res.get("partitions", []):
+            for name, s in part["scenarios"].items():
+                self.rows.append(
+                    {
+                        "section": "kernel",
+                        "case": f"{part['partition']} {s['events']:,} events",
+                        "tool": f"match {name}",
+                        "command": m.command,
+                        "input": {},
+                        "extra": {**s, "partition": part["partition"], "scenario": name},
+                        "wall_s": s["seconds"],
+                        "peak_rss_mb": m.peak_rss_mb,
+                        "error": m.error,
+                    }
+                )
         if not res:
             self.rows.append(
                 {

@@ -289,13 +289,16 @@ def _stats_tests(con: duckdb.DuckDBPyConnection, scenarios: list[str]) -> pa.Tab
     """
     rows: list[dict[str, Any]] = []
     for scenario in scenarios:
+        segments = _query(con, "stats_segments", {"scenario": scenario})
+        lists = segments["diffs"].combine_chunks()
+        flat = lists.flatten().to_numpy(zero_copy_only=False)
+        bounds = lists.offsets.to_numpy() - lists.offsets[0].as_py()
+        described = segments.drop_columns(["diffs"]).to_pylist()
         for metric in STATS_METRICS:
-            segments = _query(con, "stats_segments", {"scenario": scenario, "metric": metric})
-            lists = segments["diffs"].combine_chunks()
-            flat = lists.flatten().to_numpy(zero_copy_only=False)
-            bounds = lists.offsets.to_numpy() - lists.offsets[0].as_py()
             family: list[dict[str, Any]] = []
-            for i, seg in enumerate(segments.drop_columns(["diffs"]).to_pylist()):
+            for i, seg in enumerate(described):
+                if seg["metric"] != metric:
+                    continue
                 test = stats.paired_t(seg["n"], seg["mean_diff"], seg["sd_diff"])
                 family.append(
                     {

@@ -20,8 +20,9 @@ from dpsim.config import Config, Scenario
 from dpsim.lake import Lake, PartitionKey
 from dpsim.steps.compare import compare
 from dpsim.steps.fidelity import miss_causes, replay_fidelity
+from dpsim.steps.matching import MatchParams, ReplayBook
 from dpsim.steps.pipeline import build
-from dpsim.steps.replay import replay_base, rested, run_replay, sweep_fills
+from dpsim.steps.replay import replay_base, replay_book, rested, run_replay, sweep_fills
 from dpsim.steps.session import Session, check_dealsources, classified_trades, session_bounds
 
 
@@ -146,6 +147,17 @@ def explain_fidelity(
     return miss_causes(
         reality, m.trades, m.quotes, m.cp_orders[schema.ORDER_ID], cfg.codes.centre_point_dealsource
     )
+
+
+def replay_books(
+    orders: pl.LazyFrame, trades: pl.LazyFrame, nbbo: pl.LazyFrame, cfg: Config, trading_date: date
+) -> dict[str, tuple[ReplayBook, MatchParams]]:
+    """The replay kernel's input per scenario (and `reality`), for benchmarks of the kernel alone."""
+    m = _measure(orders, trades, nbbo, cfg, trading_date, "partition")
+    books = {"reality": replay_book(m.base, Scenario(), m.session, cfg.replay, m.quotes, sweeps_rest=False)}
+    for name, scenario in cfg.scenarios.items():
+        books[name] = replay_book(m.base, scenario, m.session, cfg.replay, m.quotes)
+    return books
 
 
 def lake_fidelity_misses(lake: Lake, cfg: Config, keys: Sequence[PartitionKey]) -> pl.DataFrame:

@@ -158,6 +158,9 @@ def bh_qvalues(p_values: Sequence[float | None]) -> list[float | None]:
     return out
 
 
+_BOOTSTRAP_CELLS = 4_000_000  # indices per chunk of resamples: 32 MB of int64
+
+
 @dataclass(frozen=True)
 class BootstrapCI:
     """Percentile interval of a notional-weighted mean from a cluster bootstrap (None when no cluster)."""
@@ -184,10 +187,13 @@ def cluster_bootstrap_ci(
         return BootstrapCI(None, None, 0)
     rng = np.random.default_rng(seed)
     means = np.empty(n_resamples, dtype=np.float64)
-    for b in range(n_resamples):
-        idx = rng.integers(0, n, size=n)
-        total = w[idx].sum()
-        means[b] = wd[idx].sum() / total if total > 0 else np.nan
+    chunk = max(1, min(n_resamples, _BOOTSTRAP_CELLS // n))  # resamples drawn at once, memory bounded
+    for start in range(0, n_resamples, chunk):
+        rows = min(chunk, n_resamples - start)
+        idx = rng.integers(0, n, size=(rows, n))  # the same stream as `rows` draws of size n in turn
+        totals = w[idx].sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means[start : start + rows] = np.where(totals > 0, wd[idx].sum(axis=1) / totals, np.nan)
     tail = (1.0 - confidence) / 2.0 * 100.0
     low, high = np.nanpercentile(means, [tail, 100.0 - tail])
     return BootstrapCI(float(low), float(high), n)

@@ -1,14 +1,14 @@
--- stats_segments: the SQL half of stats_tests for one scenario and metric: per segment, the moments of the
+-- stats_segments: the SQL half of stats_tests for one scenario: per metric and segment, the moments of the
 -- paired differences and the differences themselves (the Wilcoxon signed-rank test needs ranks, so
--- dpsim.stats gets the values; one scenario × metric at a time bounds memory to one value per sweep).
+-- dpsim.stats gets the values; one scenario at a time bounds memory to one value per sweep and metric).
 -- t, p-values, CI, Cohen's d and q-values are computed from these in Python (dpsim/stats.py).
--- Grain: one row per segment: overall, and each security, date, participant, time bucket, size bucket
--- and group of the scenario's sweeps, including segments without a single complete pair.
+-- Grain: one row per metric and segment: overall, and each security, date, participant, time bucket, size
+-- bucket and group of the scenario's sweeps, including segments without a single complete pair.
 -- params: $scenario  VARCHAR  the scenario
---         $metric    VARCHAR  implementation_shortfall_bps | arrival_cost_bps | effective_spread_bps |
---                             fill_ratio | vw_exec_time_s
+-- Metrics: implementation_shortfall_bps | arrival_cost_bps | effective_spread_bps | fill_ratio | vw_exec_time_s
 -- reads:  pairs (temp table from pairs.sql)
 -- Columns:
+--   metric          the compared metric (rows sorted by it, then by segment)
 --   segment_type    overall | security | date | participant | time_bucket | size_bucket | group
 --   segment         the segment's value as text ('all' for overall; dates as YYYY-MM-DD; may be null)
 --   n               complete pairs: the per-sweep delta (sim_orders.delta_<metric>) is known
@@ -20,33 +20,20 @@
 --   sd_diff         sample standard deviation of diff (null when n < 2)
 --   diffs           DOUBLE[]: diff of every complete pair (empty when n = 0)
 WITH metric_pairs AS (
-    SELECT
-        security_code, date, participantid, time_bucket, size_bucket, "group",
-        CASE $metric
-            WHEN 'implementation_shortfall_bps' THEN implementation_shortfall_bps
-            WHEN 'arrival_cost_bps'             THEN arrival_cost_bps
-            WHEN 'effective_spread_bps'         THEN effective_spread_bps
-            WHEN 'fill_ratio'                   THEN fill_ratio
-            WHEN 'vw_exec_time_s'               THEN vw_exec_time_s
-        END AS real,
-        CASE $metric
-            WHEN 'implementation_shortfall_bps' THEN sim_implementation_shortfall_bps
-            WHEN 'arrival_cost_bps'             THEN sim_arrival_cost_bps
-            WHEN 'effective_spread_bps'         THEN sim_effective_spread_bps
-            WHEN 'fill_ratio'                   THEN sim_fill_ratio
-            WHEN 'vw_exec_time_s'               THEN sim_vw_exec_time_s
-        END AS sim,
-        CASE $metric
-            WHEN 'implementation_shortfall_bps' THEN delta_implementation_shortfall_bps
-            WHEN 'arrival_cost_bps'             THEN delta_arrival_cost_bps
-            WHEN 'effective_spread_bps'         THEN delta_effective_spread_bps
-            WHEN 'fill_ratio'                   THEN delta_fill_ratio
-            WHEN 'vw_exec_time_s'               THEN delta_vw_exec_time_s
-        END AS diff
-    FROM pairs
+    SELECT security_code, date, participantid, time_bucket, size_bucket, "group", metric, real, sim, diff
+    FROM pairs,
+    LATERAL (VALUES
+        ('implementation_shortfall_bps', implementation_shortfall_bps, sim_implementation_shortfall_bps,
+         delta_implementation_shortfall_bps),
+        ('arrival_cost_bps', arrival_cost_bps, sim_arrival_cost_bps, delta_arrival_cost_bps),
+        ('effective_spread_bps', effective_spread_bps, sim_effective_spread_bps, delta_effective_spread_bps),
+        ('fill_ratio', fill_ratio, sim_fill_ratio, delta_fill_ratio),
+        ('vw_exec_time_s', vw_exec_time_s, sim_vw_exec_time_s, delta_vw_exec_time_s)
+    ) AS m(metric, real, sim, diff)
     WHERE scenario = $scenario
 )
 SELECT
+    metric,
     CASE
         WHEN GROUPING(security_code) = 0 THEN 'security'
         WHEN GROUPING(date) = 0          THEN 'date'
@@ -74,7 +61,11 @@ SELECT
     stddev_samp(diff)                                  AS sd_diff,
     coalesce(list(diff) FILTER (diff IS NOT NULL), []) AS diffs
 FROM metric_pairs
-GROUP BY GROUPING SETS ((), (security_code), (date), (participantid), (time_bucket), (size_bucket), ("group"))
+GROUP BY GROUPING SETS (
+    (metric), (metric, security_code), (metric, date), (metric, participantid), (metric, time_bucket),
+    (metric, size_bucket), (metric, "group")
+)
 ORDER BY
+    metric,
     GROUPING("group", size_bucket, time_bucket, participantid, date, security_code) DESC,  -- overall, security, …, group
     segment;

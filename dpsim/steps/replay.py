@@ -93,6 +93,19 @@ def run_replay(
     """Replay one scenario over `replay_base` rows; `sweeps_rest=False` is the reality replay.
 
     `quotes` (the usable quotes) matter only to the optional rule `rematch_on_quote`."""
+    book, params = replay_book(base, scenario, session, rules, quotes, sweeps_rest)
+    return Replay(book, match(book, params))
+
+
+def replay_book(
+    base: pl.DataFrame,
+    scenario: Scenario,
+    session: Session,
+    rules: ReplayRules,
+    quotes: pl.DataFrame,
+    sweeps_rest: bool = True,
+) -> tuple[ReplayBook, MatchParams]:
+    """The kernel's input for one scenario (see `run_replay`)."""
     close = session.close
     sweep = pl.col("analysed")
     limit = pl.col("limit_price").cast(pl.Float64)
@@ -132,7 +145,7 @@ def run_replay(
         max_fill_fraction=scenario.max_fill_fraction,
         rematch_on_quote=rules.rematch_on_quote,
     )
-    return Replay(book, match(book, params))
+    return book, params
 
 
 def _session_quotes(quotes: pl.DataFrame, session: Session) -> dict[str, np.ndarray]:
