@@ -5,7 +5,7 @@
     peers.py seed    SRC --security N --date YYYY-MM-DD [--trades FILE] [--chunk-mb 1024]
     peers.py datecheck [SRC]      DuckDB's trading date == dpsim.tradingtime.trading_date (DST-crossing sample)
 
-Every peer gives each orders row the same trading date as dpsim (DOMAIN §3: Australia/Sydney, DST-aware,
+Every peer gives each orders row the same trading date as dpsim (docs/methodology.md §1: Australia/Sydney, DST-aware,
 19:00 day roll) and writes hive partitions security_code=<int>/date=<YYYY-MM-DD>. Columns are read with
 explicit int64 types (19-digit ids), `timevaliditydecoded` as text, like dpsim's pinned schema.
 """

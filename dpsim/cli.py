@@ -376,18 +376,23 @@ def _aggregate_and_print(cfg: Any, lake: Any, progress: Any) -> None:
         ],
     )
     q = quality.to_pylist()[0] if quality.num_rows else {}
-    progress.table("Data quality (results/quality; docs/methodology.md)", ("", ""), _quality_rows(q))
+    rows = _quality_rows(q, cfg.time.timezone)
+    progress.table("Data quality (results/quality; docs/methodology.md)", ("", ""), rows)
 
 
 def _print_arrow(progress: Any, title: str, table: Any) -> None:
     progress.table(title, table.column_names, [tuple(r.values()) for r in table.to_pylist()])
 
 
-def _quality_rows(q: dict[str, Any]) -> list[tuple[str, str]]:
+def _quality_rows(q: dict[str, Any], timezone: str) -> list[tuple[str, str]]:
     if not q or not q.get("n_partitions"):
         return [("partitions", "0")]
     return [
         ("partitions (open set by an auction print)", f"{q['n_partitions']} ({q['n_open_from_auction']})"),
+        (
+            "session open (local): first / last",
+            f"{_local(q['first_open'], timezone)} / {_local(q['last_open'], timezone)}",
+        ),
         (
             "quotes usable / stale / empty / crossed / locked",
             " / ".join(_num(q[f"n_{c}_quotes"]) for c in ("usable", "stale", "empty", "crossed", "locked")),
@@ -407,6 +412,17 @@ def _quality_rows(q: dict[str, Any]) -> list[tuple[str, str]]:
         ),
         ("replay fidelity: lowest / overall", f"{_pct(q['fidelity_min'])} / {_pct(q['fidelity_mean'])}"),
     ]
+
+
+def _local(ns: Any, timezone: str) -> str:
+    """A ns UTC instant as exchange-local date and time to the millisecond."""
+    if ns is None:
+        return ""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    local = datetime.fromtimestamp(ns / 1e9, tz=ZoneInfo(timezone))
+    return local.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 
 def _num(v: Any) -> str:

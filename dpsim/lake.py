@@ -1,6 +1,6 @@
 """The only module that knows the lake's paths: partitions, listing, atomic writes, manifests.
 
-Layout (DOMAIN §4):
+Layout (README, "The lake"):
     <root>/<kind>/security_code=<int>/date=<YYYY-MM-DD>/part-<source-id>[-<n>].parquet   kind = orders|trades|nbbo
     <root>/reference/<kind>.parquet                                                     small reference files
     <root>/results/<table>/[scenario=<name>/]security_code=<int>/date=<YYYY-MM-DD>/part-0.parquet

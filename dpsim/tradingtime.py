@@ -1,4 +1,4 @@
-"""Exchange-local time: the DST-aware trading date with the day roll (DOMAIN §3), local time of day."""
+"""Exchange-local time: the DST-aware trading date with the day roll (docs/methodology.md §1), local time of day."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""shred: raw CSV -> hive partitions, rejects with reasons, manifest, idempotence (DOMAIN §2-§4, issue 3)."""
+"""shred: raw CSV -> hive partitions, rejects with reasons, manifest, idempotence (README "The lake", docs/methodology.md §1)."""
 
 from __future__ import annotations
 
@@ -230,7 +230,7 @@ def test_drr_every_row_accounted_for(drr_lake: tuple[Path, list[SourceResult]]) 
     for kind, n in expected.items():
         r = by_kind[kind]
         assert (r.status, r.rows_read, r.rows_written, r.rows_rejected) == ("shredded", n, n, 0), r
-        # Day roll (DOMAIN §3): the 52 order rows and 10 quotes stamped 2024-09-04 21:22 local are the
+        # Day roll (docs/methodology.md §1): the 52 order rows and 10 quotes stamped 2024-09-04 21:22 local are the
         # overnight reload for 2024-09-05, so everything lands in one partition.
         assert r.partitions == ["110621/2024-09-05"]
         assert read_part(lake, kind, 110621, "2024-09-05").height == n

@@ -4,7 +4,7 @@
 -- reads:  segment_measures (temp table from segment_measures.sql, one pass over pairs)
 -- Columns:
 --   scenario                       simulation scenario (config scenarios)
---   date                           exchange-local trading date (DOMAIN §3)
+--   date                           exchange-local trading date (docs/methodology.md §1)
 --   (then the measure columns of segment_measures.sql, in that order: n_sweeps … fidelity_mean)
 SELECT
     scenario, date,

@@ -4,7 +4,7 @@
 -- reads:  segment_measures (temp table from segment_measures.sql, one pass over pairs)
 -- Columns:
 --   scenario                       simulation scenario (config scenarios)
---   group                          full | partial | none (DOMAIN §5.3)
+--   group                          full | partial | none (docs/methodology.md §5)
 --   (then the measure columns of segment_measures.sql, in that order: n_sweeps … fidelity_mean)
 SELECT
     scenario, "group",

@@ -1,4 +1,4 @@
-"""Select: the Centre Point order events of a partition, by bitmask on `exchangeordertype` (DOMAIN §5.1).
+"""Select: the Centre Point order events of a partition, by bitmask on `exchangeordertype` (docs/methodology.md §4).
 
 The type is a bit field (4098 = block + short sell), so membership is `type & mask != 0`, never equality,
 and everything stays int64 (an int8 cast once turned 2048 into 0).

@@ -1,7 +1,7 @@
-"""An independent, deliberately simple plain-Python reference of the DOMAIN v2 per-partition computations.
+"""An independent, deliberately simple plain-Python reference of the the methodology per-partition computations.
 
 It exists only to check the fast implementation (dpsim.partition) against a second reading of the
-specification (/work/shared/DOMAIN.md v2 and the settled choices of spec-v2). It imports no dpsim code
+specification (docs/methodology.md, which states every rule and every settled choice). It imports no dpsim code
 that computes results.
 """
 

@@ -1,8 +1,10 @@
-"""Plain-Python reference of the DOMAIN v2 per-partition pipeline (§3, §3.1, §5.1–5.7; spec-v2 (b), (c)).
+"""Plain-Python reference of the per-partition pipeline of docs/methodology.md (§1–§9) and docs/results.md.
 
 Brute force on purpose: rows are Python dicts, quotes are looked up with bisect, the replay scans a plain
 list of open resting orders in time priority. Polars is used only to read the inputs and to build the
-result frames. Rule references in comments: "D5.5" = DOMAIN §5.5, "S(c)" = the settled choices of spec-v2.
+result frames. Rule labels in comments, with the methodology section they refer to: D2.2 fill classes (§2), D3/D3.1
+session and quotes (§1, §3), D5.1 analysed sweeps (§4), D5.2/D5.3 lifecycle (§5), D5.4 metrics (§6), D5.5
+replay (§7), D5.6 comparison (§8), D5.7 the settled readings of §5–§9, S(c) the settled choices stated there too.
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ def _default_fill_classes() -> dict[str, tuple[int, ...]]:
 
 @dataclass(frozen=True)
 class Params:
-    """Every parameter the per-partition computation needs, with the DOMAIN v2 / spec-v2 defaults."""
+    """Every parameter the per-partition computation needs, with the defaults of docs/methodology.md."""
 
     timezone: str = "Australia/Sydney"
     day_roll: time = time(19, 0)
@@ -97,7 +99,7 @@ class Params:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Output columns (spec-v2 (b))
+# Output columns (docs/results.md)
 # ---------------------------------------------------------------------------------------------------
 INT, FLT, BOOL, STR = pl.Int64(), pl.Float64(), pl.Boolean(), pl.String()
 
@@ -755,10 +757,10 @@ def reference_partition(
     trading_date: date,
     params: Params,
 ) -> dict[str, Any]:
-    """All per-partition results of DOMAIN v2 for one security × trading date.
+    """All per-partition results of the methodology for one security × trading date.
 
     Returns {"sweeps", "sim_fills": {scenario: df}, "sim_orders": {scenario: df}, "replay_fidelity",
-    "quality"} with the columns of spec-v2 (b). The inputs are taken as the partition's rows (no date
+    "quality"} with the columns of docs/results.md. The inputs are taken as the partition's rows (no date
     filter is applied here).
     """
     tz = params.timezone

@@ -1,4 +1,4 @@
-"""Self-checks of the DOMAIN v2 reference on hand-built partitions (expected values worked out by hand).
+"""Self-checks of the the methodology reference on hand-built partitions (expected values worked out by hand).
 
 All hand-built cases are on 2024-09-05, Australia/Sydney (AEST, UTC+10), with no auction print unless
 stated, so the session is [10:00, 16:00) local. A quote 3350/3360 has the mid 3355; tick(3350) = 10

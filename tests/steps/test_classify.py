@@ -1,4 +1,4 @@
-"""Session, fill classes, analysed sweeps, groups, qualifying and buckets (DOMAIN §2.2, §3.1, §5.1, §5.3)."""
+"""Session, fill classes, analysed sweeps, groups, qualifying and buckets (docs/methodology.md §1, §2, §4, §5)."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@ second route in plain DuckDB SQL over the raw frames, and hand checks.
 
 Upstream figures (data README), over EVERY sweep (type 2048) of the drop whose final event is on 09-05, not
 only the analysed ones: 4,193 sweeps; 1,650 full / 37 partial / 2,506 none by leaves; 1,687 with >= 1 trade
-row; 1,273 qualifying. v2 (DOMAIN §3.1, §5.1): the session opens at the first auction print at or after
+row; 1,273 qualifying. v2 (docs/methodology.md §1, §4): the session opens at the first auction print at or after
 10:00 local, 10:02:16.001032398 AEST, and 4,100 sweeps arrive in [open, 16:00): the analysed ones.
 """
 
@@ -31,7 +31,7 @@ CFG = Config()
 TZ = "Australia/Sydney"
 DAY = date(2024, 9, 5)
 WHOLE_DAY = Session(open=0, close=2**62, open_source="config")  # to classify every sweep, as upstream did
-# The default fill classes (DOMAIN §2.2), written out for the SQL route
+# The default fill classes (docs/methodology.md §2), written out for the SQL route
 FILL_CODES = "1, 46, 47, 49, 50, 51, 52, 20, 5"
 BOOKING_CODES = "44, 45, 48"
 

@@ -1,4 +1,4 @@
-"""One row per CP order: arrival, post-arrival, final state and trade totals by fill class (DOMAIN §5.2)."""
+"""One row per CP order: arrival, post-arrival, final state and trade totals by fill class (docs/methodology.md §2, §5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Execution metrics, hand-worked: one function for real and simulated fills (DOMAIN §5.4, v2)."""
+"""Execution metrics, hand-worked: one function for real and simulated fills (docs/methodology.md §6)."""
 
 from __future__ import annotations
 

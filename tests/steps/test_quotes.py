@@ -1,4 +1,4 @@
-"""Quote rows (feed or event snapshots), their classes, usable mids and the two lookups (DOMAIN §2.3, §3.1)."""
+"""Quote rows (feed or event snapshots), their classes, usable mids and the two lookups (docs/methodology.md §3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Centre Point / sweep membership by bitmask (DOMAIN §2.1, §8: never equality, never an int8 cast)."""
+"""Centre Point / sweep membership by bitmask (docs/methodology.md §4: never equality, never an int8 cast)."""
 
 from __future__ import annotations
 

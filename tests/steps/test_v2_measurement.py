@@ -1,4 +1,4 @@
-"""DOMAIN v2 measurement, hand-worked: session and usable quotes (§3.1), lifecycle (§5.2), metrics (§5.4),
+"""Measurement, hand-worked (docs/methodology.md): session and usable quotes (§1, §3), lifecycle (§5), metrics (§6),
 the quality row.
 
 Every partition is a few hand-written rows on 2024-09-05 (AEST, UTC+10); every expected value is worked out
@@ -259,7 +259,7 @@ QUALITY_COLUMNS = [
 
 
 def test_output_tables_have_the_spec_columns(run, at) -> None:
-    """spec (b): every listed name, spelled exactly (DOMAIN §6: more columns are welcome; order not fixed);
+    """spec (b): every listed name, spelled exactly (docs/results.md: more columns are welcome; order not fixed);
     a row per analysed sweep; one fidelity row and one quality row."""
     res = run(
         traded_out(1, at("10:30:00")),
@@ -301,7 +301,7 @@ def test_output_tables_have_the_spec_columns(run, at) -> None:
         assert s[c] == pl.String, c
 
 
-# ---- §3.1 session and usable quotes ---------------------------------------------------------------------
+# ---- §1, §3 session and usable quotes ---------------------------------------------------------------------
 def test_quote_at_the_events_own_nanosecond_is_not_its_benchmark(run, at) -> None:
     """A quote stamped at the arrival nanosecond is the sweep's consequence: the earlier quote benchmarks it
     (arrival and the fill's m_t alike)."""
@@ -490,7 +490,7 @@ def test_max_quote_age_makes_an_old_quote_count_as_none(run, at, cfg) -> None:
     assert off[1]["implementation_shortfall_bps"] == 0.0
 
 
-# ---- §5.2 lifecycle, §5.3 classification ----------------------------------------------------------------
+# ---- §5 lifecycle and classification ----------------------------------------------------------------
 def test_ucp_booking_row_is_not_a_fill_and_disqualifies(run, at) -> None:
     """Booking reports (44/48) count in booking_quantity, not as fills; qualifying needs every trade lit."""
     t1, t2, t3 = at("10:30:00"), at("10:31:00"), at("10:32:00")
@@ -576,7 +576,7 @@ def test_amended_order_size_is_its_largest_quantity(run, at) -> None:
     assert two["size_bucket"] == "small"  # 120 in (100, 1000]
 
 
-# ---- §5.4 metrics ------------------------------------------------------------------------------------
+# ---- §6 metrics ------------------------------------------------------------------------------------
 def test_unfilled_orders_opportunity_cost_and_shortfall(run, at) -> None:
     """m_end = mid before the final event, or before close when the order is still working (still on the book
     after its last event, or its last event at or after 16:00)."""
@@ -738,7 +738,7 @@ def test_effective_spread_over_lit_and_dark_fills_only(run, at) -> None:
 
 
 def test_realized_spread_plus_price_impact_is_the_effective_spread(run, at) -> None:
-    """Two fills with quotes moving between them; for every horizon RS and PI follow the DOMAIN formulas
+    """Two fills with quotes moving between them; for every horizon RS and PI follow the formulas of docs/methodology.md §6
     (both divided by m_t) and add up to the effective spread fill by fill."""
     t1, t2 = at("10:30:00"), at("10:30:10")
     res = run(

@@ -1,5 +1,5 @@
-"""DOMAIN v2 replay, hand-worked: who rests, candidates, limits and the mid-tick, MAQ, impact, windows, the
-simulated path and its shortfall, `set`, and the reality replay's fidelity (§5.5-§5.7, spec-v2 (c)).
+"""the methodology replay, hand-worked: who rests, candidates, limits and the mid-tick, MAQ, impact, windows, the
+simulated path and its shortfall, `set`, and the reality replay's fidelity (docs/methodology.md §7–§9).
 
 Every partition is a few hand-written CP orders on 2024-09-05 (AEST, UTC+10) with one quote 3350/3360
 (mid 3355) unless a test says otherwise; the expected fills are worked out next to each assert.
