@@ -13,7 +13,7 @@ import pyarrow as pa
 import pytest
 
 from dpsim import schema
-from dpsim.config import parse_hhmm
+from dpsim.config import Config, load_config, parse_hhmm
 from dpsim.lake import PartitionKey
 from dpsim.tradingtime import trading_date
 
@@ -153,3 +153,18 @@ def _local_ns(text: str, nanos: int = 0, tz: str = "Australia/Sydney") -> int:
 def local_ns() -> Callable[..., int]:
     """ns since epoch UTC of a local wall-clock time 'YYYY-MM-DD HH:MM:SS' (+ extra nanoseconds), DST-aware."""
     return _local_ns
+
+
+@pytest.fixture
+def cfg(tmp_path: Path) -> Callable[..., Config]:
+    """cfg(overrides) = the built-in defaults (an empty YAML file, not conf/default.yaml) plus dotted-key
+    overrides such as {"time.max_quote_age_s": 30}."""
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    return lambda overrides=None: load_config(empty, overrides)
+
+
+@pytest.fixture
+def at(local_ns: Callable[..., int]) -> Callable[..., int]:
+    """at("10:30:00", nanos) = ns UTC of that local time on 2024-09-05."""
+    return lambda hms, nanos=0: local_ns(f"2024-09-05 {hms}", nanos)

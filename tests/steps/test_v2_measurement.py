@@ -17,7 +17,6 @@ from typing import Any
 import polars as pl
 import pytest
 
-from dpsim.config import Config, load_config
 from dpsim.errors import InputError
 from dpsim.partition import compute_partition
 
@@ -87,20 +86,6 @@ def by_id(df: pl.DataFrame, key: str = "order_id") -> dict[int, dict[str, Any]]:
 
 def is_positive_zero(x: float) -> bool:
     return x == 0.0 and math.copysign(1.0, x) == 1.0
-
-
-@pytest.fixture(scope="module")
-def cfg(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Config]:
-    """The built-in defaults (an empty YAML file, not conf/default.yaml) plus dotted-key overrides."""
-    empty = tmp_path_factory.mktemp("cfg") / "empty.yaml"
-    empty.write_text("")
-    return lambda overrides=None: load_config(empty, overrides)
-
-
-@pytest.fixture
-def at(local_ns: Callable[..., int]) -> Callable[..., int]:
-    """at("10:30:00", nanos) = ns UTC of that local time on 2024-09-05."""
-    return lambda hms, nanos=0: local_ns(f"2024-09-05 {hms}", nanos)
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ from typing import Any
 import polars as pl
 import pytest
 
-from dpsim.config import Config, load_config
 from dpsim.partition import compute_partition
 
 DAY = date(2024, 9, 5)
@@ -132,20 +131,6 @@ def fill(
         "price": pytest.approx(price, rel=1e-12),
         "mid": pytest.approx(price if mid is None else mid, rel=1e-12),
     }
-
-
-@pytest.fixture(scope="module")
-def cfg(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Config]:
-    """The built-in defaults (an empty YAML file, not conf/default.yaml) plus dotted-key overrides."""
-    empty = tmp_path_factory.mktemp("cfg") / "empty.yaml"
-    empty.write_text("")
-    return lambda overrides=None: load_config(empty, overrides)
-
-
-@pytest.fixture
-def at(local_ns: Callable[..., int]) -> Callable[..., int]:
-    """at("10:30:00", nanos) = ns UTC of that local time on 2024-09-05."""
-    return lambda hms, nanos=0: local_ns(f"2024-09-05 {hms}", nanos)
 
 
 @pytest.fixture
