@@ -32,9 +32,9 @@ def drop(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _config(drop: Path, lake: Path) -> Config:
-    globs = [str(drop / f"{k}.csv*") for k in ("orders", "trades", "nbbo")]
+    orders, trades, nbbo = (str(drop / f"{k}.csv*") for k in ("orders", "trades", "nbbo"))
     scenarios = {"baseline": Scenario(), "half_cap": Scenario(max_fill_fraction=0.5)}
-    return drop_config(lake, *globs, scenarios, Run(workers=2))
+    return drop_config(lake, orders, trades, nbbo, scenarios, Run(workers=2))
 
 
 @pytest.fixture()
@@ -74,7 +74,7 @@ def test_runs_every_partition_in_parallel_then_skips_unchanged(lake: tuple[Confi
     changed = dataclasses.replace(cfg, scenarios={**cfg.scenarios, "baseline": Scenario(impact_bps=1.0)})
     assert {r.status for r in jobs.run_jobs(changed, lk, parts[:2]).records} == {"ok"}
     f = lk.partition_files("orders", parts[5])[0]
-    os.utime(f, ns=(f.stat().st_atime_ns, f.stat().st_mtime_ns + 10**9))
+    os.utime(str(f), ns=(f.stat().st_atime_ns, f.stat().st_mtime_ns + 10**9))
     statuses = {r.partition: r.status for r in jobs.run_jobs(cfg, lk, parts).records}
     # parts[0:2] hold results of the changed config, so the original config reruns them as well
     assert sorted(p for p, s in statuses.items() if s == "ok") == sorted(
@@ -96,7 +96,7 @@ def test_failures_are_isolated_and_only_failed_completes(
     run = jobs.run_jobs(cfg, lk, parts)
     failed = {r.partition: r.error for r in run.failed}
     assert set(failed) == {str(killed), str(raised), str(corrupt)}
-    assert "worker process died" in failed[str(killed)]
+    assert "worker process died" in (failed[str(killed)] or "")
     assert failed[str(raised)] == f"RuntimeError: injected fault for {raised}"
     assert sum(r.status == "ok" for r in run.records) == len(parts) - 3
     assert jobs.last_failed(lk) == sorted([killed, raised, corrupt])
@@ -120,7 +120,7 @@ def test_timeout_fails_the_job_only(lake: tuple[Config, Lake], monkeypatch: pyte
     cfg = dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, job_timeout_s=4.0))
     run = jobs.run_jobs(cfg, lk, parts)
     assert [r.partition for r in run.failed] == [str(slow)]
-    assert run.failed[0].error.startswith("timed out after 4 s")
+    assert (run.failed[0].error or "").startswith("timed out after 4 s")
     assert sum(r.status == "ok" for r in run.records) == 3
 
 
@@ -186,7 +186,7 @@ class _BreaksOnSecondSubmit(cf.Executor):
     def __init__(self) -> None:
         self.submits = 0
 
-    def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def,override]
+    def submit(self, fn, /, *args, **kwargs):
         self.submits += 1
         if self.submits == 2:
             raise cf.process.BrokenProcessPool("a child process terminated abruptly")

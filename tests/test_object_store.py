@@ -67,8 +67,10 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 def _cfg(lake: str | Path, executor: str = "local") -> Config:
     scenarios = {"baseline": Scenario(), "impact_5bps": Scenario(impact_bps=5.0)}
-    globs = [str(DRR / f"{k}.csv.gz") for k in ("orders", "trades", "nbbo")]
-    return drop_config(lake, *globs, scenarios, Run(workers=2, max_retries=2, executor=executor))
+    orders, trades, nbbo = (str(DRR / f"{k}.csv.gz") for k in ("orders", "trades", "nbbo"))
+    return drop_config(
+        lake, orders, trades, nbbo, scenarios, Run(workers=2, max_retries=2, executor=executor)
+    )
 
 
 def _files(lake: Lake, *folders: str) -> dict[str, bytes]:
@@ -124,7 +126,7 @@ def test_drr_day_in_a_bucket_gives_the_local_lake_files(s3: str, local_lake: Lak
     aggregates = run_aggregates(cfg, lake)
     for name, table in aggregates.items():  # DuckDB's parallel float sums vary in the last bits between runs
         expected = local_lake.read_parquet(local_lake.aggregates_dir / f"{name}.parquet")
-        assert_frame_equal(pl.from_arrow(table), pl.from_arrow(expected), rel_tol=1e-9, abs_tol=1e-9)
+        assert_frame_equal(pl.DataFrame(table), pl.DataFrame(expected), rel_tol=1e-9, abs_tol=1e-9)
     query = "SELECT scenario, count(*) AS n, sum(sim_quantity) AS q FROM sim_orders GROUP BY 1 ORDER BY 1"
     assert run_sql(lake, query, cfg).equals(run_sql(local_lake, query))
     assert lake.catalog_path.exists() and not _keys("drr/dpsim.duckdb")  # the catalog is a local cache

@@ -184,11 +184,11 @@ def shred_cfg(**shred_values: Any) -> Config:
 def read_part(lake: Path, kind: str, code: int, day: str) -> pl.DataFrame:
     files = Lake(lake).partition_files(kind, PartitionKey(code, date.fromisoformat(day)))
     assert files, f"no files in {kind} {code}/{day}"
-    return pl.concat([pl.read_parquet(f) for f in files])
+    return pl.concat([pl.read_parquet(str(f)) for f in files])
 
 
 def rejects(lake: Path, kind: str, path: Path) -> pl.DataFrame:
-    return pl.read_parquet(Lake(lake).rejects_path(kind, source_id(path)))
+    return pl.read_parquet(str(Lake(lake).rejects_path(kind, source_id(path))))
 
 
 def lake_files(lake: Path) -> dict[str, int]:
@@ -864,8 +864,8 @@ def test_reference_files(tmp_path: Path) -> None:
         ("participants", "shredded", 2),
     ]
     lake = Lake(tmp_path / "lake")
-    assert pl.read_parquet(lake.reference_path("reference")).rows() == [(110621, "DRR", 3)]
-    assert pl.read_parquet(lake.reference_path("participants")).columns == [
+    assert pl.read_parquet(str(lake.reference_path("reference"))).rows() == [(110621, "DRR", 3)]
+    assert pl.read_parquet(str(lake.reference_path("participants"))).columns == [
         "participantid",
         "participantname",
     ]

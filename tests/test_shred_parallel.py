@@ -144,11 +144,9 @@ def test_last_line_without_newline_and_garbage(drop: Path, tmp_path: Path) -> No
         i + 1 for i, line in enumerate(lines) if line in (b"garbage", b"1,2,3", b"", b'x,"y')
     ]
     manifest = Lake(tmp_path / "many").read_manifest(source_id(src))
-    assert manifest is not None
-    assert (
-        manifest["rejects_by_reason"]
-        == Lake(tmp_path / "one").read_manifest(source_id(src))["rejects_by_reason"]
-    )  # type: ignore[index]
+    one = Lake(tmp_path / "one").read_manifest(source_id(src))
+    assert manifest is not None and one is not None
+    assert manifest["rejects_by_reason"] == one["rejects_by_reason"]
 
 
 def test_dask_workers_shred_the_same_files(drop: Path, tmp_path: Path) -> None:
