@@ -66,14 +66,13 @@ import csv
 import ctypes
 import glob
 import logging
-import multiprocessing
 import os
 import shutil
 import sys
 import time
 from collections import Counter, OrderedDict, deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
@@ -92,10 +91,11 @@ import zstandard
 from isal import isal_zlib
 from upath import UPath
 
-from dpsim import schema
+from dpsim import pools, schema
+from dpsim.catalog import refresh_catalog
 from dpsim.config import Config, parse_hhmm
 from dpsim.errors import InputError
-from dpsim.lake import Lake, PartitionKey, source_id
+from dpsim.lake import Lake, PartitionKey, manifests, publish, source_id
 from dpsim.progress import Progress, SilentProgress
 from dpsim.tradingtime import trading_date
 
@@ -167,6 +167,20 @@ class SourceResult:
     seconds: float
     status: str  # "shredded" | "skipped" (unchanged since the last shred) | "failed"
     error: str | None = None
+
+
+def shred_drop(
+    cfg: Config,
+    lake: Lake,
+    *,
+    inputs: Mapping[str, Sequence[str]] | None = None,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> list[SourceResult]:
+    """The `dpsim shred` session: shred the drop (see `shred`), then refresh the lake's DuckDB catalog."""
+    results = shred(cfg, lake, inputs=inputs, force=force, progress=progress)
+    refresh_catalog(lake)
+    return results
 
 
 def shred(
@@ -257,12 +271,12 @@ def _resolve_inputs(cfg: Config, inputs: Mapping[str, Sequence[str]]) -> dict[st
 def _shred_source(
     kind: schema.RawKind, path: str, cfg: Config, lake: Lake, force: bool, progress: Progress
 ) -> SourceResult:
-    src = _begin(kind, path, lake, force)
-    if isinstance(src, SourceResult):
-        return src
+    src = publish.begin_source(lake, kind.name, path, force=force)
+    if isinstance(src, publish.Unchanged):
+        return _skipped(src.manifest)
     writer = _PartWriter(
         kind,
-        src.sid,
+        src.source_id,
         lake,
         src.staging,
         cfg.shred.row_group_rows,
@@ -271,7 +285,7 @@ def _shred_source(
     rejects = _RejectSink(src.staging / "rejects.parquet")
     run = _SourceRun(kind, path, cfg, writer, rejects)
     try:
-        with progress.task(f"{kind.name} {Path(path).name}", total=src.st.st_size, unit="bytes") as task:
+        with progress.task(f"{kind.name} {Path(path).name}", total=src.stat.st_size, unit="bytes") as task:
             run.stream(task)
         rejects.close()
         if run.rows_read != writer.rows + rejects.rows:
@@ -284,123 +298,66 @@ def _shred_source(
         return _failed(src, lake, exc, rejects, fingerprint=run.fingerprint, rows_read=run.rows_read)
     finally:
         writer.abort()  # a no-op unless interrupted (KeyboardInterrupt): the next run cleans the staging folder
-    keys = writer.partitions
-    _publish(
-        src, lake, rejects, keys, {lake.raw_part_path(kind.name, k, src.sid) for k in keys}, writer.publish
-    )
     plan = run.plan
     assert plan is not None
-    return _finished(
+    keys = writer.partitions
+    return _commit(
         src,
         lake,
+        writer.staged_parts(),
         rejects,
         plan,
         fingerprint=run.fingerprint,
         rows_read=run.rows_read,
         rows_written=writer.rows,
         keys=keys,
-        files_written=len(keys),
         extra={"flushes": writer.flushes, "compacted_partitions": writer.compacted},
     )
 
 
-@dataclass
-class _Source:
-    """Bookkeeping shared by the single and the byte-range path of one partitioned source."""
-
-    kind: schema.RawKind
-    path: str
-    sid: str
-    st: os.stat_result
-    stale: list[PartitionKey]  # partitions that may hold this source's files from an earlier run
-    started: float
-    base: dict[str, Any]  # the manifest fields known from the start
-    staging: Path
-
-
-def _begin(kind: schema.RawKind, path: str, lake: Lake, force: bool) -> _Source | SourceResult:
-    """Skip an unchanged source (its previous result), or mark it running and prepare its staging folder."""
-    sid = source_id(path)
-    st = os.stat(path)
-    prev = lake.read_manifest(sid)
-    if not force and _unchanged(prev, path, st):
-        assert prev is not None
-        return _skipped(prev)
-    stale = _manifest_keys(prev)
-    base = {
-        "kind": kind.name,
-        "path": path,
-        "source_id": sid,
-        "size": st.st_size,
-        "mtime_ns": st.st_mtime_ns,
-        "started_at": _now(),
-    }
-    lake.write_json(
-        {**base, "status": "running", "partitions": [str(k) for k in stale]}, lake.manifest_path(sid)
-    )
-    staging = lake.local_dir("shred") / sid
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    return _Source(kind, path, sid, st, stale, time.perf_counter(), base, staging)
-
-
 def _failed(
-    src: _Source, lake: Lake, exc: Exception, rejects: _RejectSink, *, fingerprint: str, rows_read: int
+    src: publish.SourceStage,
+    lake: Lake,
+    exc: Exception,
+    rejects: _RejectSink,
+    *,
+    fingerprint: str,
+    rows_read: int,
 ) -> SourceResult:
     """Remove everything of a failed source from the lake and record why (the message names the file)."""
     error = _failure_message(exc, src.path, lake)
     rejects.close()
-    lake.remove_source_parts(src.kind.name, src.sid, src.stale)
-    lake.rejects_path(src.kind.name, src.sid).unlink(missing_ok=True)
-    _remove_staging(src.staging)
-    result = SourceResult(
-        kind=src.kind.name,
-        path=src.path,
-        source_id=src.sid,
-        size=src.st.st_size,
-        fingerprint=fingerprint,
-        rows_read=rows_read,
-        rows_written=0,
-        rows_rejected=0,
-        partitions=[],
-        files_written=0,
-        seconds=time.perf_counter() - src.started,
-        status="failed",
-        error=error,
-    )
-    lake.write_json({**src.base, **asdict(result), "finished_at": _now()}, lake.manifest_path(src.sid))
+    result: list[SourceResult] = []
+
+    def failed() -> dict[str, Any]:
+        result.append(
+            SourceResult(
+                kind=src.kind,
+                path=src.path,
+                source_id=src.source_id,
+                size=src.stat.st_size,
+                fingerprint=fingerprint,
+                rows_read=rows_read,
+                rows_written=0,
+                rows_rejected=0,
+                partitions=[],
+                files_written=0,
+                seconds=time.perf_counter() - src.started,
+                status="failed",
+                error=error,
+            )
+        )
+        return asdict(result[0])
+
+    publish.abort_source(lake, src, failed)
     LOG.error("%s", error)
-    return result
+    return result[0]
 
 
-def _publish(
-    src: _Source,
+def _commit(
+    src: publish.SourceStage,
     lake: Lake,
-    rejects: _RejectSink,
-    keys: list[PartitionKey],
-    keep: set[UPath],
-    move_parts: Callable[[], None],
-) -> None:
-    """Move the staged files into the lake, replacing this source's older files and nothing else."""
-    touched = sorted(set(src.stale) | set(keys))
-    # Record every partition that may hold this source's files before touching them, so an interrupted
-    # publish is cleaned up by the next run.
-    lake.write_json(
-        {**src.base, "status": "running", "partitions": [str(k) for k in touched]},
-        lake.manifest_path(src.sid),
-    )
-    lake.remove_source_parts(src.kind.name, src.sid, touched, keep=keep)
-    move_parts()
-    if rejects.rows:
-        lake.put(rejects.path, lake.rejects_path(src.kind.name, src.sid))
-    else:
-        lake.rejects_path(src.kind.name, src.sid).unlink(missing_ok=True)
-    _remove_staging(src.staging)
-
-
-def _finished(
-    src: _Source,
-    lake: Lake,
+    parts: Mapping[UPath, Path | UPath],
     rejects: _RejectSink,
     plan: _Plan,
     *,
@@ -408,39 +365,40 @@ def _finished(
     rows_read: int,
     rows_written: int,
     keys: list[PartitionKey],
-    files_written: int,
     extra: dict[str, Any],
 ) -> SourceResult:
-    """Write the final manifest of a shredded source and log its figures."""
-    seconds = time.perf_counter() - src.started
-    result = SourceResult(
-        kind=src.kind.name,
-        path=src.path,
-        source_id=src.sid,
-        size=src.st.st_size,
-        fingerprint=fingerprint,
-        rows_read=rows_read,
-        rows_written=rows_written,
-        rows_rejected=rejects.rows,
-        partitions=[str(k) for k in keys],
-        files_written=files_written,
-        seconds=seconds,
-        status="shredded",
-    )
-    lake.write_json(
-        {
-            **src.base,
-            **asdict(result),
-            "finished_at": _now(),
-            "rejects_by_reason": dict(rejects.reasons),
-            "rejects_file": str(lake.rejects_path(src.kind.name, src.sid)) if rejects.rows else None,
-            "columns": plan.header,
-            "dropped_columns": plan.dropped,
-            "null_columns": plan.missing,
-            **extra,
-        },
-        lake.manifest_path(src.sid),
-    )
+    """Publish the staged files and the final manifest of a shredded source; log its figures."""
+    result: list[SourceResult] = []
+
+    def shredded() -> dict[str, Any]:
+        result.append(
+            SourceResult(
+                kind=src.kind,
+                path=src.path,
+                source_id=src.source_id,
+                size=src.stat.st_size,
+                fingerprint=fingerprint,
+                rows_read=rows_read,
+                rows_written=rows_written,
+                rows_rejected=rejects.rows,
+                partitions=[str(k) for k in keys],
+                files_written=len(parts),
+                seconds=time.perf_counter() - src.started,
+                status="shredded",
+            )
+        )
+        return asdict(result[0])
+
+    details = {
+        "rejects_by_reason": dict(rejects.reasons),
+        "rejects_file": str(src.rejects_path(lake)) if rejects.rows else None,
+        "columns": plan.header,
+        "dropped_columns": plan.dropped,
+        "null_columns": plan.missing,
+        **extra,
+    }
+    publish.commit_source(lake, src, parts, rejects.path if rejects.rows else None, shredded, details)
+    seconds = result[0].seconds
     LOG.info(
         "%s: %d rows read, %d written, %d rejected, %d partitions, %d files, %.1f s (%.1f MB/s)",
         src.path,
@@ -448,11 +406,11 @@ def _finished(
         rows_written,
         rejects.rows,
         len(keys),
-        files_written,
+        len(parts),
         seconds,
-        src.st.st_size / 1e6 / max(seconds, 1e-9),
+        src.stat.st_size / 1e6 / max(seconds, 1e-9),
     )
-    return result
+    return result[0]
 
 
 def _failure_message(exc: Exception, path: str, lake: Lake) -> str:
@@ -467,40 +425,9 @@ def _failure_message(exc: Exception, path: str, lake: Lake) -> str:
     return f"{path}: unexpected error: {exc!r}"
 
 
-def _unchanged(prev: dict[str, Any] | None, path: str, st: os.stat_result) -> bool:
-    return bool(
-        prev
-        and prev.get("status") == "shredded"
-        and prev.get("path") == path
-        and prev.get("size") == st.st_size
-        and prev.get("mtime_ns") == st.st_mtime_ns
-    )
-
-
 def _skipped(prev: dict[str, Any]) -> SourceResult:
     fields = {f: prev[f] for f in SourceResult.__dataclass_fields__ if f in prev}
     return SourceResult(**{**fields, "seconds": 0.0, "status": "skipped", "error": None})
-
-
-def _manifest_keys(prev: dict[str, Any] | None) -> list[PartitionKey]:
-    out = []
-    for text in (prev or {}).get("partitions", []):
-        code, day = text.split("/")
-        out.append(PartitionKey(int(code), date.fromisoformat(day)))
-    return out
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def _remove_staging(staging: Path) -> None:
-    shutil.rmtree(staging, ignore_errors=True)
-    for d in (staging.parent, staging.parent.parent):  # _tmp/shred and _tmp, when nothing else uses them
-        try:
-            d.rmdir()
-        except OSError:
-            break
 
 
 # ---- column plan: header -> canonical columns -----------------------------------------------------
@@ -1267,7 +1194,7 @@ class _PartWriter:
     def partitions(self) -> list[PartitionKey]:
         return sorted(self.pieces)
 
-    def _staged(self, key: PartitionKey, piece: int) -> Path:
+    def staged(self, key: PartitionKey, piece: int) -> Path:
         """Flat staging names (no hive folders to create and remove): <code>_<date>_<piece>.parquet."""
         return self.staging / f"{key.security_code}_{key.date.isoformat()}_{piece}.parquet"
 
@@ -1281,7 +1208,7 @@ class _PartWriter:
             self.pieces[key] = n + 1
             if n:
                 self.to_compact.add(key)
-            piece = self.open[key] = _Piece(self._staged(key, n))
+            piece = self.open[key] = _Piece(self.staged(key, n))
             while len(self.open) > self.max_open:
                 self._close(pool, next(iter(self.open)))
         self.open.move_to_end(key)
@@ -1345,7 +1272,7 @@ class _PartWriter:
         self.closing.clear()
 
     def _compact(self, key: PartitionKey) -> None:
-        paths = [self._staged(key, p) for p in range(self.pieces[key])]
+        paths = [self.staged(key, p) for p in range(self.pieces[key])]
         table = self._sorted_table(pa.concat_tables(pq.read_table(p, schema=self.schema) for p in paths))
         tmp = paths[0].with_name(f".{paths[0].name}.compact")
         pq.write_table(table, tmp, row_group_size=self.row_group_rows, **self.options)
@@ -1363,13 +1290,12 @@ class _PartWriter:
         columns = [table.column(f.name) if f.name in have else pa.nulls(n, f.type) for f in self.schema]
         return pa.Table.from_arrays(columns, schema=self.schema)
 
-    def publish(self) -> None:
-        self.lake.put_many(
-            {
-                self.lake.raw_part_path(self.kind.name, key, self.sid): self._staged(key, 0)
-                for key in self.pieces
-            }
-        )
+    def staged_parts(self, piece: int = 0) -> dict[UPath, Path]:
+        """Lake path -> staged file of every partition (after `finish`: one file each), published as `piece`."""
+        return {
+            self.lake.raw_part_path(self.kind.name, key, self.sid, piece): self.staged(key, 0)
+            for key in self.partitions
+        }
 
 
 def _write_options(lake_schema: pa.Schema) -> dict[str, Any]:
@@ -1474,7 +1400,7 @@ def _shred_parallel(
         results[i] = _shred_source(sources[i][0], sources[i][1], cfg, lake, force, progress)
     elif whole:
         child = _child_config(cfg, min(workers, len(whole)))
-        with _worker_pool(cfg, min(workers, len(whole))) as pool:
+        with pools.worker_pool(cfg.run, min(workers, len(whole))) as pool:
             futures = {
                 i: pool.submit(
                     _shred_source_child, sources[i][0].name, sources[i][1], child, str(lake.root), force
@@ -1500,26 +1426,8 @@ def _child_config(cfg: Config, processes: int) -> Config:
     )
 
 
-@contextlib.contextmanager
-def _worker_pool(cfg: Config, n: int) -> Iterator[Executor]:
-    """Where the pieces of a parallel shred run: `n` local processes, or the cluster of `run.executor`."""
-    if cfg.run.executor == "local":
-        pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"))
-        try:
-            yield pool
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-        return
-    from dpsim.executors import open_executor
-
-    with open_executor(replace(cfg.run, workers=n)) as executor:
-        assert executor is not None
-        yield executor
-
-
 def _shred_source_child(kind: str, path: str, cfg: Config, root: str, force: bool) -> SourceResult:
     """One whole source in a worker process."""
-    logging.basicConfig(level=logging.WARNING)
     with _without_huge_pages():
         return _shred_source(schema.PARTITIONED_KINDS[kind], path, cfg, Lake(root), force, SilentProgress())
 
@@ -1588,11 +1496,10 @@ def _shred_range(
 ) -> _RangeResult:
     """One byte range of a plain file, in a worker process: its lines into its own staged files, uploaded
     to the lake's shared staging folder when the parent may be on another machine (`in_lake`)."""
-    logging.basicConfig(level=logging.WARNING)
     rk = schema.PARTITIONED_KINDS[kind]
     lake = Lake(root)
     if in_lake:  # the client's scratch path may not exist here: stage in this machine's own
-        staging = lake.local_dir("shred") / sid / staging.name
+        staging = lake.staging_dir(sid) / staging.name
     staging.mkdir(parents=True, exist_ok=True)
     writer = _PartWriter(
         rk, sid, lake, staging, cfg.shred.row_group_rows, min(cfg.shred.max_open_partitions, MAX_OPEN_FILES)
@@ -1606,12 +1513,12 @@ def _shred_range(
         finally:
             writer.abort()
             rejects.close()
-    staged = {k: writer._staged(k, 0) for k in writer.partitions}
+    staged = {k: writer.staged(k, 0) for k in writer.partitions}
     staged_rejects = rejects.path if rejects.rows else None
-    shared = lake.shared_dir(f"shred/{sid}/{staging.name}")
+    shared = lake.shared_staging_dir(sid) / staging.name
 
     def location(f: Path) -> str:
-        return str(shared / f.name)[len(str(lake.root)) + 1 :] if in_lake else str(f)
+        return lake.key_of(shared / f.name) if in_lake else str(f)
 
     if in_lake:  # the client may be on another machine: hand the files over through the lake
         lake.put_many({shared / f.name: f for f in [*staged.values(), *filter(None, [staged_rejects])]})
@@ -1646,24 +1553,24 @@ def _shred_source_ranges(
     into its own staged files (range k publishes piece k: part-<source-id>[-k].parquet). The parent reads the
     header once, hashes the file while the ranges run, renumbers the rejects (lines of earlier ranges + 1
     for the header) into one rejects file, and publishes only when every range succeeded."""
-    src = _begin(kind, path, lake, force)
-    if isinstance(src, SourceResult):
-        return src
+    in_lake = not lake.is_local and cfg.run.executor != "local"  # workers may not share this machine's disk
+    src = publish.begin_source(lake, kind.name, path, force=force, shared=in_lake)
+    if isinstance(src, publish.Unchanged):
+        return _skipped(src.manifest)
     rejects = _RejectSink(src.staging / "rejects.parquet")
     fingerprint = ""
     rows_read = 0
-    in_lake = not lake.is_local and cfg.run.executor != "local"  # workers may not share this machine's disk
     try:
         header, data_start = _read_header(path)
         if header is None:
             raise InputError(f"{path}: the file is empty (no header line): re-export it")
         plan = _plan(kind, path, header, cfg)
-        spans = _byte_ranges(path, data_start, src.st.st_size, workers)
+        spans = _byte_ranges(path, data_start, src.stat.st_size, workers)
         child = _child_config(cfg, max(1, len(spans)))
         parts: list[_RangeResult] = []
         with (
-            progress.task(f"{kind.name} {Path(path).name}", total=src.st.st_size, unit="bytes") as task,
-            _worker_pool(cfg, max(1, len(spans))) as pool,
+            progress.task(f"{kind.name} {Path(path).name}", total=src.stat.st_size, unit="bytes") as task,
+            pools.worker_pool(cfg.run, max(1, len(spans))) as pool,
         ):
             futures = [
                 pool.submit(
@@ -1673,7 +1580,7 @@ def _shred_source_ranges(
                     child,
                     plan,
                     str(lake.root),
-                    src.sid,
+                    src.source_id,
                     src.staging / f"r{k}",
                     span,
                     in_lake,
@@ -1706,28 +1613,23 @@ def _shred_source_ranges(
         if rows_read != written + rejects.rows:
             raise RuntimeError(f"rows read {rows_read} != written {written} + rejected {rejects.rows}")
     except Exception as exc:
-        if in_lake:
-            lake.remove_tree(lake.shared_dir(f"shred/{src.sid}"))
         return _failed(src, lake, exc, rejects, fingerprint=fingerprint, rows_read=rows_read)
     keys = sorted({k for p in parts for k in p.staged})
     targets = {
-        lake.raw_part_path(kind.name, k, src.sid, piece): _staged_file(lake, p, staged)
+        lake.raw_part_path(kind.name, k, src.source_id, piece): _staged_file(lake, p, staged)
         for piece, p in enumerate(parts)
         for k, staged in p.staged.items()
     }
-    _publish(src, lake, rejects, keys, set(targets), lambda: lake.put_many(targets))
-    if in_lake:
-        lake.remove_tree(lake.shared_dir(f"shred/{src.sid}"))
-    return _finished(
+    return _commit(
         src,
         lake,
+        targets,
         rejects,
         plan,
         fingerprint=fingerprint,
         rows_read=rows_read,
         rows_written=written,
         keys=keys,
-        files_written=len(targets),
         extra={
             "flushes": sum(p.flushes for p in parts),
             "compacted_partitions": sum(p.compacted for p in parts),
@@ -1752,9 +1654,12 @@ def _fingerprint(path: str) -> str:
 def _shred_reference(kind: str, paths: list[str], lake: Lake, force: bool) -> list[SourceResult]:
     """Read every file of a reference kind whole (types inferred) into one lake file; skipped when unchanged."""
     stats = {p: os.stat(p) for p in paths}
-    prevs = {p: lake.read_manifest(source_id(p)) for p in paths}
-    if not force and all(_unchanged(prevs[p], p, stats[p]) for p in paths):
-        return [_skipped(prevs[p]) for p in paths]  # type: ignore[arg-type]
+    prevs = {p: manifests.read_source(lake, source_id(p)) for p in paths}
+    unchanged = {
+        p: prev for p, prev in prevs.items() if prev is not None and manifests.unchanged(prev, p, stats[p])
+    }
+    if not force and len(unchanged) == len(paths):
+        return [_skipped(unchanged[p]) for p in paths]
     results, tables = [], []
     for p in paths:
         started = time.perf_counter()
@@ -1802,13 +1707,14 @@ def _shred_reference(kind: str, paths: list[str], lake: Lake, force: bool) -> li
     else:  # nothing readable: no stale copy of an older drop's file
         lake.reference_path(kind).unlink(missing_ok=True)
     for r in results:
-        lake.write_json(
+        manifests.write_source(
+            lake,
+            r.source_id,
             {
                 **asdict(r),
                 "mtime_ns": stats[r.path].st_mtime_ns,
-                "finished_at": _now(),
+                "finished_at": manifests.now(),
                 "file": str(lake.reference_path(kind)),
             },
-            lake.manifest_path(r.source_id),
         )
     return results

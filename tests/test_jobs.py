@@ -14,7 +14,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from dpsim import jobs
+from dpsim import cli, jobs, pools
 from dpsim.config import Config, Run, Scenario
 from dpsim.lake import Lake, PartitionKey
 from dpsim.shred import shred
@@ -92,8 +92,7 @@ def test_failures_are_isolated_and_only_failed_completes(
     bad = lk.partition_files("trades", corrupt)[0]
     good_bytes = bad.read_bytes()
     bad.write_bytes(b"not a parquet file")
-    monkeypatch.setenv(jobs.FAULT_ENV, f"kill:{killed},raise:{raised}")
-    run = jobs.run_jobs(cfg, lk, parts)
+    run = jobs.run_jobs(cfg, lk, parts, faults=f"kill:{killed},raise:{raised}")
     failed = {r.partition: r.error for r in run.failed}
     assert set(failed) == {str(killed), str(raised), str(corrupt)}
     assert "worker process died" in (failed[str(killed)] or "")
@@ -102,7 +101,6 @@ def test_failures_are_isolated_and_only_failed_completes(
     assert jobs.last_failed(lk) == sorted([killed, raised, corrupt])
 
     # repair and rerun only the failed ones
-    monkeypatch.delenv(jobs.FAULT_ENV)
     bad.write_bytes(good_bytes)
     rerun = jobs.run_jobs(cfg, lk, jobs.last_failed(lk), force=True)
     assert sorted(r.partition for r in rerun.records if r.status == "ok") == sorted(
@@ -116,9 +114,8 @@ def test_timeout_fails_the_job_only(lake: tuple[Config, Lake], monkeypatch: pyte
     cfg, lk = lake
     parts = lk.partitions("orders")[:4]
     slow = parts[2]
-    monkeypatch.setenv(jobs.FAULT_ENV, f"sleep:{slow}")
     cfg = dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, job_timeout_s=4.0))
-    run = jobs.run_jobs(cfg, lk, parts)
+    run = jobs.run_jobs(cfg, lk, parts, faults=f"sleep:{slow}")
     assert [r.partition for r in run.failed] == [str(slow)]
     assert (run.failed[0].error or "").startswith("timed out after 4 s")
     assert sum(r.status == "ok" for r in run.records) == 3
@@ -156,7 +153,7 @@ def test_cli_exit_3_names_failed_partitions_and_rerun_command(
     conf = tmp_path / "c.yaml"
     conf.write_text(f"lake: {lk.root}\nscenarios:\n  baseline: {{}}\nrun:\n  workers: 2\n", encoding="utf-8")
     key: PartitionKey = lk.partitions("orders")[0]
-    env = {**os.environ, jobs.FAULT_ENV: f"raise:{key}", "CI": "1"}
+    env = {**os.environ, cli.FAULT_ENV: f"raise:{key}", "CI": "1"}
     proc = subprocess.run(
         [sys.executable, "-m", "dpsim", "process", "--config", str(conf), "--no-aggregate"],
         cwd=REPO,
@@ -168,7 +165,7 @@ def test_cli_exit_3_names_failed_partitions_and_rerun_command(
     last = proc.stderr.strip().splitlines()[-1]
     assert f"1 of {len(lk.partitions('orders'))} jobs failed ({key})" in last
     assert last.endswith(f"rerun only them with: dpsim process --only-failed --config {conf}")
-    env.pop(jobs.FAULT_ENV)
+    env.pop(cli.FAULT_ENV)
     ok = subprocess.run(
         [sys.executable, "-m", "dpsim", "process", "--only-failed", "--config", str(conf), "--no-aggregate"],
         cwd=REPO,
@@ -200,9 +197,11 @@ def test_a_pool_broken_before_a_submit_puts_the_job_back() -> None:
         jobs.JobTask("lake", PartitionKey(c, date(2024, 9, 5)), Config(), (), "") for c in (1, 2)
     )
     pending, done = [second, first], list[jobs.JobRecord]()
-    lost = jobs._drain(
-        _BreaksOnSecondSubmit(), pending, done.append, Config(), in_flight_max=1, own_pool=True
+    gone: list[pools.Lost[jobs.JobTask]] = []
+    supervisor = pools.Supervisor(
+        jobs.run_job, lambda _task, rec: done.append(rec), gone.append, workers=1, timeout_s=900.0
     )
+    lost = supervisor.drain(_BreaksOnSecondSubmit(), pending, in_flight_max=1, own_pool=True)
     assert [r.partition for r in done] == ["1/2024-09-05"]
     assert lost == []  # nothing was running on the broken pool
     assert pending == [second]  # never started: runs on the next pool

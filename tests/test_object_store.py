@@ -25,8 +25,8 @@ import dpsim.shred as shred_module
 from dpsim import jobs, synth
 from dpsim.aggregate import run_aggregates, run_sql
 from dpsim.config import Config, Run, Scenario, Shred
-from dpsim.executors import open_executor
 from dpsim.lake import Lake, source_id
+from dpsim.pools import open_executor
 from dpsim.shred import shred
 from tests.configs import drop_config
 from tests.test_shred_parallel import garbage_orders, part_bytes

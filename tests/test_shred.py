@@ -32,7 +32,7 @@ import dpsim.shred as shred_module
 from dpsim import schema
 from dpsim.config import Aliases, Columns, Config, Shred, TimeConfig
 from dpsim.errors import InputError
-from dpsim.lake import Lake, PartitionKey, source_id
+from dpsim.lake import Lake, PartitionKey, manifests, source_id
 from dpsim.shred import SourceResult, shred
 
 DRR = Path(__file__).resolve().parents[2] / "shared" / "data" / "drr-2024-09-05"
@@ -277,7 +277,7 @@ def test_drr_lake_schema_and_manifest(drr_lake: tuple[Path, list[SourceResult]])
     meta = pq.ParquetFile(f).metadata
     assert meta.row_group(0).column(0).compression == "ZSTD"
     assert meta.row_group(0).column(0).statistics.has_min_max
-    manifest = Lake(lake).read_manifest(results[0].source_id)
+    manifest = manifests.read_source(Lake(lake), results[0].source_id)
     assert manifest is not None
     assert manifest["status"] == "shredded"
     assert manifest["fingerprint"].startswith("xxh3-128:") and len(manifest["fingerprint"]) == 9 + 32
@@ -324,7 +324,7 @@ def test_header_aliases_spaces_and_case(tmp_path: Path) -> None:
     assert t.select("timestamp", "order_id", "exchange").row(0) == (T0, 7904794000124046634, 3)
     n = read_part(tmp_path / "lake", "nbbo", 110621, "2024-09-05")
     assert n.select("bid", "offer", "timestamp").row(0) == (3360, 3370, T0)
-    manifest = Lake(tmp_path / "lake").read_manifest(source_id(orders))
+    manifest = manifests.read_source(Lake(tmp_path / "lake"), source_id(orders))
     assert manifest is not None
     assert manifest["dropped_columns"] == ["comment"] and manifest["null_columns"] == ["row_num"]
     assert manifest["columns"]["order_id"] == " OrderId"
@@ -345,7 +345,7 @@ def test_missing_required_column_fails_that_source_before_writing(tmp_path: Path
     assert str(bad) in o.error and "'sequence'" in o.error and "columns.aliases.orders" in o.error
     assert not (lake / "orders").exists() and not (lake / "_rejects").exists()
     assert not (lake / "_tmp").exists()
-    manifest = Lake(lake).read_manifest(o.source_id)
+    manifest = manifests.read_source(Lake(lake), o.source_id)
     assert manifest is not None and manifest["status"] == "failed" and manifest["error"] == o.error
 
 
@@ -431,7 +431,7 @@ def test_every_reject_reason_with_its_line(tmp_path: Path, block_mb: float) -> N
         (1, 3355, "Rest of Day"),
         (2, 3360, "Current Max"),
     ]
-    manifest = Lake(tmp_path / "lake").read_manifest(r.source_id)
+    manifest = manifests.read_source(Lake(tmp_path / "lake"), r.source_id)
     assert manifest is not None and manifest["rows_rejected"] == 17
     assert manifest["rejects_by_reason"]["wrong field count"] == 3
     assert manifest["rejects_by_reason"]["negative value in column 'quantity'"] == 1
@@ -686,7 +686,7 @@ def test_corrupt_gz_tail_fails_that_file_clearly(tmp_path: Path, damage: str) ->
     assert o.error.startswith(f"{path}: compressed stream is corrupt or truncated after ")
     assert o.error.endswith("re-export or re-copy the file")
     assert not part_files(tmp_path / "lake")  # neither the partial new parts nor the old version's
-    manifest = Lake(tmp_path / "lake").read_manifest(o.source_id)
+    manifest = manifests.read_source(Lake(tmp_path / "lake"), o.source_id)
     assert manifest is not None and manifest["status"] == "failed" and manifest["partitions"] == []
 
 
@@ -790,7 +790,7 @@ def test_memory_pressure_flushes_pieces_and_compacts_them(tmp_path: Path, order_
     (pressed,) = run(tmp_path / "pressed", shred_cfg(max_open_partitions=2, block_size_mb=0.002), orders=path)
     assert pressed.rows_written == calm.rows_written == 600 and pressed.partitions == calm.partitions
     assert len(pressed.partitions) == 12 and pressed.files_written == 12
-    manifest = Lake(tmp_path / "pressed").read_manifest(pressed.source_id)
+    manifest = manifests.read_source(Lake(tmp_path / "pressed"), pressed.source_id)
     assert manifest is not None
     assert manifest["flushes"] > 12 and manifest["compacted_partitions"] > 0
     assert len(part_files(tmp_path / "pressed")) == 12  # one file per partition, pieces compacted away
@@ -818,7 +818,7 @@ def test_interrupted_shred_leaves_nothing_visible_and_reruns(
     with pytest.raises(KeyboardInterrupt):
         run(tmp_path / "lake", cfg, orders=path)
     assert not part_files(tmp_path / "lake")  # pieces were flushed, but only into staging
-    manifest = Lake(tmp_path / "lake").read_manifest(source_id(path))
+    manifest = manifests.read_source(Lake(tmp_path / "lake"), source_id(path))
     assert manifest is not None and manifest["status"] == "running"
     monkeypatch.setattr(shred_module, "_parse_chunk", real)
     (r,) = run(tmp_path / "lake", cfg, orders=path)
@@ -869,7 +869,7 @@ def test_reference_files(tmp_path: Path) -> None:
         "participantid",
         "participantname",
     ]
-    assert all((lake.read_manifest(r.source_id) or {}).get("status") == "shredded" for r in results)
+    assert all((manifests.read_source(lake, r.source_id) or {}).get("status") == "shredded" for r in results)
     assert [r.status for r in run(tmp_path / "lake", reference=ref, participants=parts)] == [
         "skipped",
         "skipped",

@@ -16,7 +16,7 @@ import pytest
 import dpsim.shred as shred_module
 from dpsim import synth
 from dpsim.config import Config, Run, Shred
-from dpsim.lake import Lake, source_id
+from dpsim.lake import Lake, manifests, source_id
 from dpsim.shred import SourceResult, shred
 
 NO_INPUTS: dict[str, list[str]] = {k: [] for k in shred_module.KINDS}
@@ -100,7 +100,7 @@ def test_parallel_matches_single(drop: Path, tmp_path: Path) -> None:
     assert multi[0].partitions == single[0].partitions
     assert multi[0].files_written > single[0].files_written  # ranges write their own files
     _same(tmp_path / "one", tmp_path / "many")
-    manifest = Lake(tmp_path / "many").read_manifest(source_id(orders))
+    manifest = manifests.read_source(Lake(tmp_path / "many"), source_id(orders))
     assert manifest is not None and len(manifest["byte_ranges"]) == 3
     assert manifest["rows_read"] == manifest["rows_written"] + manifest["rows_rejected"]
     assert not (tmp_path / "many" / "_tmp").exists()
@@ -143,8 +143,8 @@ def test_last_line_without_newline_and_garbage(drop: Path, tmp_path: Path) -> No
     assert [r[0] for r in rejects] == [
         i + 1 for i, line in enumerate(lines) if line in (b"garbage", b"1,2,3", b"", b'x,"y')
     ]
-    manifest = Lake(tmp_path / "many").read_manifest(source_id(src))
-    one = Lake(tmp_path / "one").read_manifest(source_id(src))
+    manifest = manifests.read_source(Lake(tmp_path / "many"), source_id(src))
+    one = manifests.read_source(Lake(tmp_path / "one"), source_id(src))
     assert manifest is not None and one is not None
     assert manifest["rejects_by_reason"] == one["rejects_by_reason"]
 
@@ -253,5 +253,5 @@ def test_failure_inside_a_range_fails_the_source(drop: Path, tmp_path: Path) -> 
     assert result.rows_written == 0 and result.partitions == []
     assert not list((lake / "orders").rglob("*.parquet"))
     assert not (lake / "_tmp").exists()
-    manifest = Lake(lake).read_manifest(source_id(orders))
+    manifest = manifests.read_source(Lake(lake), source_id(orders))
     assert manifest is not None and manifest["status"] == "failed"
