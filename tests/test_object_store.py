@@ -22,6 +22,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 import dpsim.shred as shred_module
+import dpsim.shred.ranges as shred_ranges
 from dpsim import jobs, synth
 from dpsim.aggregate import run_aggregates, run_sql
 from dpsim.config import Config, Run, Scenario, Shred
@@ -185,7 +186,7 @@ def test_byte_ranges_shredded_by_dask_workers_into_a_bucket(
     """Range tasks stage their files in the bucket (the client may be on another machine), the client
     publishes them with in-store copies; the rows, rejects and line numbers are those of local processes."""
     distributed = pytest.importorskip("distributed")
-    monkeypatch.setattr(shred_module, "SPLIT_MIN_BYTES", 0)
+    monkeypatch.setattr(shred_ranges, "SPLIT_MIN_BYTES", 0)
     synth.generate(
         tmp_path / "drop", securities=3, days=1, start=date(2024, 10, 3), seed=3, scale=("rows", 6000)
     )

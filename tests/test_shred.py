@@ -29,6 +29,9 @@ from hypothesis import strategies as st
 from upath import UPath
 
 import dpsim.shred as shred_module
+import dpsim.shred.read as shred_read
+import dpsim.shred.stream as shred_stream
+import dpsim.shred.write as shred_write
 from dpsim import schema
 from dpsim.config import Aliases, Columns, Config, Shred, TimeConfig
 from dpsim.errors import InputError
@@ -708,7 +711,7 @@ def test_write_failure_fails_the_source_with_nothing_left(
     def disk_full(*args: Any) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(shred_module._PartWriter, "_append", disk_full)
+    monkeypatch.setattr(shred_write.PartWriter, "_append", disk_full)
     path = write(tmp_path / "orders.csv", ORDERS_HEADER, _interleaved(3, 2, 20))
     (r,) = run(tmp_path / "lake", orders=path)
     assert r.status == "failed"
@@ -805,7 +808,7 @@ def test_interrupted_shred_leaves_nothing_visible_and_reruns(
 ) -> None:
     path = write(tmp_path / "orders.csv", ORDERS_HEADER, _interleaved(4, 2, 40))
     cfg = shred_cfg(max_open_partitions=1, block_size_mb=0.002)
-    real = shred_module._parse_chunk
+    real = shred_stream.parse_chunk
     calls = {"n": 0}
 
     def flaky(*args: Any) -> Any:
@@ -814,13 +817,13 @@ def test_interrupted_shred_leaves_nothing_visible_and_reruns(
             raise KeyboardInterrupt
         return real(*args)
 
-    monkeypatch.setattr(shred_module, "_parse_chunk", flaky)
+    monkeypatch.setattr(shred_stream, "parse_chunk", flaky)
     with pytest.raises(KeyboardInterrupt):
         run(tmp_path / "lake", cfg, orders=path)
     assert not part_files(tmp_path / "lake")  # pieces were flushed, but only into staging
     manifest = manifests.read_source(Lake(tmp_path / "lake"), source_id(path))
     assert manifest is not None and manifest["status"] == "running"
-    monkeypatch.setattr(shred_module, "_parse_chunk", real)
+    monkeypatch.setattr(shred_stream, "parse_chunk", real)
     (r,) = run(tmp_path / "lake", cfg, orders=path)
     assert (r.status, r.rows_written, len(part_files(tmp_path / "lake"))) == ("shredded", 320, 8)
     assert not (tmp_path / "lake" / "_tmp").exists()
@@ -981,11 +984,9 @@ def test_compressed_chunks_stay_under_two_blocks(tmp_path: Path) -> None:
     path = tmp_path / "lines.csv.gz"
     path.write_bytes(gzip.compress(text, compresslevel=9))
     block = 64 << 10
-    stored = shred_module._StoredFile(str(path))
+    stored = shred_read.StoredFile(str(path))
     try:
-        chunks = list(
-            shred_module._line_chunks(shred_module._decoded_blocks(stored, str(path), block), block)
-        )
+        chunks = list(shred_read.line_chunks(shred_read.decoded_blocks(stored, str(path), block), block))
     finally:
         stored.close()
     assert b"".join(chunks) == text

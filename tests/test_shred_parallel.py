@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import dpsim.shred as shred_module
+import dpsim.shred.ranges as shred_ranges
 from dpsim import synth
 from dpsim.config import Config, Run, Shred
 from dpsim.lake import Lake, manifests, source_id
@@ -31,7 +32,7 @@ def drop(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(autouse=True)
 def low_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(shred_module, "SPLIT_MIN_BYTES", 0)
+    monkeypatch.setattr(shred_ranges, "SPLIT_MIN_BYTES", 0)
 
 
 def _cfg(workers: int, executor: str = "local") -> Config:
@@ -80,7 +81,7 @@ def test_byte_ranges_cut_after_newlines(tmp_path: Path) -> None:
     p.write_bytes(b"h\n" + b"".join(b"%d,x\n" % i for i in range(100)) + b"last")
     size = p.stat().st_size
     for n in (1, 2, 3, 7, 1000):
-        spans = shred_module._byte_ranges(str(p), 2, size, n)
+        spans = shred_ranges.byte_ranges(str(p), 2, size, n)
         assert spans[0][0] == 2 and spans[-1][1] == size
         assert all(a[1] == b[0] for a, b in zip(spans, spans[1:], strict=False))
         data = p.read_bytes()
