@@ -98,10 +98,11 @@ def commit_source(
     rejects: Path | None,
     result: Callable[[], dict[str, Any]],
     details: Mapping[str, Any],
-) -> None:
+) -> dict[str, Any]:
     """Move the staged part files (lake path -> staged file) and rejects into the lake, replacing this
     source's older files and nothing else, then write the final manifest: the base fields, `result()`'s
-    (called once the files are in place, so its time includes the publish), the time, then `details`."""
+    (called once the files are in place, so its time includes the publish), the time, then `details`.
+    Returns that manifest."""
     keys = {_partition(lake, path) for path in parts}
     touched = sorted(set(stage.stale) | keys)
     # Record every partition that may hold this source's files before touching them, so an interrupted
@@ -116,22 +117,24 @@ def commit_source(
     else:
         stage.rejects_path(lake).unlink(missing_ok=True)
     _remove_staging(lake, stage)
-    _finish(lake, stage, result(), details)
+    return _finish(lake, stage, result(), details)
 
 
-def abort_source(lake: Lake, stage: SourceStage, result: Callable[[], dict[str, Any]]) -> None:
+def abort_source(lake: Lake, stage: SourceStage, result: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """Remove everything of a failed source from the lake and its staging, then write the failed manifest
-    (the base fields, `result()`'s: status, error, …, and the time)."""
+    (the base fields, `result()`'s: status, error, …, and the time). Returns that manifest."""
     lake.remove_source_parts(stage.kind, stage.source_id, stage.stale)
     stage.rejects_path(lake).unlink(missing_ok=True)
     _remove_staging(lake, stage)
-    _finish(lake, stage, result(), {})
+    return _finish(lake, stage, result(), {})
 
 
-def _finish(lake: Lake, stage: SourceStage, result: dict[str, Any], details: Mapping[str, Any]) -> None:
-    manifests.write_source(
-        lake, stage.source_id, {**stage.base, **result, "finished_at": manifests.now(), **details}
-    )
+def _finish(
+    lake: Lake, stage: SourceStage, result: dict[str, Any], details: Mapping[str, Any]
+) -> dict[str, Any]:
+    body = {**stage.base, **result, "finished_at": manifests.now(), **details}
+    manifests.write_source(lake, stage.source_id, body)
+    return body
 
 
 def _partition(lake: Lake, part: UPath) -> PartitionKey:

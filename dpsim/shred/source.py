@@ -113,31 +113,13 @@ def fail_source(
     """Remove everything of a failed source from the lake and record why (the message names the file)."""
     error = failure_message(exc, src.path, lake)
     rejects.close()
-    result: list[SourceResult] = []
 
     def failed() -> dict[str, Any]:
-        result.append(
-            SourceResult(
-                kind=src.kind,
-                path=src.path,
-                source_id=src.source_id,
-                size=src.stat.st_size,
-                fingerprint=fingerprint,
-                rows_read=rows_read,
-                rows_written=0,
-                rows_rejected=0,
-                partitions=[],
-                files_written=0,
-                seconds=time.perf_counter() - src.started,
-                status="failed",
-                error=error,
-            )
-        )
-        return asdict(result[0])
+        return asdict(_result(src, "failed", fingerprint=fingerprint, rows_read=rows_read, error=error))
 
-    publish.abort_source(lake, src, failed)
+    manifest = publish.abort_source(lake, src, failed)
     LOG.error("%s", error)
-    return result[0]
+    return _from_manifest(manifest)
 
 
 def commit_source(
@@ -154,26 +136,20 @@ def commit_source(
     extra: dict[str, Any],
 ) -> SourceResult:
     """Publish the staged files and the final manifest of a shredded source; log its figures."""
-    result: list[SourceResult] = []
 
-    def shredded() -> dict[str, Any]:
-        result.append(
-            SourceResult(
-                kind=src.kind,
-                path=src.path,
-                source_id=src.source_id,
-                size=src.stat.st_size,
+    def shredded() -> dict[str, Any]:  # called once the files are in place: its time includes the publish
+        return asdict(
+            _result(
+                src,
+                "shredded",
                 fingerprint=fingerprint,
                 rows_read=rows_read,
                 rows_written=rows_written,
                 rows_rejected=rejects.rows,
                 partitions=[str(k) for k in keys],
                 files_written=len(parts),
-                seconds=time.perf_counter() - src.started,
-                status="shredded",
             )
         )
-        return asdict(result[0])
 
     details = {
         "rejects_by_reason": dict(rejects.reasons),
@@ -183,8 +159,10 @@ def commit_source(
         "null_columns": plan.missing,
         **extra,
     }
-    publish.commit_source(lake, src, parts, rejects.path if rejects.rows else None, shredded, details)
-    seconds = result[0].seconds
+    manifest = publish.commit_source(
+        lake, src, parts, rejects.path if rejects.rows else None, shredded, details
+    )
+    result = _from_manifest(manifest)
     LOG.info(
         "%s: %d rows read, %d written, %d rejected, %d partitions, %d files, %.1f s (%.1f MB/s)",
         src.path,
@@ -193,10 +171,44 @@ def commit_source(
         rejects.rows,
         len(keys),
         len(parts),
-        seconds,
-        src.stat.st_size / 1e6 / max(seconds, 1e-9),
+        result.seconds,
+        src.stat.st_size / 1e6 / max(result.seconds, 1e-9),
     )
-    return result[0]
+    return result
+
+
+def _result(
+    src: publish.SourceStage,
+    status: str,
+    *,
+    fingerprint: str,
+    rows_read: int,
+    rows_written: int = 0,
+    rows_rejected: int = 0,
+    partitions: list[str] | None = None,
+    files_written: int = 0,
+    error: str | None = None,
+) -> SourceResult:
+    """A source's result now (its seconds run from the start of the source)."""
+    return SourceResult(
+        kind=src.kind,
+        path=src.path,
+        source_id=src.source_id,
+        size=src.stat.st_size,
+        fingerprint=fingerprint,
+        rows_read=rows_read,
+        rows_written=rows_written,
+        rows_rejected=rows_rejected,
+        partitions=partitions or [],
+        files_written=files_written,
+        seconds=time.perf_counter() - src.started,
+        status=status,
+        error=error,
+    )
+
+
+def _from_manifest(manifest: dict[str, Any]) -> SourceResult:
+    return SourceResult(**{f: manifest[f] for f in SourceResult.__dataclass_fields__})
 
 
 def failure_message(exc: Exception, path: str, lake: Lake) -> str:
