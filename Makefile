@@ -55,11 +55,11 @@ aggregate: $(STAMP) ## rerun the aggregations of CONF
 
 bench: $(STAMP) ## full benchmark harness (long; writes bench/results/ and BENCHMARKS.md tables)
 	$(PY) -m pip install --quiet -e '.[test,bench]'
-	$(PY) bench/run.py --full $(ARGS)
+	$(PY) -m bench.run --full $(ARGS)
 
 bench-quick: $(STAMP) ## a <= 2 minute benchmark subset for development
 	$(PY) -m pip install --quiet -e '.[test,bench]'
-	$(PY) bench/run.py --quick $(ARGS)
+	$(PY) -m bench.run --quick $(ARGS)
 
 clean: ## remove generated data and lakes (keeps .venv)
 	rm -rf data lake/* lake-drr bench/work

@@ -1,6 +1,6 @@
 """Simulation-kernel benchmark: `dpsim.steps.matching.match` on a liquid generated security-day.
 
-    kernel.py --sizes 100000,300000,1000000 --scenario-size 1000000 --reps 3
+    python -m bench.kernel --sizes 100000,300000,1000000 --scenario-size 1000000 --reps 3
 
 Builds `MatchEvents` directly with numpy: CP order arrivals over 10:00-16:00 local, ~20 % of them analysed
 sweeps that rest after arrival, a mid random walk on half ticks (a few % missing/locked: NaN), lognormal
@@ -18,13 +18,10 @@ import json
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from dpsim.steps.matching import MatchEvents, MatchParams, match  # noqa: E402
+from dpsim.steps.matching import MatchEvents, MatchParams, match
 
 SEC = 1_000_000_000
 DAY_START = 1725494400 * SEC  # 2024-09-05 00:00 UTC = 10:00 AEST
