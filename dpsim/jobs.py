@@ -234,10 +234,6 @@ def process(
     Requested partitions without data are passed to `note` before the run; failed jobs are in the result
     (`RunResult.failed`), not raised: the caller decides the exit code.
     """
-    # imported here, not at the top: job workers import this module, and need neither DuckDB nor SciPy
-    from dpsim.aggregate import headline, run_aggregates
-    from dpsim.catalog import refresh_catalog
-
     unknown = [s for s in request.scenarios or () if s not in cfg.scenarios]
     if unknown:
         raise DpsimError(f"unknown scenario(s) {', '.join(unknown)}; configured: {', '.join(cfg.scenarios)}")
@@ -263,9 +259,15 @@ def process(
             command=request.command,
             faults=request.faults,
         )
+    # imported here, not at the top: job workers import this module and need neither DuckDB nor SciPy,
+    # and a run without aggregation needs no SciPy either
     if not request.aggregate:
+        from dpsim.catalog import refresh_catalog
+
         refresh_catalog(lake)
         return ProcessOutcome(result)
+    from dpsim.aggregate import headline, run_aggregates
+
     run_aggregates(cfg, lake)
     return ProcessOutcome(result, headline(lake))
 
