@@ -38,10 +38,11 @@ test: $(STAMP) ## run the test suite (slow scale tests excluded)
 test-slow: $(STAMP) ## run only the slow scale tests
 	$(PY) -m pytest -m slow $(ARGS)
 
-lint: $(STAMP) ## ruff (format check + lint) and mypy
-	$(VENV)/bin/ruff format --check dpsim tests
-	$(VENV)/bin/ruff check dpsim tests
-	$(VENV)/bin/mypy dpsim
+lint: $(STAMP) ## ruff (format check + lint), mypy and the import-layer contract (pyproject [tool.importlinter])
+	$(VENV)/bin/ruff format --check dpsim tests bench
+	$(VENV)/bin/ruff check dpsim tests bench
+	$(VENV)/bin/mypy dpsim tests bench
+	$(VENV)/bin/lint-imports
 
 shred: $(STAMP) ## shred the inputs of CONF into its lake (make shred CONF=conf/x.yaml)
 	$(DPSIM) shred --config $(CONF) $(ARGS)
@@ -54,11 +55,11 @@ aggregate: $(STAMP) ## rerun the aggregations of CONF
 
 bench: $(STAMP) ## full benchmark harness (long; writes bench/results/ and BENCHMARKS.md tables)
 	$(PY) -m pip install --quiet -e '.[test,bench]'
-	$(PY) bench/run.py --full $(ARGS)
+	$(PY) -m bench.run --full $(ARGS)
 
 bench-quick: $(STAMP) ## a <= 2 minute benchmark subset for development
 	$(PY) -m pip install --quiet -e '.[test,bench]'
-	$(PY) bench/run.py --quick $(ARGS)
+	$(PY) -m bench.run --quick $(ARGS)
 
 clean: ## remove generated data and lakes (keeps .venv)
 	rm -rf data lake/* lake-drr bench/work

@@ -50,6 +50,19 @@ def say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+def module(name: str) -> list[str]:
+    """The command that runs the harness' program `bench.<name>` (from the repository root)."""
+    return [PY, "-m", f"bench.{name}"]
+
+
+def task(name: str, *args: str) -> str:
+    """Run a `bench.tasks` task in its own process; its last line of output."""
+    out = subprocess.run(
+        [*module("tasks"), name, *args], cwd=REPO, check=True, capture_output=True, text=True
+    )
+    return out.stdout.strip().splitlines()[-1]
+
+
 # ---- one measured process ------------------------------------------------------------------------------
 
 
@@ -293,15 +306,8 @@ def drop(
         d.mkdir(parents=True)
         say(f"  generating {key} ...")
         t0 = time.perf_counter()
-        code = (
-            "import json,sys,datetime; from dpsim import synth; "
-            f"s=synth.generate({str(d)!r}, securities={securities}, days={days}, "
-            f"start=datetime.date.fromisoformat({start!r}), seed={seed}, "
-            f"scale={('bytes', scale_bytes) if scale_bytes else None!r}); "
-            "print(json.dumps({'files': {k: str(v) for k, v in s.files.items()}, 'rows': s.rows, "
-            "'bytes': s.bytes, 'partitions': s.partitions}))"
-        )
-        out = subprocess.run([PY, "-c", code], cwd=REPO, check=True, capture_output=True, text=True).stdout
+        args = [str(d), str(securities), str(days), start, str(seed), str(scale_bytes or "")]
+        out = task("synth", *args)
         meta = json.loads(out.strip().splitlines()[-1])
         meta.update(
             key=key,
@@ -391,15 +397,8 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass
     versions: dict[str, str] = {"python": platform.python_version()}
-    code = (
-        "import json, importlib.metadata as m; out = {}\n"
-        "for n in ('dpsim','polars','duckdb','pyarrow','numpy','pandas','psutil'):\n"
-        "    try: out[n] = m.version(n)\n"
-        "    except Exception: out[n] = None\n"
-        "print(json.dumps(out))"
-    )
-    with contextlib.suppress(OSError, json.JSONDecodeError):
-        versions.update(json.loads(subprocess.run([PY, "-c", code], capture_output=True, text=True).stdout))
+    with contextlib.suppress(OSError, json.JSONDecodeError, subprocess.CalledProcessError):
+        versions.update(json.loads(task("versions")))
     with contextlib.suppress(OSError, IndexError):
         versions["gzip"] = subprocess.run(
             ["gzip", "--version"], capture_output=True, text=True

@@ -1,9 +1,9 @@
 """Peer tools for the benchmark harness, one small process each (run under /usr/bin/time by bench/run.py).
 
-    peers.py duckdb  SRC OUT [--threads 2] [--memory-limit 1500MB] [--temp DIR] [--compression zstd]
-    peers.py polars  SRC OUT [--threads 2] [--compression zstd]
-    peers.py seed    SRC --security N --date YYYY-MM-DD [--trades FILE] [--chunk-mb 1024]
-    peers.py datecheck [SRC]      DuckDB's trading date == dpsim.tradingtime.trading_date (DST-crossing sample)
+    python -m bench.peers duckdb  SRC OUT [--threads 2] [--memory-limit 1500MB] [--temp DIR] [--compression zstd]
+    python -m bench.peers polars  SRC OUT [--threads 2] [--compression zstd]
+    python -m bench.peers seed    SRC --security N --date YYYY-MM-DD [--trades FILE] [--chunk-mb 1024]
+    python -m bench.peers datecheck [SRC]      DuckDB's trading date == dpsim.tradingtime.trading_date (DST-crossing sample)
 
 Every peer gives each orders row the same trading date as dpsim (docs/methodology.md §1: Australia/Sydney, DST-aware,
 19:00 day roll) and writes hive partitions security_code=<int>/date=<YYYY-MM-DD>. Columns are read with
@@ -17,7 +17,6 @@ import gzip
 import io
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -264,7 +263,7 @@ def cmd_datecheck(a: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
-        prog="bench/peers.py", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+        prog="python -m bench.peers", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     sub = p.add_subparsers(dest="cmd", required=True)
     for name, fn in (("duckdb", cmd_duckdb), ("polars", cmd_polars)):
@@ -293,5 +292,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     raise SystemExit(main())

@@ -1,6 +1,6 @@
 """Where a command's time goes: py-spy (native + threads, sampled) and pyinstrument (Python, main thread).
 
-    profile.py OUT_PREFIX -- COMMAND...
+    python -m bench.profile OUT_PREFIX -- COMMAND...
 
 Writes bench/work/profiles/<name>.pyspy.txt (raw collapsed stacks), OUT_PREFIX.pyinstrument.txt (text tree),
 and prints a JSON

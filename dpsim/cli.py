@@ -4,16 +4,27 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dpsim.errors import DpsimError, JobsFailed
 
+if TYPE_CHECKING:  # the commands import their modules when they run: `dpsim --help` stays fast
+    import pyarrow as pa
+
+    from dpsim.config import Config
+    from dpsim.jobs import RunResult
+    from dpsim.lake import Lake
+    from dpsim.progress import Progress
+
 log = logging.getLogger("dpsim")
+# Test hook: fault injection for partition jobs ("<action>:<sec>/<date>,…", see jobs.JobTask.faults).
+FAULT_ENV = "DPSIM_FAULT_INJECT"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -44,7 +55,11 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def cmd(
-        name: str, help_: str, func: Any, config: bool = True, lake: bool = True
+        name: str,
+        help_: str,
+        func: Callable[[argparse.Namespace], int],
+        config: bool = True,
+        lake: bool = True,
     ) -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=help_, description=help_)
         sp.set_defaults(func=func)
@@ -153,7 +168,7 @@ def _date_range(text: str) -> tuple[date, date]:
     return lo, hi
 
 
-def _load(args: argparse.Namespace, **overrides: Any) -> Any:
+def _load(args: argparse.Namespace, **overrides: Any) -> Config:
     from dpsim.config import load_config
 
     if getattr(args, "lake", None):
@@ -161,7 +176,7 @@ def _load(args: argparse.Namespace, **overrides: Any) -> Any:
     return load_config(args.config, {k: v for k, v in overrides.items() if v is not None})
 
 
-def _lake(cfg: Any) -> Any:
+def _lake(cfg: Config) -> Lake:
     from dpsim.lake import Lake
 
     lake = Lake(cfg.lake)
@@ -208,16 +223,14 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
 
 def _cmd_shred(args: argparse.Namespace) -> int:
-    from dpsim.catalog import refresh_catalog
     from dpsim.progress import for_terminal
-    from dpsim.shred import shred
+    from dpsim.shred import shred_drop
 
     cfg = _load(args, **{"shred.workers": args.workers, "run.executor": args.executor})
     kinds = ("orders", "trades", "nbbo", "reference", "session", "participants")
     inputs = {k: getattr(args, k) for k in kinds if getattr(args, k)}
     progress = for_terminal()
-    lake = _lake(cfg)
-    results = shred(cfg, lake, inputs=inputs or None, force=args.force, progress=progress)
+    results = shred_drop(cfg, _lake(cfg), inputs=inputs or None, force=args.force, progress=progress)
     progress.table(
         "shred",
         ("kind", "source", "status", "rows read", "written", "rejected", "partitions", "seconds", "MB/s"),
@@ -236,7 +249,6 @@ def _cmd_shred(args: argparse.Namespace) -> int:
             for r in results
         ],
     )
-    refresh_catalog(lake)
     failed = [r for r in results if r.status == "failed"]
     for r in failed:
         print(f"dpsim: {r.error}", file=sys.stderr)  # shred errors start with the file name
@@ -260,59 +272,39 @@ def _cmd_process(args: argparse.Namespace) -> int:
             "replay.rematch_on_quote": args.rematch_on_quote,
         },
     )
-    lake = _lake(cfg)
-    unknown = [s for s in args.scenario or () if s not in cfg.scenarios]
-    if unknown:
-        raise DpsimError(f"unknown scenario(s) {', '.join(unknown)}; configured: {', '.join(cfg.scenarios)}")
-    if not lake.partitions("orders"):
-        raise DpsimError(f"{lake.root}: the lake has no orders partitions; run `dpsim shred` first")
-    if args.only_failed:
-        partitions, missing = jobs.last_failed(lake), list[str]()
-        if not partitions:
-            print("dpsim: the last run had no failed partitions; nothing to do")
-            return 0
-    else:
-        partitions, missing = jobs.plan_partitions(lake, args.securities, args.dates)
-    for m in missing:
-        print(f"dpsim: note: {m}", file=sys.stderr)
+    request = jobs.ProcessRequest(
+        securities=args.securities,
+        dates=args.dates,
+        scenarios=args.scenario,
+        only_failed=args.only_failed,
+        force=args.force,
+        aggregate=not args.no_aggregate,
+        command=shlex.join(sys.argv),
+        faults=os.environ.get(FAULT_ENV, ""),
+    )
     progress = for_terminal()
-    from dpsim.executors import open_executor
-
-    with open_executor(cfg.run) as executor:
-        result = jobs.run_jobs(
-            cfg,
-            lake,
-            partitions,
-            scenarios=args.scenario,
-            force=args.force or args.only_failed,
-            executor=executor,
-            progress=progress,
-            command=" ".join(shlex.quote(a) for a in sys.argv),
-        )
-    _render_run(progress, result)
-    if not args.no_aggregate:
-        _aggregate_and_print(cfg, lake, progress)
-    else:
-        from dpsim.catalog import refresh_catalog
-
-        refresh_catalog(lake)
-    if result.failed:
+    outcome = jobs.process(cfg, _lake(cfg), request, progress=progress, note=_note)
+    if outcome.run is None:
+        print("dpsim: the last run had no failed partitions; nothing to do")
+        return 0
+    _render_run(progress, outcome.run)
+    if outcome.headline is not None:
+        _print_headline(progress, *outcome.headline, cfg.time.timezone)
+    if outcome.run.failed:
         rerun = ["dpsim", "process", "--only-failed"]
         if args.config:
             rerun += ["--config", args.config]
         if args.lake:
             rerun += ["--lake", args.lake]
-        names = ", ".join(r.partition for r in result.failed[:20]) + (
-            " ..." if len(result.failed) > 20 else ""
-        )
-        raise JobsFailed(
-            f"{len(result.failed)} of {len(result.records)} jobs failed ({names}); "
-            f"see {result.manifest_path}; rerun only them with: {shlex.join(rerun)}"
-        )
+        raise JobsFailed(outcome.run.failure_message(rerun))
     return 0
 
 
-def _render_run(progress: Any, result: Any) -> None:
+def _note(text: str) -> None:
+    print(f"dpsim: note: {text}", file=sys.stderr)
+
+
+def _render_run(progress: Progress, result: RunResult) -> None:
     recs = result.records
     ran = [r for r in recs if r.status != "skipped"]
     by = {s: sum(1 for r in recs if r.status == s) for s in ("ok", "failed", "skipped")}
@@ -336,11 +328,10 @@ def _render_run(progress: Any, result: Any) -> None:
     progress.table("process", ("", ""), rows)
 
 
-def _aggregate_and_print(cfg: Any, lake: Any, progress: Any) -> None:
-    from dpsim.aggregate import headline, run_aggregates
-
-    run_aggregates(cfg, lake)
-    summary, tests, quality = headline(lake)
+def _print_headline(
+    progress: Progress, summary: pa.Table, tests: pa.Table, quality: pa.Table, timezone: str
+) -> None:
+    """The headline per scenario, the paired test of its delta, and the data quality."""
     progress.table(
         "Would resting in Centre Point have been cheaper? Implementation shortfall, bps, notional-weighted, "
         "same sweeps and shares (delta = sim - real; < 0: the dark pool was cheaper)",
@@ -376,11 +367,11 @@ def _aggregate_and_print(cfg: Any, lake: Any, progress: Any) -> None:
         ],
     )
     q = quality.to_pylist()[0] if quality.num_rows else {}
-    rows = _quality_rows(q, cfg.time.timezone)
+    rows = _quality_rows(q, timezone)
     progress.table("Data quality (results/quality; docs/methodology.md)", ("", ""), rows)
 
 
-def _print_arrow(progress: Any, title: str, table: Any) -> None:
+def _print_arrow(progress: Progress, title: str, table: pa.Table) -> None:
     progress.table(title, table.column_names, [tuple(r.values()) for r in table.to_pylist()])
 
 
@@ -446,10 +437,13 @@ def _p(v: Any) -> str:
 
 
 def _cmd_aggregate(args: argparse.Namespace) -> int:
+    from dpsim.aggregate import headline, run_aggregates
     from dpsim.progress import for_terminal
 
     cfg = _load(args)
-    _aggregate_and_print(cfg, _lake(cfg), for_terminal())
+    lake = _lake(cfg)
+    run_aggregates(cfg, lake)
+    _print_headline(for_terminal(), *headline(lake), cfg.time.timezone)
     return 0
 
 
@@ -504,7 +498,7 @@ def _cmd_sql(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_result(table: Any, fmt: str, out: Path | None) -> None:
+def _write_result(table: pa.Table, fmt: str, out: Path | None) -> None:
     import io
 
     import pyarrow.csv as pacsv

@@ -1,41 +1,43 @@
 """One job per (security_code, date) partition on any concurrent.futures executor; failure isolation; run manifest.
 
-The parent process plans the job matrix, skips partitions whose inputs and config are unchanged, submits
-small `JobTask`s and records the small `JobRecord`s that come back; workers read their own partition
-files by path, run the pipeline, and write their outputs atomically. A job that raises is recorded and
-the others go on; a worker that dies (killed, out of memory) breaks a process pool, so the pool is
-replaced and the jobs that were running on it are retried one at a time to find the culprit.
+`process` is the whole `dpsim process` session: it plans the job matrix (or the last run's failed
+partitions), skips partitions whose inputs and config are unchanged, runs the others on the local pool or
+a cluster (`pools`), records every job in the run manifest (`lake.manifests`), then aggregates. The
+parent submits small `JobTask`s and records the small `JobRecord`s that come back; workers read their
+own partition files by path, run the pipeline, and write their outputs atomically. A job that raises is
+recorded and the others go on; a worker that dies is found and failed by the pool supervisor.
 """
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import hashlib
 import json
 import logging
 import os
 import resource
+import shlex
 import signal
 import time
 import traceback
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
 
+import pyarrow as pa
 from upath import UPath
 
 from dpsim import __version__
 from dpsim.config import Config
+from dpsim.errors import DpsimError
 from dpsim.lake import Lake, PartitionKey
+from dpsim.lake.manifests import RunManifest, completed_fingerprints, last_failed, log_path
+from dpsim.pools import Lost, Supervisor, open_executor
 from dpsim.progress import Progress, SilentProgress
 
 log = logging.getLogger(__name__)
-
-# Fault injection for resilience tests: comma-separated "<action>:<sec>/<date>" with action kill (every attempt),
-# killonce (first attempt only; a marker file in the lake's _tmp remembers it), raise or sleep.
-FAULT_ENV = "DPSIM_FAULT_INJECT"
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,9 @@ class JobTask:
     config: Config
     scenarios: tuple[str, ...]
     fingerprint: str
+    # Fault injection for resilience tests: comma-separated "<action>:<sec>/<date>" with action kill (every
+    # attempt), killonce (first attempt only; a marker file in the lake's _tmp remembers it), raise or sleep.
+    faults: str = ""
 
 
 @dataclass
@@ -77,6 +82,15 @@ class RunResult:
     @property
     def failed(self) -> list[JobRecord]:
         return [r for r in self.records if r.status == "failed"]
+
+    def failure_message(self, rerun: Sequence[str]) -> str:
+        """Which jobs failed, where the run is recorded, and the command (`rerun`) that reruns only them."""
+        failed = self.failed
+        names = ", ".join(r.partition for r in failed[:20]) + (" ..." if len(failed) > 20 else "")
+        return (
+            f"{len(failed)} of {len(self.records)} jobs failed ({names}); "
+            f"see {self.manifest_path}; rerun only them with: {shlex.join(rerun)}"
+        )
 
 
 # ---- planning -------------------------------------------------------------------------------------
@@ -142,7 +156,7 @@ def run_job(task: JobTask) -> JobRecord:
         partition=str(task.key), status="ok", fingerprint=task.fingerprint, worker_pid=os.getpid()
     )
     try:
-        _inject_fault(Lake(task.lake_root), task.key)
+        _inject_fault(Lake(task.lake_root), task.key, task.faults)
         from dpsim.partition import process_partition  # imported here: workers pay for polars once
 
         counts = process_partition(Lake(task.lake_root), task.key, task.config, task.scenarios)
@@ -163,8 +177,7 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}".strip()
 
 
-def _inject_fault(lake: Lake, key: PartitionKey) -> None:
-    spec = os.environ.get(FAULT_ENV, "")
+def _inject_fault(lake: Lake, key: PartitionKey, spec: str) -> None:
     for item in filter(None, spec.split(",")):
         action, _, target = item.partition(":")
         if target != str(key):
@@ -185,59 +198,78 @@ def _inject_fault(lake: Lake, key: PartitionKey) -> None:
 # ---- the parent side ------------------------------------------------------------------------------
 
 
-class RunManifest:
-    """`_runs/<run-id>.json`, rewritten atomically as jobs finish (at most every `every_s` seconds)."""
+@dataclass(frozen=True)
+class ProcessRequest:
+    """What a `dpsim process` session is asked for, besides the config (CLI flags)."""
 
-    def __init__(self, lake: Lake, run_id: str, header: dict[str, Any], every_s: float = 2.0) -> None:
-        self.lake, self.path, self.header, self.every_s = (
+    securities: Sequence[int] | None = None
+    dates: tuple[date, date] | None = None
+    scenarios: Sequence[str] | None = None  # None: every configured scenario
+    only_failed: bool = False  # the partitions that failed in the last run, rerun regardless
+    force: bool = False  # rerun partitions whose inputs and config are unchanged
+    aggregate: bool = True  # aggregate the results at the end (else only refresh the catalog)
+    command: str = ""  # recorded in the run manifest
+    faults: str = ""  # fault injection for resilience tests (JobTask.faults)
+
+
+@dataclass
+class ProcessOutcome:
+    """What a session did: its run (None when --only-failed found nothing to rerun) and the headline
+    tables of the aggregates (headline, its paired test, quality summary) when it aggregated."""
+
+    run: RunResult | None
+    headline: tuple[pa.Table, pa.Table, pa.Table] | None = None
+
+
+def process(
+    cfg: Config,
+    lake: Lake,
+    request: ProcessRequest,
+    *,
+    progress: Progress | None = None,
+    note: Callable[[str], None] = log.warning,
+) -> ProcessOutcome:
+    """The `dpsim process` session: plan, run every job, record the run, aggregate (or refresh the catalog).
+
+    Requested partitions without data are passed to `note` before the run; failed jobs are in the result
+    (`RunResult.failed`), not raised: the caller decides the exit code.
+    """
+    unknown = [s for s in request.scenarios or () if s not in cfg.scenarios]
+    if unknown:
+        raise DpsimError(f"unknown scenario(s) {', '.join(unknown)}; configured: {', '.join(cfg.scenarios)}")
+    if not lake.partitions("orders"):
+        raise DpsimError(f"{lake.root}: the lake has no orders partitions; run `dpsim shred` first")
+    if request.only_failed:
+        partitions = last_failed(lake)
+        if not partitions:
+            return ProcessOutcome(None)
+    else:
+        partitions, missing = plan_partitions(lake, request.securities, request.dates)
+        for m in missing:
+            note(m)
+    with open_executor(cfg.run) as executor:
+        result = run_jobs(
+            cfg,
             lake,
-            lake.runs_dir / f"{run_id}.json",
-            header,
-            every_s,
+            partitions,
+            scenarios=request.scenarios,
+            force=request.force or request.only_failed,
+            executor=executor,
+            progress=progress,
+            command=request.command,
+            faults=request.faults,
         )
-        self.records: list[JobRecord] = []
-        self._last = 0.0
+    # imported here, not at the top: job workers import this module and need neither DuckDB nor SciPy,
+    # and a run without aggregation needs no SciPy either
+    if not request.aggregate:
+        from dpsim.catalog import refresh_catalog
 
-    def add(self, record: JobRecord) -> None:
-        self.records.append(record)
-        if time.monotonic() - self._last >= self.every_s:
-            self.flush()
+        refresh_catalog(lake)
+        return ProcessOutcome(result)
+    from dpsim.aggregate import headline, run_aggregates
 
-    def flush(self, **extra: Any) -> None:
-        self.header.update(extra)
-        body = {**self.header, "jobs": [asdict(r) for r in self.records]}
-        self.lake.write_json(body, self.path)
-        self._last = time.monotonic()
-
-
-def completed_fingerprints(lake: Lake) -> dict[str, str]:
-    """partition -> fingerprint of its latest successful job, over all previous run manifests."""
-    done: dict[str, str] = {}
-    for p in sorted(lake.runs_dir.glob("*.json")) if lake.runs_dir.is_dir() else []:
-        try:
-            body = json.loads(p.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            continue
-        for job in body.get("jobs", []):
-            if job.get("status") in ("ok", "skipped"):
-                done[job["partition"]] = job.get("fingerprint", "")
-            elif job.get("status") == "failed":
-                done.pop(job["partition"], None)
-    return done
-
-
-def last_failed(lake: Lake) -> list[PartitionKey]:
-    """Partitions that failed in the most recent run (for --only-failed)."""
-    runs = sorted(lake.runs_dir.glob("*.json")) if lake.runs_dir.is_dir() else []
-    if not runs:
-        return []
-    body = json.loads(runs[-1].read_text(encoding="utf-8"))
-    out = []
-    for job in body.get("jobs", []):
-        if job.get("status") == "failed":
-            sec, d = job["partition"].split("/")
-            out.append(PartitionKey(int(sec), date.fromisoformat(d)))
-    return out
+    run_aggregates(cfg, lake)
+    return ProcessOutcome(result, headline(lake))
 
 
 def run_jobs(
@@ -247,20 +279,20 @@ def run_jobs(
     *,
     scenarios: Sequence[str] | None = None,
     force: bool = False,
-    executor: cf.Executor | None = None,
+    executor: Executor | None = None,
     workers: int | None = None,
     progress: Progress | None = None,
     command: str = "",
+    faults: str = "",
 ) -> RunResult:
-    """Run every partition job; returns the records (the caller decides the exit code)."""
+    """Run every partition job (on `executor`, else on supervised local processes); returns the records."""
     progress = progress or SilentProgress()
     scen = tuple(scenarios or cfg.scenarios)
     chash = config_hash(cfg, scen)
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}"
-    with lake.local_file(lake.runs_dir / f"{run_id}.log") as log_path:
-        file_log = _attach_log_file(log_path)
+    with lake.local_file(log_path(lake, run_id)) as log_file, _run_log(log_file):
         started = time.perf_counter()
-        manifest = RunManifest(
+        manifest: RunManifest[JobRecord] = RunManifest(
             lake,
             run_id,
             {
@@ -273,14 +305,7 @@ def run_jobs(
                 "version": __version__,
             },
         )
-        done = {} if force else completed_fingerprints(lake)
-        tasks: list[JobTask] = []
-        for key, inputs in input_fingerprints(lake, partitions).items():
-            fp = f"{chash}:{inputs}"
-            if done.get(str(key)) == fp:
-                manifest.add(JobRecord(partition=str(key), status="skipped", fingerprint=fp, attempts=0))
-            else:
-                tasks.append(JobTask(str(lake.root), key, cfg, scen, fp))
+        tasks = _tasks(cfg, lake, partitions, scen, chash, faults, manifest, force)
         log.info(
             "run %s: %d partitions, %d to run, %d unchanged",
             run_id,
@@ -299,130 +324,81 @@ def run_jobs(
                         log.error("job %s failed: %s", rec.partition, rec.error)
                     bar.advance(1, status=f"ok {counts['ok']}  failed {counts['failed']}")
 
-                _execute(tasks, on_done, cfg, executor=executor, workers=workers or cfg.run.effective_workers)
+                supervisor = Supervisor(
+                    run_job,
+                    lambda _task, rec: on_done(rec),
+                    lambda lost: on_done(_lost_record(lost, cfg.run.job_timeout_s)),
+                    workers=workers or cfg.run.effective_workers,
+                    timeout_s=cfg.run.job_timeout_s,
+                )
+                supervisor.run(tasks, executor)
         finally:
             elapsed = round(time.perf_counter() - started, 3)
             manifest.flush(finished=datetime.now(UTC).isoformat(), seconds=elapsed)
-            logging.getLogger("dpsim").removeHandler(file_log)
-            file_log.close()
     return RunResult(run_id, manifest.path, manifest.records, seconds=elapsed)
 
 
-def _attach_log_file(path: Path) -> logging.Handler:
-    handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger("dpsim")
-    root.addHandler(handler)
-    if root.level == logging.NOTSET or root.level > logging.INFO:
-        root.setLevel(logging.INFO)
-    return handler
-
-
-def _execute(
-    tasks: Iterable[JobTask],
-    on_done: Callable[[JobRecord], None],
+def _tasks(
     cfg: Config,
-    *,
-    executor: cf.Executor | None,
-    workers: int,
-) -> None:
-    """Keep at most `workers` jobs in flight (so a broken pool only ever implicates those)."""
-    pending = list(tasks)
-    pending.reverse()  # pop() from the end keeps the planned order
-    if executor is not None:
-        _drain(executor, pending, on_done, cfg, in_flight_max=max(workers, 1), own_pool=False)
-        return
-    suspects: list[JobTask] = []
-    while pending or suspects:
-        if suspects:  # after a crash: rerun each suspect alone to find the one that kills its worker
-            task = suspects.pop()
-            with _process_pool(1) as pool:
-                broken = _drain(pool, [task], on_done, cfg, in_flight_max=1, own_pool=True)
-            for t in broken:
-                on_done(_crashed(t))
-            continue
-        with _process_pool(workers) as pool:
-            suspects = _drain(pool, pending, on_done, cfg, in_flight_max=workers, own_pool=True)
+    lake: Lake,
+    partitions: Sequence[PartitionKey],
+    scenarios: tuple[str, ...],
+    chash: str,
+    faults: str,
+    manifest: RunManifest[JobRecord],
+    force: bool,
+) -> list[JobTask]:
+    """The jobs to run; partitions whose inputs and config are unchanged are recorded as skipped."""
+    done = {} if force else completed_fingerprints(lake)
+    tasks: list[JobTask] = []
+    for key, inputs in input_fingerprints(lake, partitions).items():
+        fp = f"{chash}:{inputs}"
+        if done.get(str(key)) == fp:
+            manifest.add(JobRecord(partition=str(key), status="skipped", fingerprint=fp, attempts=0))
+        else:
+            tasks.append(JobTask(str(lake.root), key, cfg, scenarios, fp, faults))
+    return tasks
 
 
-def _process_pool(workers: int) -> cf.ProcessPoolExecutor:
-    import multiprocessing as mp
-
-    # spawn: polars' thread pool is not fork-safe; workers are long-lived so the import is paid once each
-    return cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"))
-
-
-def _crashed(task: JobTask) -> JobRecord:
+def _lost_record(lost: Lost[JobTask], timeout_s: float) -> JobRecord:
+    """The failed record of a job that gave none."""
+    task = lost.task
+    if lost.reason == "crashed":
+        return JobRecord(
+            partition=str(task.key),
+            status="failed",
+            fingerprint=task.fingerprint,
+            attempts=2,
+            error="worker process died while running this job (killed, or out of memory); "
+            "check its input size or the worker memory, then rerun with --only-failed",
+        )
+    if lost.reason == "timeout":
+        return JobRecord(
+            partition=str(task.key),
+            status="failed",
+            fingerprint=task.fingerprint,
+            seconds=lost.seconds,
+            error=f"timed out after {timeout_s:g} s (run.job_timeout_s); raise it or check the partition size",
+        )
+    assert lost.error is not None
     return JobRecord(
-        partition=str(task.key),
-        status="failed",
-        fingerprint=task.fingerprint,
-        attempts=2,
-        error="worker process died while running this job (killed, or out of memory); "
-        "check its input size or the worker memory, then rerun with --only-failed",
+        partition=str(task.key), status="failed", fingerprint=task.fingerprint, error=_one_line(lost.error)
     )
 
 
-def _drain(
-    pool: cf.Executor,
-    pending: list[JobTask],
-    on_done: Callable[[JobRecord], None],
-    cfg: Config,
-    *,
-    in_flight_max: int,
-    own_pool: bool,
-) -> list[JobTask]:
-    """Submit from `pending` (consumed) keeping `in_flight_max` running; returns tasks lost to a broken pool."""
-    in_flight: dict[cf.Future[JobRecord], tuple[JobTask, float]] = {}
-    timeout = cfg.run.job_timeout_s
-    while pending or in_flight:
-        while pending and len(in_flight) < in_flight_max:
-            task = pending.pop()
-            try:
-                in_flight[pool.submit(run_job, task)] = (task, time.monotonic())
-            except cf.process.BrokenProcessPool:  # a worker died since the last wait: `task` never started
-                pending.append(task)
-                return [t for t, _ in in_flight.values()]
-        done, _ = cf.wait(in_flight, timeout=1.0, return_when=cf.FIRST_COMPLETED)
-        for fut in done:
-            task, _t0 = in_flight.pop(fut)
-            try:
-                on_done(fut.result())
-            except cf.process.BrokenProcessPool:
-                lost = [task, *(t for t, _ in in_flight.values())]
-                return lost
-            except Exception as exc:  # e.g. a distributed worker lost beyond its retries
-                on_done(
-                    JobRecord(
-                        partition=str(task.key),
-                        status="failed",
-                        fingerprint=task.fingerprint,
-                        error=_one_line(exc),
-                    )
-                )
-        now = time.monotonic()
-        late = [(f, t, t0) for f, (t, t0) in in_flight.items() if now - t0 > timeout]
-        if late and own_pool:
-            for fut, task, t0 in late:
-                in_flight.pop(fut)
-                on_done(
-                    JobRecord(
-                        partition=str(task.key),
-                        status="failed",
-                        fingerprint=task.fingerprint,
-                        seconds=round(now - t0, 3),
-                        error=f"timed out after {timeout:g} s (run.job_timeout_s); raise it or check the partition size",
-                    )
-                )
-            survivors = [t for t, _ in in_flight.values()]
-            _kill_pool(pool)
-            return survivors
-    return []
-
-
-def _kill_pool(pool: cf.Executor) -> None:
-    """Terminate a process pool's workers (the only way to stop a job that overran its timeout)."""
-    procs = getattr(pool, "_processes", None) or {}
-    for p in list(procs.values()):
-        p.kill()
-    pool.shutdown(wait=False, cancel_futures=True)
+@contextmanager
+def _run_log(path: Path) -> Iterator[None]:
+    """The run's log file gets the `dpsim` loggers' records at INFO and above while the run lasts."""
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("dpsim")
+    level = root.level
+    root.addHandler(handler)
+    if root.level == logging.NOTSET or root.level > logging.INFO:
+        root.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+        handler.close()

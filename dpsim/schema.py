@@ -183,6 +183,48 @@ DEFAULT_ALIASES: dict[str, dict[str, str]] = {
     },
 }
 
+# The header lines of the exchange's exports as written (the DRR day's files): what `dpsim synth` writes.
+# The default aliases above map the partitioned kinds' headers to the canonical columns.
+EXPORT_HEADERS: dict[str, tuple[str, ...]] = {
+    "orders": tuple(ORDERS.columns),
+    "trades": (
+        "EXCHANGE",
+        SEQUENCE,
+        "tradedate",
+        "tradetime",
+        "securitycode",
+        "orderid",
+        DEALSOURCE,
+        "dealsourcedecoded",
+        "exchangeinfo",
+        MATCH_GROUP,
+        "nationalbidpricesnapshot",
+        "nationalofferpricesnapshot",
+        TRADE_PRICE,
+        QUANTITY,
+        SIDE,
+        "sidedecoded",
+        PARTICIPANT,
+        "passiveaggressive",
+        "row_num",
+    ),
+    "nbbo": (
+        "partition",
+        SEQUENCE,
+        "tradedate",
+        "bidprice",
+        "creationtime",
+        "offerprice",
+        "orderbookid",
+        TIMESTAMP,
+        "userid",
+        "runid",
+    ),
+    "reference": ("Id", "Name", "DecimalsInPrice", "TickSize"),
+    "session": ("OrderBookId", "Name", "Timestamp"),
+    "participants": ("Id", "ParticipantName", "ParticipantType"),
+}
+
 # ---- rejects ----------------------------------------------------------------------------------
 REJECTS = pa.schema(
     [

@@ -43,7 +43,7 @@ def _read_kind(kind: schema.RawKind) -> pl.DataFrame:
     df = pl.read_csv(path, schema_overrides=overrides).rename(rename)
     day = trading_date(pl.col(schema.TIMESTAMP), "Australia/Sydney", parse_hhmm("19:00"))
     lake: pa.Schema = kind.lake_schema
-    return df.filter(day == DRR_KEY.date).select(lake.names).cast(dict(schema.polars_schema(lake)))
+    return df.filter(day == DRR_KEY.date).select(lake.names).cast(pl.Schema(schema.polars_schema(lake)))
 
 
 @pytest.fixture(scope="session")

@@ -132,7 +132,7 @@ def build_lake(root: Path) -> Lake:
         }
         lake.write_parquet(_table(sweep_schema, cols, len(rows)), lake.result_path("sweeps", key))
         real_q, reproduced = FIDELITY[(sec, day)]
-        fidelity = {
+        fidelity: dict[str, list[Any]] = {
             "real_cp_quantity": [real_q],
             "reproduced_quantity": [reproduced],
             "fidelity": [reproduced / real_q if real_q else None],

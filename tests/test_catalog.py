@@ -9,6 +9,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pytest
+from upath import UPath
 
 from dpsim.aggregate import describe_catalog, run_sql
 from dpsim.catalog import connect, refresh_catalog
@@ -76,7 +77,7 @@ def lake(tmp_path: Path) -> Lake:
     return built
 
 
-def plain(lake_root: Path, query: str) -> list[tuple[object, ...]]:
+def plain(lake_root: Path | UPath, query: str) -> list[tuple[object, ...]]:
     """Query the catalog file with plain DuckDB (no dpsim code)."""
     con = duckdb.connect(str(lake_root / "dpsim.duckdb"), read_only=True)
     try:
@@ -161,7 +162,7 @@ def test_relative_lake_path_gives_absolute_views(tmp_path: Path, monkeypatch: py
 
 def test_moved_lake_needs_a_refresh(lake: Lake, tmp_path: Path) -> None:
     moved = Lake(tmp_path / "moved")
-    shutil.move(lake.root, moved.root)
+    shutil.move(str(lake.root), str(moved.root))
     with pytest.raises(DpsimError) as err:
         run_sql(moved, "SELECT count(*) FROM sweeps")
     msg = str(err.value)

@@ -11,8 +11,8 @@ import pytest
 
 from dpsim import jobs
 from dpsim.config import Config, Run, Scenario
-from dpsim.executors import open_executor
 from dpsim.lake import Lake
+from dpsim.pools import open_executor
 from dpsim.shred import shred
 from dpsim.synth import generate
 from tests.configs import drop_config
@@ -32,10 +32,12 @@ def _results(lake: Lake) -> dict[str, bytes]:
     return {str(p.relative_to(base)): p.read_bytes() for p in sorted(base.rglob("*.parquet"))}
 
 
-def _run(cfg: Config) -> jobs.RunResult:
+def _run(cfg: Config, faults: str = "") -> jobs.RunResult:
     lake = Lake(cfg.lake)
     with open_executor(cfg.run) as executor:
-        return jobs.run_jobs(cfg, lake, lake.partitions("orders"), executor=executor, force=True)
+        return jobs.run_jobs(
+            cfg, lake, lake.partitions("orders"), executor=executor, force=True, faults=faults
+        )
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +74,8 @@ def test_dask_survives_a_killed_worker(
     lake = Lake(cfg.lake)
     shred(cfg, lake)
     victim = lake.partitions("orders")[1]
-    monkeypatch.setenv(jobs.FAULT_ENV, f"killonce:{victim}")
-    run = _run(dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, executor="dask-local:2")))
+    dask = dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, executor="dask-local:2"))
+    run = _run(dask, faults=f"killonce:{victim}")
     assert (
         lake.local_dir("faults") / f"killed-{victim.security_code}-{victim.date}"
     ).exists()  # the worker really died
@@ -88,7 +90,6 @@ def test_local_pool_survives_a_transient_kill(
     lake = Lake(cfg.lake)
     shred(cfg, lake)
     victim = lake.partitions("orders")[0]
-    monkeypatch.setenv(jobs.FAULT_ENV, f"killonce:{victim}")
-    run = _run(cfg)
+    run = _run(cfg, faults=f"killonce:{victim}")
     assert not run.failed  # the suspect was rerun alone and succeeded
     assert lake.result_path("sweeps", victim).exists()

@@ -14,7 +14,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from dpsim import jobs
+from dpsim import cli, jobs, pools
 from dpsim.config import Config, Run, Scenario
 from dpsim.lake import Lake, PartitionKey
 from dpsim.shred import shred
@@ -32,9 +32,9 @@ def drop(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _config(drop: Path, lake: Path) -> Config:
-    globs = [str(drop / f"{k}.csv*") for k in ("orders", "trades", "nbbo")]
+    orders, trades, nbbo = (str(drop / f"{k}.csv*") for k in ("orders", "trades", "nbbo"))
     scenarios = {"baseline": Scenario(), "half_cap": Scenario(max_fill_fraction=0.5)}
-    return drop_config(lake, *globs, scenarios, Run(workers=2))
+    return drop_config(lake, orders, trades, nbbo, scenarios, Run(workers=2))
 
 
 @pytest.fixture()
@@ -74,7 +74,7 @@ def test_runs_every_partition_in_parallel_then_skips_unchanged(lake: tuple[Confi
     changed = dataclasses.replace(cfg, scenarios={**cfg.scenarios, "baseline": Scenario(impact_bps=1.0)})
     assert {r.status for r in jobs.run_jobs(changed, lk, parts[:2]).records} == {"ok"}
     f = lk.partition_files("orders", parts[5])[0]
-    os.utime(f, ns=(f.stat().st_atime_ns, f.stat().st_mtime_ns + 10**9))
+    os.utime(str(f), ns=(f.stat().st_atime_ns, f.stat().st_mtime_ns + 10**9))
     statuses = {r.partition: r.status for r in jobs.run_jobs(cfg, lk, parts).records}
     # parts[0:2] hold results of the changed config, so the original config reruns them as well
     assert sorted(p for p, s in statuses.items() if s == "ok") == sorted(
@@ -92,17 +92,15 @@ def test_failures_are_isolated_and_only_failed_completes(
     bad = lk.partition_files("trades", corrupt)[0]
     good_bytes = bad.read_bytes()
     bad.write_bytes(b"not a parquet file")
-    monkeypatch.setenv(jobs.FAULT_ENV, f"kill:{killed},raise:{raised}")
-    run = jobs.run_jobs(cfg, lk, parts)
+    run = jobs.run_jobs(cfg, lk, parts, faults=f"kill:{killed},raise:{raised}")
     failed = {r.partition: r.error for r in run.failed}
     assert set(failed) == {str(killed), str(raised), str(corrupt)}
-    assert "worker process died" in failed[str(killed)]
+    assert "worker process died" in (failed[str(killed)] or "")
     assert failed[str(raised)] == f"RuntimeError: injected fault for {raised}"
     assert sum(r.status == "ok" for r in run.records) == len(parts) - 3
     assert jobs.last_failed(lk) == sorted([killed, raised, corrupt])
 
     # repair and rerun only the failed ones
-    monkeypatch.delenv(jobs.FAULT_ENV)
     bad.write_bytes(good_bytes)
     rerun = jobs.run_jobs(cfg, lk, jobs.last_failed(lk), force=True)
     assert sorted(r.partition for r in rerun.records if r.status == "ok") == sorted(
@@ -116,11 +114,10 @@ def test_timeout_fails_the_job_only(lake: tuple[Config, Lake], monkeypatch: pyte
     cfg, lk = lake
     parts = lk.partitions("orders")[:4]
     slow = parts[2]
-    monkeypatch.setenv(jobs.FAULT_ENV, f"sleep:{slow}")
     cfg = dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, job_timeout_s=4.0))
-    run = jobs.run_jobs(cfg, lk, parts)
+    run = jobs.run_jobs(cfg, lk, parts, faults=f"sleep:{slow}")
     assert [r.partition for r in run.failed] == [str(slow)]
-    assert run.failed[0].error.startswith("timed out after 4 s")
+    assert (run.failed[0].error or "").startswith("timed out after 4 s")
     assert sum(r.status == "ok" for r in run.records) == 3
 
 
@@ -156,7 +153,7 @@ def test_cli_exit_3_names_failed_partitions_and_rerun_command(
     conf = tmp_path / "c.yaml"
     conf.write_text(f"lake: {lk.root}\nscenarios:\n  baseline: {{}}\nrun:\n  workers: 2\n", encoding="utf-8")
     key: PartitionKey = lk.partitions("orders")[0]
-    env = {**os.environ, jobs.FAULT_ENV: f"raise:{key}", "CI": "1"}
+    env = {**os.environ, cli.FAULT_ENV: f"raise:{key}", "CI": "1"}
     proc = subprocess.run(
         [sys.executable, "-m", "dpsim", "process", "--config", str(conf), "--no-aggregate"],
         cwd=REPO,
@@ -168,7 +165,7 @@ def test_cli_exit_3_names_failed_partitions_and_rerun_command(
     last = proc.stderr.strip().splitlines()[-1]
     assert f"1 of {len(lk.partitions('orders'))} jobs failed ({key})" in last
     assert last.endswith(f"rerun only them with: dpsim process --only-failed --config {conf}")
-    env.pop(jobs.FAULT_ENV)
+    env.pop(cli.FAULT_ENV)
     ok = subprocess.run(
         [sys.executable, "-m", "dpsim", "process", "--only-failed", "--config", str(conf), "--no-aggregate"],
         cwd=REPO,
@@ -186,7 +183,7 @@ class _BreaksOnSecondSubmit(cf.Executor):
     def __init__(self) -> None:
         self.submits = 0
 
-    def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def,override]
+    def submit(self, fn, /, *args, **kwargs):
         self.submits += 1
         if self.submits == 2:
             raise cf.process.BrokenProcessPool("a child process terminated abruptly")
@@ -200,9 +197,11 @@ def test_a_pool_broken_before_a_submit_puts_the_job_back() -> None:
         jobs.JobTask("lake", PartitionKey(c, date(2024, 9, 5)), Config(), (), "") for c in (1, 2)
     )
     pending, done = [second, first], list[jobs.JobRecord]()
-    lost = jobs._drain(
-        _BreaksOnSecondSubmit(), pending, done.append, Config(), in_flight_max=1, own_pool=True
+    gone: list[pools.Lost[jobs.JobTask]] = []
+    supervisor = pools.Supervisor(
+        jobs.run_job, lambda _task, rec: done.append(rec), gone.append, workers=1, timeout_s=900.0
     )
+    lost = supervisor.drain(_BreaksOnSecondSubmit(), pending, in_flight_max=1, own_pool=True)
     assert [r.partition for r in done] == ["1/2024-09-05"]
     assert lost == []  # nothing was running on the broken pool
     assert pending == [second]  # never started: runs on the next pool

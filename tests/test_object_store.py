@@ -22,11 +22,12 @@ import pytest
 from polars.testing import assert_frame_equal
 
 import dpsim.shred as shred_module
+import dpsim.shred.ranges as shred_ranges
 from dpsim import jobs, synth
 from dpsim.aggregate import run_aggregates, run_sql
 from dpsim.config import Config, Run, Scenario, Shred
-from dpsim.executors import open_executor
 from dpsim.lake import Lake, source_id
+from dpsim.pools import open_executor
 from dpsim.shred import shred
 from tests.configs import drop_config
 from tests.test_shred_parallel import garbage_orders, part_bytes
@@ -67,8 +68,10 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 def _cfg(lake: str | Path, executor: str = "local") -> Config:
     scenarios = {"baseline": Scenario(), "impact_5bps": Scenario(impact_bps=5.0)}
-    globs = [str(DRR / f"{k}.csv.gz") for k in ("orders", "trades", "nbbo")]
-    return drop_config(lake, *globs, scenarios, Run(workers=2, max_retries=2, executor=executor))
+    orders, trades, nbbo = (str(DRR / f"{k}.csv.gz") for k in ("orders", "trades", "nbbo"))
+    return drop_config(
+        lake, orders, trades, nbbo, scenarios, Run(workers=2, max_retries=2, executor=executor)
+    )
 
 
 def _files(lake: Lake, *folders: str) -> dict[str, bytes]:
@@ -124,7 +127,7 @@ def test_drr_day_in_a_bucket_gives_the_local_lake_files(s3: str, local_lake: Lak
     aggregates = run_aggregates(cfg, lake)
     for name, table in aggregates.items():  # DuckDB's parallel float sums vary in the last bits between runs
         expected = local_lake.read_parquet(local_lake.aggregates_dir / f"{name}.parquet")
-        assert_frame_equal(pl.from_arrow(table), pl.from_arrow(expected), rel_tol=1e-9, abs_tol=1e-9)
+        assert_frame_equal(pl.DataFrame(table), pl.DataFrame(expected), rel_tol=1e-9, abs_tol=1e-9)
     query = "SELECT scenario, count(*) AS n, sum(sim_quantity) AS q FROM sim_orders GROUP BY 1 ORDER BY 1"
     assert run_sql(lake, query, cfg).equals(run_sql(local_lake, query))
     assert lake.catalog_path.exists() and not _keys("drr/dpsim.duckdb")  # the catalog is a local cache
@@ -183,7 +186,7 @@ def test_byte_ranges_shredded_by_dask_workers_into_a_bucket(
     """Range tasks stage their files in the bucket (the client may be on another machine), the client
     publishes them with in-store copies; the rows, rejects and line numbers are those of local processes."""
     distributed = pytest.importorskip("distributed")
-    monkeypatch.setattr(shred_module, "SPLIT_MIN_BYTES", 0)
+    monkeypatch.setattr(shred_ranges, "SPLIT_MIN_BYTES", 0)
     synth.generate(
         tmp_path / "drop", securities=3, days=1, start=date(2024, 10, 3), seed=3, scale=("rows", 6000)
     )

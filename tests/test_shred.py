@@ -29,10 +29,13 @@ from hypothesis import strategies as st
 from upath import UPath
 
 import dpsim.shred as shred_module
+import dpsim.shred.read as shred_read
+import dpsim.shred.stream as shred_stream
+import dpsim.shred.write as shred_write
 from dpsim import schema
 from dpsim.config import Aliases, Columns, Config, Shred, TimeConfig
 from dpsim.errors import InputError
-from dpsim.lake import Lake, PartitionKey, source_id
+from dpsim.lake import Lake, PartitionKey, manifests, source_id
 from dpsim.shred import SourceResult, shred
 
 DRR = Path(__file__).resolve().parents[2] / "shared" / "data" / "drr-2024-09-05"
@@ -184,11 +187,11 @@ def shred_cfg(**shred_values: Any) -> Config:
 def read_part(lake: Path, kind: str, code: int, day: str) -> pl.DataFrame:
     files = Lake(lake).partition_files(kind, PartitionKey(code, date.fromisoformat(day)))
     assert files, f"no files in {kind} {code}/{day}"
-    return pl.concat([pl.read_parquet(f) for f in files])
+    return pl.concat([pl.read_parquet(str(f)) for f in files])
 
 
 def rejects(lake: Path, kind: str, path: Path) -> pl.DataFrame:
-    return pl.read_parquet(Lake(lake).rejects_path(kind, source_id(path)))
+    return pl.read_parquet(str(Lake(lake).rejects_path(kind, source_id(path))))
 
 
 def lake_files(lake: Path) -> dict[str, int]:
@@ -277,7 +280,7 @@ def test_drr_lake_schema_and_manifest(drr_lake: tuple[Path, list[SourceResult]])
     meta = pq.ParquetFile(f).metadata
     assert meta.row_group(0).column(0).compression == "ZSTD"
     assert meta.row_group(0).column(0).statistics.has_min_max
-    manifest = Lake(lake).read_manifest(results[0].source_id)
+    manifest = manifests.read_source(Lake(lake), results[0].source_id)
     assert manifest is not None
     assert manifest["status"] == "shredded"
     assert manifest["fingerprint"].startswith("xxh3-128:") and len(manifest["fingerprint"]) == 9 + 32
@@ -324,7 +327,7 @@ def test_header_aliases_spaces_and_case(tmp_path: Path) -> None:
     assert t.select("timestamp", "order_id", "exchange").row(0) == (T0, 7904794000124046634, 3)
     n = read_part(tmp_path / "lake", "nbbo", 110621, "2024-09-05")
     assert n.select("bid", "offer", "timestamp").row(0) == (3360, 3370, T0)
-    manifest = Lake(tmp_path / "lake").read_manifest(source_id(orders))
+    manifest = manifests.read_source(Lake(tmp_path / "lake"), source_id(orders))
     assert manifest is not None
     assert manifest["dropped_columns"] == ["comment"] and manifest["null_columns"] == ["row_num"]
     assert manifest["columns"]["order_id"] == " OrderId"
@@ -345,7 +348,7 @@ def test_missing_required_column_fails_that_source_before_writing(tmp_path: Path
     assert str(bad) in o.error and "'sequence'" in o.error and "columns.aliases.orders" in o.error
     assert not (lake / "orders").exists() and not (lake / "_rejects").exists()
     assert not (lake / "_tmp").exists()
-    manifest = Lake(lake).read_manifest(o.source_id)
+    manifest = manifests.read_source(Lake(lake), o.source_id)
     assert manifest is not None and manifest["status"] == "failed" and manifest["error"] == o.error
 
 
@@ -431,7 +434,7 @@ def test_every_reject_reason_with_its_line(tmp_path: Path, block_mb: float) -> N
         (1, 3355, "Rest of Day"),
         (2, 3360, "Current Max"),
     ]
-    manifest = Lake(tmp_path / "lake").read_manifest(r.source_id)
+    manifest = manifests.read_source(Lake(tmp_path / "lake"), r.source_id)
     assert manifest is not None and manifest["rows_rejected"] == 17
     assert manifest["rejects_by_reason"]["wrong field count"] == 3
     assert manifest["rejects_by_reason"]["negative value in column 'quantity'"] == 1
@@ -686,7 +689,7 @@ def test_corrupt_gz_tail_fails_that_file_clearly(tmp_path: Path, damage: str) ->
     assert o.error.startswith(f"{path}: compressed stream is corrupt or truncated after ")
     assert o.error.endswith("re-export or re-copy the file")
     assert not part_files(tmp_path / "lake")  # neither the partial new parts nor the old version's
-    manifest = Lake(tmp_path / "lake").read_manifest(o.source_id)
+    manifest = manifests.read_source(Lake(tmp_path / "lake"), o.source_id)
     assert manifest is not None and manifest["status"] == "failed" and manifest["partitions"] == []
 
 
@@ -708,7 +711,7 @@ def test_write_failure_fails_the_source_with_nothing_left(
     def disk_full(*args: Any) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(shred_module._PartWriter, "_append", disk_full)
+    monkeypatch.setattr(shred_write.PartWriter, "_append", disk_full)
     path = write(tmp_path / "orders.csv", ORDERS_HEADER, _interleaved(3, 2, 20))
     (r,) = run(tmp_path / "lake", orders=path)
     assert r.status == "failed"
@@ -790,7 +793,7 @@ def test_memory_pressure_flushes_pieces_and_compacts_them(tmp_path: Path, order_
     (pressed,) = run(tmp_path / "pressed", shred_cfg(max_open_partitions=2, block_size_mb=0.002), orders=path)
     assert pressed.rows_written == calm.rows_written == 600 and pressed.partitions == calm.partitions
     assert len(pressed.partitions) == 12 and pressed.files_written == 12
-    manifest = Lake(tmp_path / "pressed").read_manifest(pressed.source_id)
+    manifest = manifests.read_source(Lake(tmp_path / "pressed"), pressed.source_id)
     assert manifest is not None
     assert manifest["flushes"] > 12 and manifest["compacted_partitions"] > 0
     assert len(part_files(tmp_path / "pressed")) == 12  # one file per partition, pieces compacted away
@@ -805,7 +808,7 @@ def test_interrupted_shred_leaves_nothing_visible_and_reruns(
 ) -> None:
     path = write(tmp_path / "orders.csv", ORDERS_HEADER, _interleaved(4, 2, 40))
     cfg = shred_cfg(max_open_partitions=1, block_size_mb=0.002)
-    real = shred_module._parse_chunk
+    real = shred_stream.parse_chunk
     calls = {"n": 0}
 
     def flaky(*args: Any) -> Any:
@@ -814,13 +817,13 @@ def test_interrupted_shred_leaves_nothing_visible_and_reruns(
             raise KeyboardInterrupt
         return real(*args)
 
-    monkeypatch.setattr(shred_module, "_parse_chunk", flaky)
+    monkeypatch.setattr(shred_stream, "parse_chunk", flaky)
     with pytest.raises(KeyboardInterrupt):
         run(tmp_path / "lake", cfg, orders=path)
     assert not part_files(tmp_path / "lake")  # pieces were flushed, but only into staging
-    manifest = Lake(tmp_path / "lake").read_manifest(source_id(path))
+    manifest = manifests.read_source(Lake(tmp_path / "lake"), source_id(path))
     assert manifest is not None and manifest["status"] == "running"
-    monkeypatch.setattr(shred_module, "_parse_chunk", real)
+    monkeypatch.setattr(shred_stream, "parse_chunk", real)
     (r,) = run(tmp_path / "lake", cfg, orders=path)
     assert (r.status, r.rows_written, len(part_files(tmp_path / "lake"))) == ("shredded", 320, 8)
     assert not (tmp_path / "lake" / "_tmp").exists()
@@ -864,12 +867,12 @@ def test_reference_files(tmp_path: Path) -> None:
         ("participants", "shredded", 2),
     ]
     lake = Lake(tmp_path / "lake")
-    assert pl.read_parquet(lake.reference_path("reference")).rows() == [(110621, "DRR", 3)]
-    assert pl.read_parquet(lake.reference_path("participants")).columns == [
+    assert pl.read_parquet(str(lake.reference_path("reference"))).rows() == [(110621, "DRR", 3)]
+    assert pl.read_parquet(str(lake.reference_path("participants"))).columns == [
         "participantid",
         "participantname",
     ]
-    assert all((lake.read_manifest(r.source_id) or {}).get("status") == "shredded" for r in results)
+    assert all((manifests.read_source(lake, r.source_id) or {}).get("status") == "shredded" for r in results)
     assert [r.status for r in run(tmp_path / "lake", reference=ref, participants=parts)] == [
         "skipped",
         "skipped",
@@ -981,11 +984,9 @@ def test_compressed_chunks_stay_under_two_blocks(tmp_path: Path) -> None:
     path = tmp_path / "lines.csv.gz"
     path.write_bytes(gzip.compress(text, compresslevel=9))
     block = 64 << 10
-    stored = shred_module._StoredFile(str(path))
+    stored = shred_read.StoredFile(str(path))
     try:
-        chunks = list(
-            shred_module._line_chunks(shred_module._decoded_blocks(stored, str(path), block), block)
-        )
+        chunks = list(shred_read.line_chunks(shred_read.decoded_blocks(stored, str(path), block), block))
     finally:
         stored.close()
     assert b"".join(chunks) == text

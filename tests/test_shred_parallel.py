@@ -14,9 +14,10 @@ import pyarrow.parquet as pq
 import pytest
 
 import dpsim.shred as shred_module
+import dpsim.shred.ranges as shred_ranges
 from dpsim import synth
 from dpsim.config import Config, Run, Shred
-from dpsim.lake import Lake, source_id
+from dpsim.lake import Lake, manifests, source_id
 from dpsim.shred import SourceResult, shred
 
 NO_INPUTS: dict[str, list[str]] = {k: [] for k in shred_module.KINDS}
@@ -31,7 +32,7 @@ def drop(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(autouse=True)
 def low_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(shred_module, "SPLIT_MIN_BYTES", 0)
+    monkeypatch.setattr(shred_ranges, "SPLIT_MIN_BYTES", 0)
 
 
 def _cfg(workers: int, executor: str = "local") -> Config:
@@ -80,7 +81,7 @@ def test_byte_ranges_cut_after_newlines(tmp_path: Path) -> None:
     p.write_bytes(b"h\n" + b"".join(b"%d,x\n" % i for i in range(100)) + b"last")
     size = p.stat().st_size
     for n in (1, 2, 3, 7, 1000):
-        spans = shred_module._byte_ranges(str(p), 2, size, n)
+        spans = shred_ranges.byte_ranges(str(p), 2, size, n)
         assert spans[0][0] == 2 and spans[-1][1] == size
         assert all(a[1] == b[0] for a, b in zip(spans, spans[1:], strict=False))
         data = p.read_bytes()
@@ -100,7 +101,7 @@ def test_parallel_matches_single(drop: Path, tmp_path: Path) -> None:
     assert multi[0].partitions == single[0].partitions
     assert multi[0].files_written > single[0].files_written  # ranges write their own files
     _same(tmp_path / "one", tmp_path / "many")
-    manifest = Lake(tmp_path / "many").read_manifest(source_id(orders))
+    manifest = manifests.read_source(Lake(tmp_path / "many"), source_id(orders))
     assert manifest is not None and len(manifest["byte_ranges"]) == 3
     assert manifest["rows_read"] == manifest["rows_written"] + manifest["rows_rejected"]
     assert not (tmp_path / "many" / "_tmp").exists()
@@ -143,12 +144,10 @@ def test_last_line_without_newline_and_garbage(drop: Path, tmp_path: Path) -> No
     assert [r[0] for r in rejects] == [
         i + 1 for i, line in enumerate(lines) if line in (b"garbage", b"1,2,3", b"", b'x,"y')
     ]
-    manifest = Lake(tmp_path / "many").read_manifest(source_id(src))
-    assert manifest is not None
-    assert (
-        manifest["rejects_by_reason"]
-        == Lake(tmp_path / "one").read_manifest(source_id(src))["rejects_by_reason"]
-    )  # type: ignore[index]
+    manifest = manifests.read_source(Lake(tmp_path / "many"), source_id(src))
+    one = manifests.read_source(Lake(tmp_path / "one"), source_id(src))
+    assert manifest is not None and one is not None
+    assert manifest["rejects_by_reason"] == one["rejects_by_reason"]
 
 
 def test_dask_workers_shred_the_same_files(drop: Path, tmp_path: Path) -> None:
@@ -255,5 +254,5 @@ def test_failure_inside_a_range_fails_the_source(drop: Path, tmp_path: Path) -> 
     assert result.rows_written == 0 and result.partitions == []
     assert not list((lake / "orders").rglob("*.parquet"))
     assert not (lake / "_tmp").exists()
-    manifest = Lake(lake).read_manifest(source_id(orders))
+    manifest = manifests.read_source(Lake(lake), source_id(orders))
     assert manifest is not None and manifest["status"] == "failed"

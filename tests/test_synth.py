@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
 
+from dpsim import schema
 from dpsim.synth import KINDS, SynthSummary, generate, parse_scale, trading_dates
 
 DRR_DIR = Path(__file__).resolve().parents[2] / "shared/data/drr-2024-09-05"
@@ -106,6 +107,15 @@ def test_headers_equal_the_drr_exports(drop: Drop, kind: str) -> None:
         real = fh.readline()
     ours = drop.summary.files[kind].read_text().split("\n", 1)[0] + "\n"
     assert ours == real
+
+
+@pytest.mark.parametrize("kind", ["orders", "trades", "nbbo"])
+def test_export_headers_map_onto_the_canonical_columns(kind: str) -> None:
+    # the headers synth writes (schema.EXPORT_HEADERS) are read back through the default aliases
+    raw = schema.PARTITIONED_KINDS[kind]
+    aliases = schema.DEFAULT_ALIASES[kind]
+    canonical = [aliases.get(h.strip().lower(), h.strip().lower()) for h in schema.EXPORT_HEADERS[kind]]
+    assert canonical == list(raw.columns)
 
 
 def test_order_ids_are_exact_int64(drop: Drop) -> None:

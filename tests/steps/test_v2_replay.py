@@ -23,8 +23,8 @@ SWEEP, CP, BLOCK = 2048, 64, 4096  # exchangeordertype flags
 LIT, CP_PREF, CP_DARK, CP_UCP = 1, 46, 47, 48  # dealsource codes
 BPS = 1e4
 MID = 3355.0
-CP_BUY = {"exchangeordertype": CP, "side": 1}  # a real Centre Point order (no sweep flag)
-CP_SELL = {"exchangeordertype": CP, "side": 2}
+CP_BUY: dict[str, Any] = {"exchangeordertype": CP, "side": 1}  # a real Centre Point order (no sweep flag)
+CP_SELL: dict[str, Any] = {"exchangeordertype": CP, "side": 2}
 
 
 # ---- building blocks (rows as dicts; conftest fills in the other columns) ---------------------------------

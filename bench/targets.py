@@ -1,0 +1,248 @@
+"""The targets of the benchmarks issue that a run measured: value, threshold, met / MISSED."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from bench.rows import SHRED_SECTIONS, SMALL, section_rows
+
+_Add = Callable[..., None]  # targets(): add(name, value, threshold, ok, note="")
+
+
+def targets(res: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every target of the issue that this run measured: value, threshold, met / MISSED."""
+    out: list[dict[str, Any]] = []
+    budget = float(res.get("shred_memory_budget_mb") or 1500)
+
+    def add(name: str, value: Any, threshold: str, ok: bool | None, note: str = "") -> None:
+        status = "n/a" if ok is None else ("met" if ok else "MISSED")
+        if note and ok is not None:
+            status = f"{status} (indicative: {note})"
+        out.append({"target": name, "value": value, "threshold": threshold, "status": status, "note": note})
+
+    _peer_targets(res, add, budget)
+    _memory_and_scaling_targets(res, add, budget)
+    _gzip_targets(res, add, budget)
+    _many_partition_targets(res, add, budget)
+    _worker_targets(res, add, budget)
+    _process_targets(res, add, budget)
+    _kernel_targets(res, add, budget)
+    return out
+
+
+def _peer_targets(res: dict[str, Any], add: _Add, budget: float) -> None:
+    """Shred vs peers: throughput ratios; the peers' trading date equals dpsim's."""
+    for r in section_rows(res, "shred_peers"):
+        if r["tool"] == "datecheck":
+            ex = r.get("extra") or {}
+            bad = ex.get("sample_mismatches_exact")
+            add(
+                "peers' trading date == dpsim's (DuckDB expression, DST-crossing sample + input rows)",
+                f"{bad} of {ex.get('sample_rows', 0):,} differ; roll-edge instants {ex.get('roll_edges_mismatches_exact')} "
+                f"of {ex.get('roll_edges_rows', 0):,} (the double-seconds form: {ex.get('roll_edges_mismatches_double')})",
+                "0",
+                None if bad is None else (bad == 0 and ex.get("roll_edges_mismatches_exact") == 0),
+            )
+            continue
+        if r["tool"] != "dpsim" or r.get("error"):
+            continue
+        small = SMALL if r["input"].get("uncompressed_bytes", 0) < 0.9e9 else ""
+        for case, ratios in (r.get("ratios") or {}).items():
+            if "polars" in ratios:
+                v = ratios["polars"]["speed"]
+                add(
+                    f"shred {case}: throughput vs Polars partitioned sink",
+                    f"{v:.2f}x",
+                    ">= 1.0x",
+                    v >= 1.0,
+                    small,
+                )
+            if "duckdb_mem" in ratios:
+                v = ratios["duckdb_mem"]["speed"]
+                add(
+                    f"shred {case}: throughput vs DuckDB COPY, same memory limit",
+                    f"{v:.2f}x",
+                    ">= 2.0x",
+                    v >= 2.0,
+                    small,
+                )
+
+
+def _memory_and_scaling_targets(res: dict[str, Any], add: _Add, budget: float) -> None:
+    """Shred peak RSS within the budget; flat memory and near-linear time as inputs grow."""
+    shred_rows = [
+        r for s in SHRED_SECTIONS for r in section_rows(res, s) if r["tool"] == "dpsim" and not r.get("error")
+    ]
+    if shred_rows:
+        worst = max(shred_rows, key=lambda r: r.get("peak_rss_mb") or 0)
+        v = worst.get("peak_rss_mb") or 0
+        add(
+            "shred peak RSS, every input", f"{v:.0f} MB ({worst['case']})", f"<= {budget:.0f} MB", v <= budget
+        )
+    sc = sorted(
+        {
+            r["input"]["uncompressed_bytes"]: r
+            for r in section_rows(res, "scaling")
+            if r["tool"] == "dpsim" and not r.get("error")
+        }.values(),
+        key=lambda r: r["input"]["uncompressed_bytes"],
+    )
+    big = [r for r in sc if r["input"]["uncompressed_bytes"] >= 0.9e9]
+    if len(sc) >= 2 and len(big) < 2:
+        add(
+            "shred peak RSS flat / time near-linear",
+            "inputs below 1 GB only",
+            "needs >= 2 sizes >= 1 GB",
+            None,
+            "start-up dominates small inputs",
+        )
+    if len(big) >= 2:
+        lo, hi = big[0], big[-1]
+        dev = max(abs((r.get("peak_rss_mb") or 0.0) / (lo.get("peak_rss_mb") or 1.0) - 1) for r in big)
+        add(
+            f"shred peak RSS flat from {lo['case']} to {hi['case']}",
+            f"{dev * 100:.0f} % max deviation ({lo['peak_rss_mb']:.0f} -> {hi['peak_rss_mb']:.0f} MB)",
+            "within +-20 %",
+            dev <= 0.20,
+        )
+        per = [r["wall_s"] / (r["input"]["uncompressed_bytes"] / 1e9) for r in big]
+        v = per[-1] / per[0]
+        add(
+            f"shred time near-linear ({lo['case']} -> {hi['case']})",
+            f"{v:.2f} (s/GB {per[0]:.1f} -> {per[-1]:.1f})",
+            "s/GB ratio <= 1.2",
+            v <= 1.2,
+        )
+
+
+def _gzip_targets(res: dict[str, Any], add: _Add, budget: float) -> None:
+    """Gzip input: throughput against decompression alone."""
+    for r in section_rows(res, "gzip"):
+        if r["tool"] == "dpsim" and not r.get("error"):
+            for case, ratios in (r.get("ratios") or {}).items():
+                if "gzip_dc" in ratios:
+                    v = ratios["gzip_dc"]["speed"]
+                    small = SMALL if r["input"].get("uncompressed_bytes", 0) < 0.9e9 else ""
+                    add(
+                        f"shred {case}: uncompressed byte rate vs gzip -dc floor",
+                        f"{v:.2f}x",
+                        ">= 0.8x",
+                        v >= 0.8,
+                        small,
+                    )
+            plain = [
+                p
+                for p in section_rows(res, "shred_peers")
+                if p["tool"] == "dpsim"
+                and not p.get("error")
+                and p["input"].get("nominal_gb") == r["input"].get("nominal_gb")
+            ]
+            if plain and r.get("mb_s") and plain[0].get("mb_s"):
+                v = r["mb_s"] / plain[0]["mb_s"]
+                add(
+                    f"shred {r['case']}: rate vs dpsim on the same rows uncompressed (the ceiling)",
+                    f"{v:.2f}x ({r['mb_s']:.0f} vs {plain[0]['mb_s']:.0f} MB/s)",
+                    "info",
+                    None,
+                )
+
+
+def _many_partition_targets(res: dict[str, Any], add: _Add, budget: float) -> None:
+    """Many partitions: throughput, memory and files per partition."""
+    mp = [r for r in section_rows(res, "many_partitions") if r["tool"] == "dpsim" and not r.get("error")]
+    if len(mp) == 2:
+        base, many = sorted(mp, key=lambda r: r["input"]["partitions"])
+        v = many["mb_s"] / base["mb_s"]
+        add(
+            f"many partitions ({many['input']['partitions']:,}): throughput vs dpsim's own 5-day file",
+            f"{v:.2f}x ({many['mb_s']:.0f} vs {base['mb_s']:.0f} MB/s)",
+            ">= 0.8x",
+            v >= 0.8,
+        )
+        many_rss = many.get("peak_rss_mb") or 0.0
+        add("many partitions: peak RSS", f"{many_rss:.0f} MB", f"<= {budget:.0f} MB", many_rss <= budget)
+        mf = (many.get("extra") or {}).get("max_files_per_partition")
+        add(
+            "many partitions: compacted (files per partition, one source)",
+            f"max {mf}, {(many.get('extra') or {}).get('partitions_split', '?')} partitions split",
+            "1 file per partition per source",
+            None if mf is None else mf <= 1,
+        )
+
+
+def _worker_targets(res: dict[str, Any], add: _Add, budget: float) -> None:
+    """Byte ranges: 2 worker processes against 1."""
+    for r in section_rows(res, "shred_workers"):
+        ratios = (r.get("ratios") or {}).get(r["case"]) or {}
+        w2, one_core = ratios.get("dpsim_w2"), ratios.get("dpsim_1core")
+        if r["tool"] == "dpsim" and w2 and w2.get("speed"):
+            v = 1 / w2["speed"]
+            add(
+                f"shred {r['case']}: 2 worker processes vs 1",
+                f"{v:.2f}x",
+                ">= 1.7x",
+                v >= 1.7,
+                f"{res.get('machine', {}).get('nproc', '?')} cores; one process already parses on a 2-thread pool",
+            )
+            if one_core and one_core.get("speed"):
+                add(
+                    f"shred {r['case']}: 2 workers on 2 cores vs 1 worker pinned to 1 core",
+                    f"{one_core['speed'] / w2['speed']:.2f}x",
+                    "scaling with cores (info)",
+                    None,
+                    "taskset -c 0 for the 1-core run",
+                )
+
+
+def _process_targets(res: dict[str, Any], add: _Add, budget: float) -> None:
+    """Process: per-job time, memory and speed-up."""
+    for r in section_rows(res, "process"):
+        ex = r.get("extra") or {}
+        if r["case"].startswith("DRR") and r["tool"] == "dpsim process" and not r.get("error"):
+            v = ex.get("job_seconds_per_scenario")
+            add(
+                "DRR day: processing per scenario",
+                f"{v:.3f} s (job {ex.get('job_seconds_sum')} s / {len(ex.get('scenarios') or []) or 5} scenarios; "
+                f"whole process {r['wall_s']:.2f} s)",
+                "well under 1 s",
+                None if v is None else v < 1.0,
+            )
+        if (
+            (r["tool"].startswith("dpsim process --workers") or r["tool"] == "dpsim process")
+            and not r.get("error")
+            and ex.get("worker_peak_rss_mb")
+        ):
+            over = ex.get("worker_rss_over_baseline_mb")
+            add(
+                f"per-partition memory: {r['case']}, {r['tool']}",
+                f"worker peak {ex['worker_peak_rss_mb']:.0f} MB"
+                + (f" = import baseline + {over:.0f} MB" if over is not None else "")
+                + f"; largest partition {ex.get('max_job_rows_in') or 0:,} rows in",
+                "bounded by the partition (info)",
+                None,
+            )
+            if "speedup_1_to_2" in ex:
+                add("process speed-up 1 -> 2 workers", f"{ex['speedup_1_to_2']:.2f}x", "info (2 cores)", None)
+
+
+def _kernel_targets(res: dict[str, Any], add: _Add, budget: float) -> None:
+    """The replay kernel's time per event stays flat from small to large generated partitions."""
+    synth = sorted(
+        (
+            r["extra"]
+            for r in section_rows(res, "kernel")
+            if (r.get("extra") or {}).get("scenario") == "baseline"
+            and str(r["extra"].get("partition", "")).startswith("synth")
+        ),
+        key=lambda g: g["events"],
+    )
+    if len(synth) >= 2:
+        per_event = [g["us_per_event"] for g in synth]
+        v = max(per_event) / min(per_event)
+        add(
+            f"kernel flat per event, {synth[0]['events']:,} -> {synth[-1]['events']:,} CP orders (baseline)",
+            f"{v:.2f} (us/event {' -> '.join(f'{x:.2f}' for x in per_event)})",
+            "largest / smallest us per event <= 1.5",
+            v <= 1.5,
+        )

@@ -1,0 +1,105 @@
+"""Small dpsim tasks the harness runs in a process of their own (so its own memory and imports stay out of
+the figures): `python -m bench.tasks NAME [ARGS]`, one JSON object (or number) on stdout.
+
+    synth OUT SECURITIES DAYS START SEED [SCALE_BYTES]   generate a drop; its files, rows, bytes, partitions
+    versions                                           the versions of dpsim and the libraries measured
+    budget CONFIG                                      shred.memory_budget_mb of a config
+    worker-imports                                     import what a job worker imports; print its peak RSS (KB)
+    first-partition CSV                                (security_code, trading date) of the first row at 11-15 h
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from datetime import date, time
+from pathlib import Path
+
+LIBRARIES = ("dpsim", "polars", "duckdb", "pyarrow", "numpy", "pandas", "psutil")
+
+
+def synth(out: str, securities: str, days: str, start: str, seed: str, scale_bytes: str = "") -> str:
+    from dpsim import synth
+
+    s = synth.generate(
+        Path(out),
+        securities=int(securities),
+        days=int(days),
+        start=date.fromisoformat(start),
+        seed=int(seed),
+        scale=("bytes", int(scale_bytes)) if scale_bytes else None,
+    )
+    files = {k: str(v) for k, v in s.files.items()}
+    return json.dumps({"files": files, "rows": s.rows, "bytes": s.bytes, "partitions": s.partitions})
+
+
+def versions() -> str:
+    import importlib.metadata as m
+
+    out: dict[str, str | None] = {}
+    for name in LIBRARIES:
+        try:
+            out[name] = m.version(name)
+        except m.PackageNotFoundError:
+            out[name] = None
+    return json.dumps(out)
+
+
+def budget(config: str) -> str:
+    from dpsim.config import load_config
+
+    return str(load_config(config).shred.memory_budget_mb)
+
+
+def worker_imports() -> str:
+    """The floor under a job worker's RSS: the imports of a worker, nothing run."""
+    import resource
+
+    import polars  # noqa: F401
+    import pyarrow.parquet  # noqa: F401
+
+    import dpsim.jobs  # noqa: F401
+    import dpsim.lake  # noqa: F401
+    import dpsim.partition  # noqa: F401
+
+    return str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
+def first_partition(path: str) -> str:
+    """(security_code, trading date) of the first data row with an 11-15 h local timestamp, by dpsim's rule."""
+    import polars as pl
+
+    from dpsim.tradingtime import trading_date
+
+    lf = pl.scan_csv(path, schema_overrides={"timestamp": pl.Int64, "security_code": pl.Int64})
+    lf = lf.select("timestamp", "security_code").with_columns(
+        d=trading_date(pl.col("timestamp"), "Australia/Sydney", time(19, 0)),
+        h=pl.from_epoch("timestamp", time_unit="ns")
+        .dt.replace_time_zone("UTC")
+        .dt.convert_time_zone("Australia/Sydney")
+        .dt.hour(),
+    )
+    r = lf.filter(pl.col("h").is_between(11, 15)).head(1).collect().row(0, named=True)
+    return f"{r['security_code']} {r['d']}"
+
+
+TASKS: dict[str, Callable[..., str]] = {
+    "synth": synth,
+    "versions": versions,
+    "budget": budget,
+    "worker-imports": worker_imports,
+    "first-partition": first_partition,
+}
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in TASKS:
+        print(__doc__, file=sys.stderr)
+        return 2
+    print(TASKS[argv[0]](*argv[1:]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,16 @@
+"""The lake: the only package that knows paths and file layout (`layout`), where bytes live (`store`),
+the records of what was done (`manifests`) and how a source is published whole (`publish`)."""
+
+from dpsim.lake.lake import Lake
+from dpsim.lake.layout import RAW_TABLES, RESULT_TABLES, SCENARIO_TABLES, PartitionKey, source_id
+from dpsim.lake.store import OBJECT_STORES
+
+__all__ = [
+    "OBJECT_STORES",
+    "RAW_TABLES",
+    "RESULT_TABLES",
+    "SCENARIO_TABLES",
+    "Lake",
+    "PartitionKey",
+    "source_id",
+]

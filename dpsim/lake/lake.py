@@ -1,0 +1,177 @@
+"""`Lake`: one lake root, its layout (`layout`) and its storage back end (`store`) behind one object."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from upath import UPath
+
+from dpsim.lake import layout
+from dpsim.lake.layout import RESULT_TABLES, SCENARIO_TABLES, PartitionKey
+from dpsim.lake.store import open_store
+
+
+class Lake:
+    """Paths and atomic file operations under one lake root (a folder, a file:// URL or an object store)."""
+
+    def __init__(self, root: str | Path | UPath) -> None:
+        self.store = open_store(root)
+        self.root = self.store.root
+
+    def check_reachable(self) -> None:
+        """One clear line when an object store's bucket is missing or unreachable, before any work starts."""
+        self.store.check_reachable()
+
+    @property
+    def is_local(self) -> bool:
+        """A filesystem path (renames are atomic), not an object store."""
+        return self.store.is_local
+
+    # ---- paths ----------------------------------------------------------------------------------
+    def table_dir(self, table: str, scenario: str | None = None) -> UPath:
+        return layout.table_dir(self.root, table, scenario)
+
+    def partition_dir(self, table: str, key: PartitionKey, scenario: str | None = None) -> UPath:
+        return layout.partition_dir(self.root, table, key, scenario)
+
+    def result_path(self, table: str, key: PartitionKey, scenario: str | None = None) -> UPath:
+        return layout.result_path(self.root, table, key, scenario)
+
+    def raw_part_path(self, kind: str, key: PartitionKey, source: str, piece: int = 0) -> UPath:
+        return layout.raw_part_path(self.root, kind, key, source, piece)
+
+    def reference_path(self, kind: str) -> UPath:
+        return layout.reference_path(self.root, kind)
+
+    @property
+    def manifest_dir(self) -> UPath:
+        return layout.manifest_dir(self.root)
+
+    def manifest_path(self, source: str) -> UPath:
+        return layout.manifest_path(self.root, source)
+
+    def rejects_path(self, kind: str, source: str) -> UPath:
+        return layout.rejects_path(self.root, kind, source)
+
+    @property
+    def runs_dir(self) -> UPath:
+        return layout.runs_dir(self.root)
+
+    @property
+    def aggregates_dir(self) -> UPath:
+        return layout.aggregates_dir(self.root)
+
+    @property
+    def catalog_path(self) -> Path:
+        """The DuckDB catalog: in the lake, or for an object store in a local cache (rebuilt when missing)."""
+        return self.store.catalog_path()
+
+    def shared_dir(self, name: str) -> UPath:
+        """A scratch folder every worker of a cluster reaches: `<root>/_tmp/<name>`, in the lake itself."""
+        return layout.scratch_dir(self.root, name)
+
+    def local_dir(self, name: str) -> Path:
+        """A local scratch folder `name`: `<root>/_tmp/<name>` for a local lake, else under the system temp
+        folder, one per lake."""
+        return self.store.local_dir(name)
+
+    def staging_dir(self, source: str) -> Path:
+        """The local folder where a source's files are staged before they are published."""
+        return self.local_dir("shred") / source
+
+    def shared_staging_dir(self, source: str) -> UPath:
+        """The in-lake folder where cluster workers stage a source's files for a client on another machine."""
+        return self.shared_dir(f"shred/{source}")
+
+    def key_of(self, path: UPath) -> str:
+        """A lake path as its key below the root (to hand to a process whose root object is its own)."""
+        return layout.relative_key(self.root, path)
+
+    # ---- listing --------------------------------------------------------------------------------
+    def partitions(self, table: str = "orders", scenario: str | None = None) -> list[PartitionKey]:
+        """Partitions present for a table, from the folder names (no file is opened)."""
+        return self.store.partitions(self.table_dir(table, scenario))
+
+    def partition_files(self, table: str, key: PartitionKey, scenario: str | None = None) -> list[UPath]:
+        d = self.partition_dir(table, key, scenario)
+        return sorted(d.glob("*.parquet")) if d.is_dir() else []
+
+    def scenarios(self, table: str = "sim_orders") -> list[str]:
+        d = self.table_dir(table)
+        names = (p.name for p in d.iterdir() if p.is_dir()) if d.is_dir() else iter(())
+        return sorted(n.split("=", 1)[1] for n in names if n.startswith("scenario="))
+
+    def any_match(self, pattern: UPath) -> bool:
+        """Whether a glob under the root matches a file (the catalog makes views only over existing tables)."""
+        return self.store.any_match(pattern)
+
+    def file_signatures(self, table: str, keys: Sequence[PartitionKey]) -> dict[PartitionKey, list[str]]:
+        """`<file>:<size>:<modified>` of each partition's files, sorted: what tells changed inputs from
+        unchanged ones. An object store answers from one listing of the table, not a request per file."""
+        folders = [self.partition_dir(table, key) for key in keys]
+        return dict(zip(keys, self.store.file_signatures(self.table_dir(table), folders), strict=True))
+
+    # ---- reading and writing --------------------------------------------------------------------
+    def write_parquet(self, table: pa.Table, path: UPath, *, row_group_rows: int = 131072) -> int:
+        """Write atomically (temp + rename, or one PUT), zstd, with statistics; returns bytes written."""
+        self.store.write_parquet(
+            table, path, compression="zstd", write_statistics=True, row_group_size=row_group_rows
+        )
+        return int(path.stat().st_size)
+
+    def write_json(self, obj: Any, path: UPath) -> None:
+        self.write_bytes(json.dumps(obj, indent=2, sort_keys=False, default=str).encode(), path)
+
+    def write_bytes(self, data: bytes, path: UPath) -> None:
+        self.store.write_bytes(data, path)
+
+    def read_json(self, path: UPath) -> Any:
+        """A JSON file's content, or None when it does not exist."""
+        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+    def read_parquet(self, path: UPath, **options: Any) -> pa.Table:
+        return self.store.read_parquet(path, **options)
+
+    def put(self, local: Path, path: UPath) -> None:
+        """Move a finished local file (from `local_dir`) to its lake path: a rename, or an upload."""
+        self.store.put_many({path: local})
+
+    def put_many(self, moves: Mapping[UPath, Path | UPath]) -> None:
+        """`put` for many files (a shredded source's parts); a source that is already an object of the
+        store (staged there by a cluster worker) is copied within the store."""
+        self.store.put_many(moves)
+
+    def local_file(self, path: UPath) -> AbstractContextManager[Path]:
+        """A local file to write `path` through while it grows (a run's log): the path itself in a local
+        lake, else a scratch file uploaded at the end."""
+        ctx: AbstractContextManager[Path] = self.store.local_file(path)
+        return ctx
+
+    def remove_tree(self, path: UPath) -> None:
+        self.store.remove_tree(path)
+
+    def remove_source_parts(
+        self, kind: str, source: str, partitions: Sequence[PartitionKey], keep: Collection[UPath] = ()
+    ) -> int:
+        """Delete a source's part files (every piece) in the given partitions, except the paths in `keep`
+        (before re-shredding it: `keep` holds the files about to be replaced in place)."""
+        folders = [self.partition_dir(kind, key) for key in partitions]
+        return self.store.remove_parts(self.table_dir(kind), folders, source, keep)
+
+    def clear_partition_results(self, key: PartitionKey, scenarios: tuple[str, ...]) -> None:
+        """Remove a partition's previous results for the tables and scenarios about to be rewritten,
+        so a job that fails half-way leaves no stale mix of old and new files."""
+        for d in self._result_dirs(key, scenarios):
+            self.remove_tree(d)
+
+    def _result_dirs(self, key: PartitionKey, scenarios: tuple[str, ...]) -> Iterator[UPath]:
+        for table in RESULT_TABLES:
+            if table in SCENARIO_TABLES:
+                yield from (self.partition_dir(table, key, s) for s in scenarios)
+            else:
+                yield self.partition_dir(table, key)

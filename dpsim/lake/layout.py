@@ -1,0 +1,151 @@
+"""The lake's layout: partition keys, source ids and every path under a root, as pure functions (no I/O).
+
+    <root>/<kind>/security_code=<int>/date=<YYYY-MM-DD>/part-<source-id>[-<n>].parquet   kind = orders|trades|nbbo
+    <root>/reference/<kind>.parquet                                                     small reference files
+    <root>/results/<table>/[scenario=<name>/]security_code=<int>/date=<YYYY-MM-DD>/part-0.parquet
+    <root>/_manifest/<source-id>.json     one record per shredded source file
+    <root>/_rejects/<kind>/<source-id>.parquet
+    <root>/_runs/<run-id>.json  (+ <run-id>.log)
+    <root>/aggregates/<name>.parquet (+ .csv)
+    <root>/dpsim.duckdb
+    <root>/_tmp/<name>                    scratch (shred staging, DuckDB spill), empty after a run
+Partition keys live in the path only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from upath import UPath
+
+RAW_TABLES = ("orders", "trades", "nbbo")
+RESULT_TABLES = ("sweeps", "quality", "replay_fidelity", "sim_fills", "sim_orders")
+SCENARIO_TABLES = ("sim_fills", "sim_orders")
+PART_GLOB = "security_code=*/date=*/*.parquet"  # every part file of a table, below its folder
+_PART_RE = re.compile(r"^security_code=(-?\d+)$")
+_DATE_RE = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
+
+
+@dataclass(frozen=True, order=True)
+class PartitionKey:
+    """One (security_code, trading date) partition: the unit of work of `dpsim process`."""
+
+    security_code: int
+    date: date
+
+    def __str__(self) -> str:
+        return f"{self.security_code}/{self.date.isoformat()}"
+
+    @property
+    def hive(self) -> str:
+        return f"security_code={self.security_code}/date={self.date.isoformat()}"
+
+    @classmethod
+    def parse(cls, text: str) -> PartitionKey:
+        """The inverse of `str(key)`: "<security_code>/<YYYY-MM-DD>" (as manifests store it)."""
+        code, day = text.split("/")
+        return cls(int(code), date.fromisoformat(day))
+
+    @classmethod
+    def from_folders(cls, security_folder: str, date_folder: str) -> PartitionKey | None:
+        """The key of a partition's folder names (`security_code=…`, `date=…`), or None for another folder."""
+        m, d = _PART_RE.match(security_folder), _DATE_RE.match(date_folder)
+        if not (m and d):
+            return None
+        return cls(int(m.group(1)), date.fromisoformat(d.group(1)))
+
+
+def source_id(path: str | Path) -> str:
+    """Stable id of a source file from its absolute path: same source -> same part-file names."""
+    p = Path(path).resolve()
+    stem = re.sub(r"[^A-Za-z0-9_]+", "_", p.name.split(".")[0])[:40]
+    return f"{stem}-{hashlib.sha1(str(p).encode()).hexdigest()[:10]}"
+
+
+# ---- paths under a root ---------------------------------------------------------------------------
+
+
+def table_dir(root: UPath, table: str, scenario: str | None = None) -> UPath:
+    base = root / table if table in RAW_TABLES else root / "results" / table
+    return base / f"scenario={scenario}" if scenario is not None else base
+
+
+def partition_dir(root: UPath, table: str, key: PartitionKey, scenario: str | None = None) -> UPath:
+    return table_dir(root, table, scenario) / key.hive
+
+
+def result_path(root: UPath, table: str, key: PartitionKey, scenario: str | None = None) -> UPath:
+    return partition_dir(root, table, key, scenario) / "part-0.parquet"
+
+
+def raw_part_path(root: UPath, kind: str, key: PartitionKey, source: str, piece: int = 0) -> UPath:
+    suffix = "" if piece == 0 else f"-{piece}"
+    return partition_dir(root, kind, key) / f"part-{source}{suffix}.parquet"
+
+
+def source_part_glob(source: str) -> str:
+    """Names that may be a source's part files (`is_source_part` tells them from another source's)."""
+    return f"part-{source}*.parquet"
+
+
+def is_source_part(name: str, source: str) -> bool:
+    """part-<source>.parquet or part-<source>-<piece>.parquet (not another source whose id extends this one)."""
+    return (
+        name == f"part-{source}.parquet"
+        or re.fullmatch(rf"part-{re.escape(source)}-\d+\.parquet", name) is not None
+    )
+
+
+def reference_path(root: UPath, kind: str) -> UPath:
+    return root / "reference" / f"{kind}.parquet"
+
+
+def manifest_dir(root: UPath) -> UPath:
+    return root / "_manifest"
+
+
+def manifest_path(root: UPath, source: str) -> UPath:
+    return manifest_dir(root) / f"{source}.json"
+
+
+def rejects_path(root: UPath, kind: str, source: str) -> UPath:
+    return root / "_rejects" / kind / f"{source}.parquet"
+
+
+def runs_dir(root: UPath) -> UPath:
+    return root / "_runs"
+
+
+def run_path(root: UPath, run_id: str, suffix: str = ".json") -> UPath:
+    return runs_dir(root) / f"{run_id}{suffix}"
+
+
+def aggregates_dir(root: UPath) -> UPath:
+    return root / "aggregates"
+
+
+def scratch_dir(root: UPath, name: str) -> UPath:
+    """`<root>/_tmp/<name>`: a scratch folder inside the lake."""
+    return root / "_tmp" / name
+
+
+def relative_key(root: UPath, path: UPath) -> str:
+    """A lake path as its key below the root (what a worker on another machine resolves against its root)."""
+    text, prefix = str(path), str(root).rstrip("/") + "/"
+    if not text.startswith(prefix):
+        raise ValueError(f"{path} is not under the lake root {root}")
+    return text[len(prefix) :]
+
+
+def slug(root: UPath) -> str:
+    """A readable, unique local folder name for a remote root (scratch folder, catalog cache)."""
+    text = str(root)
+    return (
+        re.sub(r"[^A-Za-z0-9]+", "_", text)[-40:].strip("_")
+        + "-"
+        + hashlib.sha1(text.encode()).hexdigest()[:8]
+    )

@@ -1,0 +1,136 @@
+"""The lake's records of what was done: source manifests (`_manifest/`) and run manifests (`_runs/`).
+
+The one reader and writer of both, for shred, jobs, the catalog's views and the benchmarks.
+A source manifest is one JSON object per source file (status running | shredded | failed, size, mtime,
+fingerprint, rows, partitions, …); a run manifest is one JSON object per `dpsim process` run with a
+`jobs` list (one record per partition: status ok | failed | skipped, fingerprint, timings, error).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
+
+from upath import UPath
+
+from dpsim.lake.lake import Lake
+from dpsim.lake.layout import PartitionKey, run_path
+
+Record = TypeVar("Record")
+
+
+def now() -> str:
+    """The manifests' timestamps: UTC, to the second."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+# ---- source manifests -------------------------------------------------------------------------------
+
+
+def read_source(lake: Lake, source: str) -> dict[str, Any] | None:
+    """A source's manifest, or None when it was never shredded."""
+    body: dict[str, Any] | None = lake.read_json(lake.manifest_path(source))
+    return body
+
+
+def write_source(lake: Lake, source: str, body: dict[str, Any]) -> None:
+    lake.write_json(body, lake.manifest_path(source))
+
+
+def read_sources(lake: Lake) -> list[dict[str, Any]]:
+    """Every source manifest of the lake, by source id."""
+    folder = lake.manifest_dir
+    paths = sorted(folder.glob("*.json")) if folder.is_dir() else []
+    return [json.loads(p.read_text(encoding="utf-8")) for p in paths]
+
+
+def source_partitions(body: dict[str, Any] | None) -> list[PartitionKey]:
+    """The partitions a source manifest lists (that may hold the source's files)."""
+    return [PartitionKey.parse(text) for text in (body or {}).get("partitions", [])]
+
+
+def unchanged(body: dict[str, Any] | None, path: str, st: os.stat_result) -> bool:
+    """Whether a source was shredded from this very file (same path, size and mtime: no read needed)."""
+    return bool(
+        body
+        and body.get("status") == "shredded"
+        and body.get("path") == path
+        and body.get("size") == st.st_size
+        and body.get("mtime_ns") == st.st_mtime_ns
+    )
+
+
+# ---- run manifests ----------------------------------------------------------------------------------
+
+
+class RunManifest(Generic[Record]):
+    """`_runs/<run-id>.json`, rewritten atomically as jobs finish (at most every `every_s` seconds).
+
+    `Record`s are dataclasses (a job's record); the file lists them under `jobs`.
+    """
+
+    def __init__(self, lake: Lake, run_id: str, header: dict[str, Any], every_s: float = 2.0) -> None:
+        self.lake, self.path, self.header, self.every_s = lake, run_path(lake.root, run_id), header, every_s
+        self.records: list[Record] = []
+        self._last = 0.0
+
+    def add(self, record: Record) -> None:
+        self.records.append(record)
+        if time.monotonic() - self._last >= self.every_s:
+            self.flush()
+
+    def flush(self, **extra: Any) -> None:
+        self.header.update(extra)
+        body = {**self.header, "jobs": [asdict(r) for r in self.records]}  # type: ignore[call-overload]
+        self.lake.write_json(body, self.path)
+        self._last = time.monotonic()
+
+
+def log_path(lake: Lake, run_id: str) -> UPath:
+    """The run's log file, beside its manifest."""
+    return run_path(lake.root, run_id, ".log")
+
+
+def read_runs(lake: Lake) -> Iterator[dict[str, Any]]:
+    """Every readable run manifest, oldest first (run ids start with their UTC start time)."""
+    folder = lake.runs_dir
+    for p in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            yield json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            continue
+
+
+def latest_run(lake: Lake) -> dict[str, Any] | None:
+    """The most recent run manifest, or None before the first run."""
+    folder = lake.runs_dir
+    runs = sorted(folder.glob("*.json")) if folder.is_dir() else []
+    if not runs:
+        return None
+    body: dict[str, Any] = json.loads(runs[-1].read_text(encoding="utf-8"))
+    return body
+
+
+def completed_fingerprints(lake: Lake) -> dict[str, str]:
+    """partition -> fingerprint of its latest successful job, over all previous run manifests."""
+    done: dict[str, str] = {}
+    for body in read_runs(lake):
+        for job in body.get("jobs", []):
+            if job.get("status") in ("ok", "skipped"):
+                done[job["partition"]] = job.get("fingerprint", "")
+            elif job.get("status") == "failed":
+                done.pop(job["partition"], None)
+    return done
+
+
+def last_failed(lake: Lake) -> list[PartitionKey]:
+    """Partitions that failed in the most recent run (for --only-failed)."""
+    body = latest_run(lake) or {}
+    return [
+        PartitionKey.parse(job["partition"]) for job in body.get("jobs", []) if job.get("status") == "failed"
+    ]

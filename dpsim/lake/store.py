@@ -1,0 +1,311 @@
+"""Where the lake's bytes live: a local (or shared) filesystem, or an object store, behind one interface.
+
+A filesystem has atomic renames: every file is written to a hidden temp name beside it and renamed into
+place, and scratch folders live in `<root>/_tmp`, on the same filesystem. An object store has no rename,
+but a PUT is atomic per object (readers see all of it or nothing), so files are written straight to their
+key; what needs a local file (shred staging, the DuckDB catalog and spill folder, a run's log) goes to a
+local scratch folder instead, and listings are one recursive LIST of a prefix, not one call per folder.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from abc import ABC, abstractmethod
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from upath import UPath
+
+from dpsim.errors import LakeError
+from dpsim.lake.layout import PART_GLOB, PartitionKey, is_source_part, scratch_dir, slug, source_part_glob
+
+# URL scheme -> its fsspec package. S3 is tested (against moto); the others go through the same calls.
+OBJECT_STORES = {"s3": "s3fs", "s3a": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "az": "adlfs", "abfs": "adlfs"}
+
+
+class Store(ABC):
+    """The storage operations of one lake root; paths are the root's `UPath`s (see `layout`)."""
+
+    is_local: bool
+
+    def __init__(self, root: UPath) -> None:
+        self.root = root
+
+    @abstractmethod
+    def check_reachable(self) -> None:
+        """Fail with one clear line before any work when the storage cannot be reached."""
+
+    @abstractmethod
+    def catalog_path(self) -> Path:
+        """The DuckDB catalog file (a local file: DuckDB writes it in place)."""
+
+    @abstractmethod
+    def local_dir(self, name: str) -> Path:
+        """A local scratch folder `name` (shred staging, DuckDB spill, fault markers)."""
+
+    @abstractmethod
+    def partitions(self, base: UPath) -> list[PartitionKey]:
+        """Partitions with at least one part file below a table folder."""
+
+    @abstractmethod
+    def write_parquet(self, table: pa.Table, path: UPath, **options: Any) -> None:
+        """Write a Parquet file so that readers never see half of it."""
+
+    @abstractmethod
+    def write_bytes(self, data: bytes, path: UPath) -> None:
+        """Write a small file so that readers never see half of it."""
+
+    @abstractmethod
+    def put_many(self, moves: Mapping[UPath, Path | UPath]) -> None:
+        """Move finished files (local, or objects of the store staged by a cluster worker) to their paths."""
+
+    @abstractmethod
+    def local_file(self, path: UPath) -> Any:
+        """A context manager giving a local file to write `path` through while it grows."""
+
+    @abstractmethod
+    def read_parquet(self, path: UPath, **options: Any) -> pa.Table: ...
+
+    @abstractmethod
+    def remove_tree(self, path: UPath) -> None: ...
+
+    @abstractmethod
+    def any_match(self, pattern: UPath) -> bool:
+        """Whether a glob under the root matches a file."""
+
+    @abstractmethod
+    def file_signatures(self, base: UPath, folders: Sequence[UPath]) -> list[list[str]]:
+        """`<file>:<size>:<modified>` of the Parquet files of each folder below `base`, sorted."""
+
+    @abstractmethod
+    def remove_parts(
+        self, base: UPath, folders: Sequence[UPath], source: str, keep: Collection[UPath]
+    ) -> int:
+        """Delete a source's part files in the given partition folders of a table, except those in `keep`."""
+
+
+class LocalStore(Store):
+    """A local or shared filesystem: temp name + rename, scratch in `<root>/_tmp`."""
+
+    is_local = True
+
+    def check_reachable(self) -> None:
+        """Nothing to check: a missing folder is created by the first write, a bad one fails it by name."""
+
+    def catalog_path(self) -> Path:
+        return _os_path(self.root) / "dpsim.duckdb"
+
+    def local_dir(self, name: str) -> Path:
+        """`<root>/_tmp/<name>`: the same filesystem, so staged files are renamed into place."""
+        return _os_path(scratch_dir(self.root, name))
+
+    def partitions(self, base: UPath) -> list[PartitionKey]:
+        out = []
+        for sec_dir in _subdirs(base):
+            for date_dir in _subdirs(sec_dir):
+                key = PartitionKey.from_folders(sec_dir.name, date_dir.name)
+                if key is not None and any(date_dir.glob("*.parquet")):
+                    out.append(key)
+        return sorted(out)
+
+    def write_parquet(self, table: pa.Table, path: UPath, **options: Any) -> None:
+        with self._atomic(path) as tmp:
+            pq.write_table(table, tmp, **options)
+
+    def write_bytes(self, data: bytes, path: UPath) -> None:
+        with self._atomic(path) as tmp:
+            tmp.write_bytes(data)
+
+    @contextmanager
+    def _atomic(self, path: UPath) -> Iterator[UPath]:
+        """A hidden temp name beside `path`, renamed onto it once written."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        yield tmp
+        os.replace(_os_path(tmp), _os_path(path))
+
+    def put_many(self, moves: Mapping[UPath, Path | UPath]) -> None:
+        for path, staged in moves.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(str(staged), _os_path(path))
+
+    @contextmanager
+    def local_file(self, path: UPath) -> Iterator[Path]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        yield _os_path(path)
+
+    def read_parquet(self, path: UPath, **options: Any) -> pa.Table:
+        return pq.read_table(path, **options)
+
+    def remove_tree(self, path: UPath) -> None:
+        if path.exists():
+            shutil.rmtree(_os_path(path))
+
+    def any_match(self, pattern: UPath) -> bool:
+        return next(self.root.glob(str(pattern.relative_to(self.root))), None) is not None
+
+    def file_signatures(self, base: UPath, folders: Sequence[UPath]) -> list[list[str]]:
+        out = []
+        for folder in folders:
+            files = sorted(folder.glob("*.parquet")) if folder.is_dir() else []
+            stats = ((f.name, f.stat()) for f in files)
+            out.append([f"{name}:{st.st_size}:{st.st_mtime_ns}" for name, st in stats])
+        return out
+
+    def remove_parts(
+        self, base: UPath, folders: Sequence[UPath], source: str, keep: Collection[UPath]
+    ) -> int:
+        n = 0
+        kept = set(keep)
+        for folder in folders:
+            for f in folder.glob(source_part_glob(source)):
+                if f not in kept and is_source_part(f.name, source):
+                    f.unlink()
+                    n += 1
+        return n
+
+
+class ObjectStore(Store):
+    """An object store through fsspec: one PUT per object, listings by prefix, local scratch and catalog."""
+
+    is_local = False
+
+    def check_reachable(self) -> None:
+        """One clear line when the bucket is missing or unreachable (instead of a traceback from inside
+        the first write)."""
+        bucket = self.root.path.split("/", 1)[0]
+        try:
+            self.root.fs.info(bucket)
+        except Exception as exc:
+            first = next(iter(str(exc).strip().splitlines()), "")
+            raise LakeError(
+                f"{self.root}: cannot reach bucket {bucket!r} ({type(exc).__name__}: {first}); check the name, "
+                "the credentials and the endpoint in the environment (AWS_ACCESS_KEY_ID, AWS_ENDPOINT_URL, …)"
+            ) from exc
+
+    def catalog_path(self) -> Path:
+        """A local cache of the catalog, one per lake (it is rebuilt when missing)."""
+        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dpsim" / "catalogs"
+        return cache / f"{slug(self.root)}.duckdb"
+
+    def local_dir(self, name: str) -> Path:
+        """Under the system temp folder, one per lake."""
+        return Path(tempfile.gettempdir()) / "dpsim" / slug(self.root) / name
+
+    def partitions(self, base: UPath) -> list[PartitionKey]:
+        """One recursive LIST of the table's prefix, not one call per folder."""
+        keys = set()
+        for name in base.fs.glob(f"{base.path}/{PART_GLOB}"):
+            key = PartitionKey.from_folders(*name.split("/")[-3:-1])
+            if key is not None:
+                keys.add(key)
+        return sorted(keys)
+
+    def write_parquet(self, table: pa.Table, path: UPath, **options: Any) -> None:
+        pq.write_table(table, path.path, filesystem=path.fs, **options)
+
+    def write_bytes(self, data: bytes, path: UPath) -> None:
+        path.write_bytes(data)
+
+    def put_many(self, moves: Mapping[UPath, Path | UPath]) -> None:
+        """Concurrent uploads; an object already in the store (staged by a cluster worker) is copied."""
+        objects = {p: s for p, s in moves.items() if isinstance(s, UPath) and s.protocol}
+        files = {p: Path(str(s)) for p, s in moves.items() if p not in objects}
+        fs = self.root.fs
+        if files:
+            fs.put([str(f) for f in files.values()], [p.path for p in files])
+            for f in files.values():
+                f.unlink()
+        if objects:
+            fs.copy([s.path for s in objects.values()], [p.path for p in objects])
+            fs.rm([s.path for s in objects.values()])
+
+    @contextmanager
+    def local_file(self, path: UPath) -> Iterator[Path]:
+        """A scratch file, uploaded at the end."""
+        local = self.local_dir("outbox") / path.name
+        local.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            yield local
+        finally:
+            if local.exists():
+                self.put_many({path: local})
+
+    def read_parquet(self, path: UPath, **options: Any) -> pa.Table:
+        return pq.read_table(path.path, filesystem=path.fs, **options)
+
+    def remove_tree(self, path: UPath) -> None:
+        if path.exists():
+            path.fs.rm(path.path, recursive=True)
+
+    def any_match(self, pattern: UPath) -> bool:
+        return bool(self.root.fs.glob(pattern.path, maxdepth=None))
+
+    def file_signatures(self, base: UPath, folders: Sequence[UPath]) -> list[list[str]]:
+        """From one listing of the table, not a request per file."""
+        listed: dict[str, list[str]] = {}
+        for name, info in sorted(base.fs.find(base.path, detail=True).items()):
+            folder, _, file = name.rpartition("/")
+            if file.endswith(".parquet"):
+                modified = info.get("LastModified", info.get("mtime", info.get("updated", "")))
+                listed.setdefault(folder, []).append(f"{file}:{info['size']}:{modified}")
+        return [listed.get(folder.path, []) for folder in folders]
+
+    def remove_parts(
+        self, base: UPath, folders: Sequence[UPath], source: str, keep: Collection[UPath]
+    ) -> int:
+        """One listing of the table, one batched delete."""
+        kept_keys, wanted = {p.path for p in keep}, {f.path for f in folders}
+        doomed = [
+            name
+            for name in base.fs.glob(f"{base.path}/security_code=*/date=*/{source_part_glob(source)}")
+            if name.rpartition("/")[0] in wanted
+            and is_source_part(name.rpartition("/")[2], source)
+            and name not in kept_keys
+        ]
+        if doomed:
+            base.fs.rm(doomed)
+        return len(doomed)
+
+
+def open_store(root: str | Path | UPath) -> Store:
+    """The store of a lake root: a local or shared-filesystem path, a `file://` URL, or an object-store URL."""
+    text = str(root)
+    if text.startswith("file://"):
+        return LocalStore(UPath(os.path.abspath(urlparse(text).path)))
+    scheme = urlparse(text).scheme
+    if len(scheme) <= 1:  # none, or one letter: a Windows drive, not a scheme
+        return LocalStore(
+            UPath(os.path.abspath(text))
+        )  # workers may start elsewhere: they get the absolute path
+    if scheme not in OBJECT_STORES:
+        raise LakeError(
+            f"{text}: {scheme}:// lake roots are not supported; give a path, a file:// URL or one of "
+            + ", ".join(f"{s}://" for s in OBJECT_STORES)
+        )
+    try:
+        # No listings cache: workers in other processes add files that this process must see.
+        path = UPath(text.rstrip("/"), use_listings_cache=False)
+        path.fs  # noqa: B018 -- the filesystem's package is imported here, not at the first write
+        return ObjectStore(path)
+    except ImportError as exc:
+        raise LakeError(
+            f"{text}: a {scheme}:// lake needs the {OBJECT_STORES[scheme]} package: "
+            f"pip install 'dpsim[{'s3' if OBJECT_STORES[scheme] == 's3fs' else 'cloud'}]'"
+        ) from exc
+
+
+def _os_path(path: UPath) -> Path:
+    """A local lake path as what `os` and `shutil` take."""
+    return Path(path.path)
+
+
+def _subdirs(path: UPath) -> list[UPath]:
+    return sorted(p for p in path.iterdir() if p.is_dir()) if path.is_dir() else []

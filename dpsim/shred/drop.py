@@ -1,0 +1,103 @@
+"""A data drop: the input globs of every kind resolved to files, each file shredded into the lake."""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from dpsim import schema
+from dpsim.catalog import refresh_catalog
+from dpsim.config import Config
+from dpsim.errors import InputError
+from dpsim.lake import Lake
+from dpsim.progress import Progress, SilentProgress
+from dpsim.shred.ranges import shred_parallel
+from dpsim.shred.reference import shred_reference
+from dpsim.shred.source import SourceResult, shred_source
+from dpsim.shred.stream import without_huge_pages
+
+LOG = logging.getLogger(__name__)
+
+
+KINDS = ("orders", "trades", "nbbo", *schema.REFERENCE_KINDS)
+REQUIRED_KINDS = ("orders",)
+
+
+def shred_drop(
+    cfg: Config,
+    lake: Lake,
+    *,
+    inputs: Mapping[str, Sequence[str]] | None = None,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> list[SourceResult]:
+    """The `dpsim shred` session: shred the drop (see `shred`), then refresh the lake's DuckDB catalog."""
+    results = shred(cfg, lake, inputs=inputs, force=force, progress=progress)
+    refresh_catalog(lake)
+    return results
+
+
+def shred(
+    cfg: Config,
+    lake: Lake,
+    *,
+    inputs: Mapping[str, Sequence[str]] | None = None,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> list[SourceResult]:
+    """Shred every source file of a data drop into the lake; failed sources are reported, not raised.
+
+    `inputs` maps kind -> globs and overrides `cfg.inputs` for the kinds it names. `progress` gets one
+    bytes task per source file (the caller renders the summary table from the returned results).
+    """
+    progress = progress or SilentProgress()
+    files = _resolve_inputs(cfg, inputs or {})
+    results: list[SourceResult] = []
+    with without_huge_pages():
+        if cfg.shred.workers > 1:
+            sources = [
+                (schema.PARTITIONED_KINDS[k], p)
+                for k, ps in files.items()
+                if k in schema.PARTITIONED_KINDS
+                for p in ps
+            ]
+            results.extend(shred_parallel(cfg, lake, sources, force, progress))
+        for kind, paths in files.items():
+            if kind in schema.PARTITIONED_KINDS and cfg.shred.workers > 1:
+                continue
+            if kind in schema.PARTITIONED_KINDS:
+                for path in paths:
+                    results.append(
+                        shred_source(schema.PARTITIONED_KINDS[kind], path, cfg, lake, force, progress)
+                    )
+            elif paths:
+                results.extend(shred_reference(kind, paths, lake, force))
+    return results
+
+
+def _resolve_inputs(cfg: Config, inputs: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
+    """Expand the globs of every kind (absolute paths, sorted, de-duplicated); fail early on missing orders."""
+    unknown = sorted(set(inputs) - set(KINDS))
+    if unknown:
+        raise InputError(f"unknown input kind(s) {', '.join(unknown)}: use {', '.join(KINDS)}")
+    out: dict[str, list[str]] = {}
+    for kind in KINDS:
+        globs = inputs[kind] if kind in inputs else getattr(cfg.inputs, kind)
+        paths: dict[str, None] = {}
+        for pattern in globs:
+            matches = sorted(
+                p for p in glob.glob(os.path.expanduser(pattern), recursive=True) if os.path.isfile(p)
+            )
+            if not matches:
+                if kind in REQUIRED_KINDS:
+                    raise InputError(
+                        f"no {kind} file matches {pattern!r}: check inputs.{kind} in the config or --{kind}"
+                    )
+                LOG.warning("no %s file matches %r; carrying on without it", kind, pattern)
+            for m in matches:
+                paths[str(Path(m).resolve())] = None
+        out[kind] = list(paths)
+    return out
