@@ -1,7 +1,10 @@
 """Paired-test statistics from SQL moments, Wilcoxon p-values and Benjamini–Hochberg q-values (pure functions).
 
 The moments (n, mean and sd of the paired differences) come from DuckDB so they scale with the lake;
-what is left here is the arithmetic that needs the t and normal distributions, which SQL lacks.
+what is left here is the arithmetic that needs the t and normal distributions, which SQL lacks. Student's
+t distribution is computed here with numpy and the standard library (the regularized incomplete beta
+function, inverted by a safeguarded Newton iteration), so the aggregation does not import scipy (over a
+second of start-up); the tests check every function against scipy.
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats as sps
+
+from dpsim.distributions import t_ppf, t_two_sided_p
 
 NOTE_FEW = "n < 2"
 NOTE_ZERO_VARIANCE = "zero variance of differences"
@@ -39,16 +43,39 @@ def paired_t(n: int, mean_diff: float | None, sd_diff: float | None, confidence:
 
     Cohen's d is d_z = mean_diff / sd_diff, the paired-design effect size.
     """
-    if n < 2 or mean_diff is None or sd_diff is None:
-        return PairedT(None, None, None, None, None, NOTE_FEW)
-    if sd_diff == 0 or sd_diff <= _REL_ZERO_SD * abs(mean_diff):
-        return PairedT(None, None, None, None, None, NOTE_ZERO_VARIANCE)
-    se = sd_diff / math.sqrt(n)
-    t = mean_diff / se
-    df = n - 1
-    p = float(min(1.0, 2.0 * sps.t.sf(abs(t), df)))
-    half = float(sps.t.ppf(0.5 + confidence / 2.0, df)) * se
-    return PairedT(t, p, mean_diff - half, mean_diff + half, mean_diff / sd_diff, None)
+    return paired_t_many([n], [mean_diff], [sd_diff], confidence)[0]
+
+
+def paired_t_many(
+    n: Sequence[int],
+    mean_diff: Sequence[float | None],
+    sd_diff: Sequence[float | None],
+    confidence: float = 0.95,
+) -> list[PairedT]:
+    """`paired_t` for many tests at once: one vectorised pass through the t distribution."""
+    out: list[PairedT | None] = [None] * len(n)
+    rows, t_list, se_list = [], [], []
+    for i, (k, mean, sd) in enumerate(zip(n, mean_diff, sd_diff, strict=True)):
+        if k < 2 or mean is None or sd is None:
+            out[i] = PairedT(None, None, None, None, None, NOTE_FEW)
+        elif sd == 0 or sd <= _REL_ZERO_SD * abs(mean):
+            out[i] = PairedT(None, None, None, None, None, NOTE_ZERO_VARIANCE)
+        else:
+            rows.append(i)
+            se_list.append(sd / math.sqrt(k))
+            t_list.append(mean / se_list[-1])
+    if rows:
+        df = np.array([n[i] - 1.0 for i in rows])
+        t = np.array(t_list)
+        se = np.array(se_list)
+        p = np.minimum(1.0, t_two_sided_p(t, df))
+        half = t_ppf(0.5 + confidence / 2.0, df) * se
+        for j, i in enumerate(rows):
+            mean, sd = float(mean_diff[i]), float(sd_diff[i])  # type: ignore[arg-type]
+            out[i] = PairedT(
+                float(t[j]), float(p[j]), mean - float(half[j]), mean + float(half[j]), mean / sd, None
+            )
+    return [r for r in out if r is not None]
 
 
 def wilcoxon_p(diffs: Sequence[float] | np.ndarray) -> float | None:
