@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,20 @@ class Lake:
         return layout.aggregates_dir(self.root)
 
     @property
+    def partials_dir(self) -> UPath:
+        return layout.partials_dir(self.root)
+
+    def partial_path(self, name: str) -> UPath:
+        return layout.partial_path(self.root, name)
+
+    def partial_stream_path(self, scenario: str, day: date) -> UPath:
+        return layout.partial_stream_path(self.root, scenario, day)
+
+    @property
+    def partials_manifest_path(self) -> UPath:
+        return layout.partials_manifest_path(self.root)
+
+    @property
     def catalog_path(self) -> Path:
         """The DuckDB catalog: in the lake, or for an object store in a local cache (rebuilt when missing)."""
         return self.store.catalog_path()
@@ -116,6 +131,12 @@ class Lake:
         folders = [self.partition_dir(table, key) for key in keys]
         return dict(zip(keys, self.store.file_signatures(self.table_dir(table), folders), strict=True))
 
+    def result_files(self, table: str, scenario: str | None = None) -> list[tuple[PartitionKey, str, str]]:
+        """Every file of a result table (of one scenario's folder for sim_orders / sim_fills): (partition, path
+        or URL as DuckDB reads it, `<size>:<modified>`), from one walk of the table (one listing in an object
+        store): what the incremental aggregation groups by date and fingerprints."""
+        return self.store.list_part_files(self.table_dir(table, scenario))
+
     # ---- reading and writing --------------------------------------------------------------------
     def write_parquet(self, table: pa.Table, path: UPath, *, row_group_rows: int = 131072) -> int:
         """Write atomically (temp + rename, or one PUT), zstd, with statistics; returns bytes written."""
@@ -154,6 +175,9 @@ class Lake:
 
     def remove_tree(self, path: UPath) -> None:
         self.store.remove_tree(path)
+
+    def remove_files(self, paths: Sequence[UPath]) -> None:
+        self.store.remove_files(paths)
 
     def remove_source_parts(
         self, kind: str, source: str, partitions: Sequence[PartitionKey], keep: Collection[UPath] = ()

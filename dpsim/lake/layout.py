@@ -7,6 +7,9 @@
     <root>/_rejects/<kind>/<source-id>.parquet
     <root>/_runs/<run-id>.json  (+ <run-id>.log)
     <root>/aggregates/<name>.parquet (+ .csv)
+    <root>/aggregates/_partials/manifest.json            slices' fingerprints (incremental aggregation)
+    <root>/aggregates/_partials/<name>.parquet           measures, moments, clusters, fidelity, quality rows
+    <root>/aggregates/_partials/stream/scenario=<name>/<YYYY-MM-DD>.parquet   one slice's differences
     <root>/dpsim.duckdb
     <root>/_tmp/<name>                    scratch (shred staging, DuckDB spill), empty after a run
 Partition keys live in the path only.
@@ -126,6 +129,26 @@ def run_path(root: UPath, run_id: str, suffix: str = ".json") -> UPath:
 
 def aggregates_dir(root: UPath) -> UPath:
     return root / "aggregates"
+
+
+def partials_dir(root: UPath) -> UPath:
+    """The incremental aggregation's partial aggregates (docs/aggregates.md, "Incremental aggregation")."""
+    return aggregates_dir(root) / "_partials"
+
+
+def partial_path(root: UPath, name: str) -> UPath:
+    """`_partials/<name>.parquet`: one small partial table, the rows of every slice."""
+    return partials_dir(root) / f"{name}.parquet"
+
+
+def partial_stream_path(root: UPath, scenario: str, day: date) -> UPath:
+    """`_partials/stream/scenario=<name>/<YYYY-MM-DD>.parquet`: one slice's differences."""
+    return partials_dir(root) / "stream" / f"scenario={scenario}" / f"{day.isoformat()}.parquet"
+
+
+def partials_manifest_path(root: UPath) -> UPath:
+    """`_partials/manifest.json`: the format version and every slice's fingerprint."""
+    return partials_dir(root) / "manifest.json"
 
 
 def scratch_dir(root: UPath, name: str) -> UPath:

@@ -77,6 +77,10 @@ class Store(ABC):
     def remove_tree(self, path: UPath) -> None: ...
 
     @abstractmethod
+    def remove_files(self, paths: Sequence[UPath]) -> None:
+        """Delete files (those already gone are no error)."""
+
+    @abstractmethod
     def any_match(self, pattern: UPath) -> bool:
         """Whether a glob under the root matches a file."""
 
@@ -89,6 +93,10 @@ class Store(ABC):
         self, base: UPath, folders: Sequence[UPath], source: str, keep: Collection[UPath]
     ) -> int:
         """Delete a source's part files in the given partition folders of a table, except those in `keep`."""
+
+    @abstractmethod
+    def list_part_files(self, base: UPath) -> list[tuple[PartitionKey, str, str]]:
+        """Every Parquet file below `base`'s partition folders: (key, path or URL, `<size>:<modified>`)."""
 
 
 class LocalStore(Store):
@@ -148,6 +156,10 @@ class LocalStore(Store):
         if path.exists():
             shutil.rmtree(_os_path(path))
 
+    def remove_files(self, paths: Sequence[UPath]) -> None:
+        for path in paths:
+            _os_path(path).unlink(missing_ok=True)
+
     def any_match(self, pattern: UPath) -> bool:
         return next(self.root.glob(str(pattern.relative_to(self.root))), None) is not None
 
@@ -157,6 +169,22 @@ class LocalStore(Store):
             files = sorted(folder.glob("*.parquet")) if folder.is_dir() else []
             stats = ((f.name, f.stat()) for f in files)
             out.append([f"{name}:{st.st_size}:{st.st_mtime_ns}" for name, st in stats])
+        return out
+
+    def list_part_files(self, base: UPath) -> list[tuple[PartitionKey, str, str]]:
+        """One os.scandir walk (tens of thousands of partitions: no pathlib object per file)."""
+        out = []
+        for sec in _scandir(str(_os_path(base))):
+            if not sec.is_dir():
+                continue
+            for day in _scandir(sec.path):
+                key = PartitionKey.from_folders(sec.name, day.name) if day.is_dir() else None
+                if key is None:
+                    continue
+                for f in _scandir(day.path):
+                    if f.name.endswith(".parquet") and f.is_file():
+                        st = f.stat()
+                        out.append((key, f.path, f"{st.st_size}:{st.st_mtime_ns}"))
         return out
 
     def remove_parts(
@@ -245,6 +273,12 @@ class ObjectStore(Store):
         if path.exists():
             path.fs.rm(path.path, recursive=True)
 
+    def remove_files(self, paths: Sequence[UPath]) -> None:
+        """One batched delete."""
+        existing = [p.path for p in paths if p.exists()]
+        if existing:
+            self.root.fs.rm(existing)
+
     def any_match(self, pattern: UPath) -> bool:
         return bool(self.root.fs.glob(pattern.path, maxdepth=None))
 
@@ -257,6 +291,20 @@ class ObjectStore(Store):
                 modified = info.get("LastModified", info.get("mtime", info.get("updated", "")))
                 listed.setdefault(folder, []).append(f"{file}:{info['size']}:{modified}")
         return [listed.get(folder.path, []) for folder in folders]
+
+    def list_part_files(self, base: UPath) -> list[tuple[PartitionKey, str, str]]:
+        """One recursive listing of the table's prefix."""
+        out = []
+        prefix = str(base).rstrip("/")
+        for name, info in sorted(base.fs.find(base.path, detail=True).items()):
+            parts = name.split("/")
+            key = PartitionKey.from_folders(*parts[-3:-1]) if len(parts) >= 3 else None
+            if key is not None and name.endswith(".parquet"):
+                modified = info.get("LastModified", info.get("mtime", info.get("updated", "")))
+                out.append(
+                    (key, f"{prefix}/{name[len(base.path) :].lstrip('/')}", f"{info['size']}:{modified}")
+                )
+        return out
 
     def remove_parts(
         self, base: UPath, folders: Sequence[UPath], source: str, keep: Collection[UPath]
@@ -305,6 +353,14 @@ def open_store(root: str | Path | UPath) -> Store:
 def _os_path(path: UPath) -> Path:
     """A local lake path as what `os` and `shutil` take."""
     return Path(path.path)
+
+
+def _scandir(path: str) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(path) as it:
+            return sorted(it, key=lambda e: e.name)
+    except FileNotFoundError:
+        return []
 
 
 def _subdirs(path: UPath) -> list[UPath]:
