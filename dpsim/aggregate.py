@@ -1,37 +1,38 @@
-"""Aggregations and statistics over the results: runs the named dpsim/sql/*.sql on the catalog, writes lake/aggregates.
+"""Aggregations and statistics over the results: merges the lake's partial aggregates, writes lake/aggregates.
 
-Every query reads the catalog views (the same ones a user gets with `duckdb lake/dpsim.duckdb`), in a
-session with DuckDB's memory limit and spill folder from the config. Grain and columns of each
-aggregate are documented at the top of its .sql file and collected in docs/aggregates.md.
+`dpsim.partials` keeps a partial aggregate per trading date in the lake and recomputes only the dates whose
+result files changed; this module merges them with the named dpsim/sql/*.sql (sums, counts and weighted sums
+add exactly; means and variances merge by Chan's formula), takes the rank statistics (Wilcoxon, medians)
+from one sorted pass over the stored differences (dpsim.ranks), and adds the cluster bootstrap and the
+tests. Every step runs in DuckDB under the configured memory limit, spilling to its temp folder, so memory
+does not grow with the lake. Grain and columns of each aggregate are documented at the top of its .sql file
+and collected in docs/aggregates.md.
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import os
 import re
-from importlib import resources
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from dpsim import stats
+from dpsim import partials, stats
 from dpsim.catalog import connect, refresh_catalog, view_names
 from dpsim.config import Config
 from dpsim.errors import DpsimError, LakeError
 from dpsim.lake import Lake
-from dpsim.schema import (
-    DATE_COL,
-    PARTITION_TYPES,
-    QUALITY,
-    REPLAY_FIDELITY,
-    SCENARIO,
-    SECURITY_CODE,
-    sim_orders_schema,
-    sweeps_schema,
-)
+from dpsim.progress import Progress
+from dpsim.ranks import RankPass, SegmentCounts, SegmentRanks
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,22 @@ STATS_METRICS = (
 )
 # Fewer partitions than this with a delta, and the headline's bootstrap resamples sweeps instead.
 MIN_CLUSTERS = 20
+# The segment types of stats_tests and segment_measures, and each one's key column.
+SEGMENT_KEYS = {
+    "security": "security_code",
+    "date": "date",
+    "participant": "participantid",
+    "time_bucket": "time_bucket",
+    "size_bucket": "size_bucket",
+    "group": "group",
+}
+# Segments with at most this many pairs get their Wilcoxon p-value from their values (exact or permutation
+# methods, as scipy chooses them for n <= 50); larger ones from the normal approximation of R+.
+SMALL_SEGMENT_N = 50
+STREAM_BATCH_ROWS = 1 << 20
+PYTHON_RESERVE_MB = 400
+# (scenario, metric) passes over the differences run side by side, each on its own DuckDB cursor.
+RANK_WORKERS = min(2, os.cpu_count() or 1)
 
 F64 = pa.float64()
 STATS_SCHEMA = pa.schema(
@@ -136,33 +153,41 @@ HEADLINE_TESTS = (
 _MISSING_TABLE = re.compile(r"Table with name .+ does not exist")
 
 
-def sql_text(name: str) -> str:
-    """The text of dpsim/sql/<name>.sql."""
-    return resources.files("dpsim").joinpath("sql", f"{name}.sql").read_text(encoding="utf-8")
+sql_text = partials.sql_text
 
 
-def run_aggregates(cfg: Config, lake: Lake) -> dict[str, pa.Table]:
-    """Compute every aggregate, write aggregates/<name>.parquet and .csv, then add their views to the catalog."""
-    refresh_catalog(lake)  # results written since the last refresh may be the first of their table
-    scenarios = _scenarios(cfg, lake)
-    con = connect(lake, cfg)
+def run_aggregates(cfg: Config, lake: Lake, progress: Progress | None = None) -> dict[str, pa.Table]:
+    """Compute every aggregate, write aggregates/<name>.parquet and .csv, then add their views to the catalog.
+
+    Incremental: only the dates whose result files changed since the last run are read again
+    (aggregates/_partials holds the rest); the catalog is refreshed once, at the end.
+    """
+    scenarios = scenarios_with_results(cfg, lake)
+    con = _session(lake, cfg)
     try:
-        # Lets DuckDB stream and spill instead of buffering to keep row order; every output has an ORDER BY.
-        con.execute("SET preserve_insertion_order = false")
-        _stand_in_missing_results(con, cfg)
-        _execute(con, "pairs", {"scenarios": scenarios})
-        _execute(con, "segment_fidelity")
-        _execute(con, "segment_measures")
-        tables = {name: _query(con, name) for name in SEGMENT_AGGREGATES}
-        tables["headline"] = _headline(con, cfg)
-        tables["stats_tests"] = _stats_tests(con, scenarios)
-        tables["quality_summary"] = _query(con, "quality_summary")
+        sources = partials.update(con, lake, cfg, scenarios, progress)
+        tables = _merge(con, cfg, scenarios, sources)
     finally:
         con.close()
+        _remove_if_empty(lake, cfg)
     for name, table in tables.items():
         _write(lake, name, table)
     refresh_catalog(lake)
     return tables
+
+
+def compute_aggregates(
+    con: duckdb.DuckDBPyConnection, cfg: Config, scenarios: list[str]
+) -> dict[str, pa.Table]:
+    """Every aggregate over the result views `con` sees, in memory (nothing written, no partials kept).
+
+    A report of a selection calls it on a session whose temp tables `sweeps`, `sim_orders`, … hold only the
+    selected partitions, so the same definitions apply.
+    """
+    con.execute("SET preserve_insertion_order = false")
+    _stand_in_missing_results(con, cfg)
+    with tempfile.TemporaryDirectory(prefix="dpsim-aggregate-") as scratch:
+        return _merge(con, cfg, scenarios, partials.in_session(con, scenarios, Path(scratch)))
 
 
 def run_sql(lake: Lake, query: str, cfg: Config | None = None) -> pa.Table:
@@ -212,7 +237,7 @@ def headline(lake: Lake) -> tuple[pa.Table, pa.Table, pa.Table]:
 # ---- internals ----------------------------------------------------------------------------------
 
 
-def _scenarios(cfg: Config, lake: Lake) -> list[str]:
+def scenarios_with_results(cfg: Config, lake: Lake) -> list[str]:
     """Configured scenarios that have results; the others are reported, and stale folders are not read."""
     present = set(lake.scenarios("sim_orders"))
     missing = [s for s in cfg.scenarios if s not in present]
@@ -224,18 +249,49 @@ def _scenarios(cfg: Config, lake: Lake) -> list[str]:
     return [s for s in cfg.scenarios if s in present]
 
 
+def _session(lake: Lake, cfg: Config) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB session with the configured memory limit, spilling to a temp folder that exists."""
+    temp = _temp_dir(lake, cfg)
+    # DuckDB creates only the last level of its temp folder: a missing <lake>/_tmp failed the first spill.
+    temp.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(
+        config={
+            "memory_limit": f"{duckdb_memory_limit_mb(cfg.aggregate.memory_limit_mb)}MB",
+            "temp_directory": str(temp.resolve()),
+            # lets DuckDB stream and spill instead of buffering to keep row order; every output has an ORDER BY
+            "preserve_insertion_order": False,
+        }
+    )
+    con.execute("SET enable_progress_bar = false")  # dpsim reports progress itself
+    if not lake.is_local:
+        con.register_filesystem(lake.root.fs)
+    return con
+
+
+def duckdb_memory_limit_mb(total_mb: int) -> int:
+    """DuckDB's share of the aggregation's memory budget: the rest is for Python (the interpreter and its
+    libraries, ~250 MB, and the stream passes' batches)."""
+    return max(total_mb // 2, total_mb - PYTHON_RESERVE_MB)
+
+
+def _temp_dir(lake: Lake, cfg: Config) -> Path:
+    return Path(cfg.aggregate.temp_directory) if cfg.aggregate.temp_directory else lake.local_dir("duckdb")
+
+
+def _remove_if_empty(lake: Lake, cfg: Config) -> None:
+    """Leave no empty scratch folders behind (DuckDB removes its spill files when the session closes)."""
+    temp = _temp_dir(lake, cfg)
+    for folder in (temp, temp.parent) if not cfg.aggregate.temp_directory else (temp,):
+        try:
+            folder.rmdir()
+        except OSError:
+            break
+
+
 def _stand_in_missing_results(con: duckdb.DuckDBPyConnection, cfg: Config) -> None:
     """Empty typed stand-ins for result tables with no files yet, so every aggregate exists (with no rows)."""
-    keys = [(SECURITY_CODE, PARTITION_TYPES[SECURITY_CODE]), (DATE_COL, PARTITION_TYPES[DATE_COL])]
-    horizons = cfg.metrics.horizons_s
-    stand_ins = {
-        "sweeps": pa.schema(keys + list(sweeps_schema(horizons))),
-        "sim_orders": pa.schema([(SCENARIO, PARTITION_TYPES[SCENARIO]), *keys, *sim_orders_schema(horizons)]),
-        "replay_fidelity": pa.schema(keys + list(REPLAY_FIDELITY)),
-        "quality": pa.schema(keys + list(QUALITY)),
-    }
     existing = set(view_names(con))
-    for name, schema in stand_ins.items():
+    for name, schema in partials.stand_in_schemas(cfg).items():
         if name not in existing:
             log.warning("the lake has no results/%s yet: its figures are empty (run `dpsim process`)", name)
             con.register(name, schema.empty_table())
@@ -257,16 +313,133 @@ def _query(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, object] 
         raise LakeError(f"aggregate {name}: {_first_line(exc)}") from exc
 
 
-def _headline(con: duckdb.DuckDBPyConnection, cfg: Config) -> pa.Table:
+def _merge(
+    con: duckdb.DuckDBPyConnection, cfg: Config, scenarios: list[str], sources: partials.Sources
+) -> dict[str, pa.Table]:
+    """Every aggregate from the partial rows the session's relations (partials.ROWS) and streams hold."""
+    moments = _query(con, "stats_moments", {"scenarios": scenarios, "metrics": list(STATS_METRICS)})
+    ranked = _rank_statistics(con, moments, scenarios, sources)
+    con.register("segment_ranks", ranked)
+    _execute(con, "segment_measures")
+    tables = {name: _query(con, name) for name in SEGMENT_AGGREGATES}
+    tables["headline"] = _headline(con, cfg, sources)
+    tables["stats_tests"] = _stats_tests(ranked)
+    tables["quality_summary"] = _query(con, "quality_summary")
+    return tables
+
+
+def _rank_statistics(
+    con: duckdb.DuckDBPyConnection, moments: pa.Table, scenarios: list[str], sources: partials.Sources
+) -> pa.Table:
+    """`moments` plus, per row, the rank statistics of its segment from one sorted pass per scenario and
+    metric: r_plus and tie_sum (the Wilcoxon test of large segments), median (of d), and the differences
+    of small segments (their exact or permutation test)."""
+    n_rows = moments.num_rows
+    r_plus = np.full(n_rows, np.nan)
+    tie_sum = np.full(n_rows, np.nan)
+    median: list[float | None] = [None] * n_rows
+    small: list[list[float] | None] = [None] * n_rows
+    scenario_col = np.asarray(moments["scenario"].to_pylist(), dtype=object)
+    metric_col = np.asarray(moments["metric"].to_pylist(), dtype=object)
+    type_col = np.asarray(moments["segment_type"].to_pylist(), dtype=object)
+    n = moments["n"].to_numpy()
+    n_negative = moments["n_negative"].to_numpy()
+    n_nonzero = moments["n_nonzero"].to_numpy()
+    tasks = []
+    for scenario in scenarios:
+        for metric in STATS_METRICS:
+            rows = {
+                t: np.flatnonzero((scenario_col == scenario) & (metric_col == metric) & (type_col == t))
+                for t in ("overall", *SEGMENT_KEYS)
+            }
+            if any(r.size for r in rows.values()):
+                tasks.append((scenario, metric, rows))
+
+    def one(task: tuple[str, str, dict[str, np.ndarray]]) -> dict[str, SegmentRanks]:
+        scenario, metric, rows = task
+        counts = {t: SegmentCounts(n[r], n_negative[r], n_nonzero[r]) for t, r in rows.items()}
+        rank_pass = RankPass(counts, small_n=SMALL_SEGMENT_N)
+        files = sources.stream_files.get(scenario)
+        if files:
+            keys = {
+                t: moments[SEGMENT_KEYS[t]].take(pa.array(r)) for t, r in rows.items() if t in SEGMENT_KEYS
+            }
+            cur = con.cursor()
+            try:
+                _feed(cur, rank_pass, files, scenario, metric, keys)
+            finally:
+                cur.close()
+        return rank_pass.finish()
+
+    # Passes side by side: while one waits for DuckDB's sort, another ranks a batch in numpy.
+    workers = max(1, min(RANK_WORKERS, len(tasks)))
+    with ThreadPoolExecutor(workers) as pool:
+        for (scenario, metric, rows), results in zip(tasks, pool.map(one, tasks), strict=True):
+            for t, result in results.items():
+                r = rows[t]
+                if not np.array_equal(result.seen, n_nonzero[r]):
+                    raise LakeError(
+                        f"aggregate: the stored differences of {scenario}/{metric} do not match the moments; "
+                        "delete aggregates/_partials and run `dpsim aggregate` again"
+                    )
+                r_plus[r] = result.r_plus
+                tie_sum[r] = result.tie_sum
+                for j, i in enumerate(r):
+                    median[i] = None if n[i] == 0 else float(result.median[j])
+                    if 0 < n[i] <= SMALL_SEGMENT_N:
+                        values = result.small_values.get(j, np.empty(0))
+                        small[i] = [float(v) for v in values] + [0.0] * int(n[i] - n_nonzero[i])
+    return (
+        moments.append_column("r_plus", pa.array(r_plus))
+        .append_column("tie_sum", pa.array(tie_sum))
+        .append_column("median", pa.array(median, pa.float64()))
+        .append_column("small_diffs", pa.array(small, pa.list_(pa.float64())))
+    )
+
+
+def _feed(
+    con: duckdb.DuckDBPyConnection,
+    rank_pass: RankPass,
+    files: list[str],
+    scenario: str,
+    metric: str,
+    keys: dict[str, pa.Array],
+) -> None:
+    """Stream the scenario's non-zero differences of `metric` in ascending |d| into the rank pass, batch by
+    batch, each sweep's segment keys turned into the segment's index among the moments' rows."""
+    try:
+        reader = con.sql(
+            sql_text("stats_stream"), params={"files": files, "scenario": scenario, "metric": metric}
+        ).to_arrow_reader(STREAM_BATCH_ROWS)
+        for batch in reader:
+            ids = {"overall": np.zeros(batch.num_rows, dtype=np.int64)}
+            for t, values in keys.items():
+                column = batch.column(SEGMENT_KEYS[t])
+                index = pc.index_in(column, value_set=values.cast(column.type), skip_nulls=False)
+                if index.null_count:
+                    raise LakeError(
+                        f"aggregate: a {t} of {scenario}/{metric} in the stored differences has no moments"
+                    )
+                ids[t] = index.to_numpy(zero_copy_only=False)
+            rank_pass.add(
+                batch.column("a").to_numpy(zero_copy_only=False),
+                batch.column("negative").to_numpy(zero_copy_only=False),
+                ids,
+            )
+    except duckdb.Error as exc:
+        raise LakeError(f"aggregate stats_stream: {_first_line(exc)}") from exc
+
+
+def _headline(con: duckdb.DuckDBPyConnection, cfg: Config, sources: partials.Sources) -> pa.Table:
     """headline.sql per scenario, with its world and the cluster-bootstrap 95 % CI of delta_is_bps."""
     rows = _query(con, "headline").to_pylist()
     n_partitions = max((r["n_partitions"] or 0 for r in rows), default=0)
     for row in rows:
-        units = _query(con, "bootstrap_units", {"scenario": row["scenario"], "unit": "partition"})
+        units = _query(con, "bootstrap_clusters", {"scenario": row["scenario"]})
         unit = "partition"
         if units.num_rows < MIN_CLUSTERS:
             unit = "sweep"
-            units = _query(con, "bootstrap_units", {"scenario": row["scenario"], "unit": unit})
+            units = _sweep_units(con, cfg, sources, row["scenario"])
         ci = stats.cluster_bootstrap_ci(
             units["w"].to_numpy(), units["wd"].to_numpy(), cfg.stats.bootstrap_n, cfg.stats.bootstrap_seed
         )
@@ -282,45 +455,77 @@ def _headline(con: duckdb.DuckDBPyConnection, cfg: Config) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=HEADLINE_SCHEMA)
 
 
-def _stats_tests(con: duckdb.DuckDBPyConnection, scenarios: list[str]) -> pa.Table:
-    """Paired tests per scenario × metric × segment: moments from SQL, p-values in numpy, BH per family.
+def _sweep_units(
+    con: duckdb.DuckDBPyConnection, cfg: Config, sources: partials.Sources, scenario: str
+) -> pa.Table:
+    """The bootstrap's clusters when fewer than MIN_CLUSTERS partitions hold a delta: the sweeps themselves,
+    read from those few partitions' results (bootstrap_units.sql over their pairs)."""
+    if sources.index is not None:  # incremental: the pairs of the clusters' dates only
+        days = con.sql(
+            "SELECT DISTINCT slice_date FROM cluster_rows WHERE scenario = $s ORDER BY 1",
+            params={"s": scenario},
+        ).fetchall()
+        sources.index.load(con, cfg, [d for (d,) in days], [scenario])
+        partials.compute_pairs(con, [scenario])
+    return _query(con, "bootstrap_units", {"scenario": scenario, "unit": "sweep"})
 
-    A family is every row of one (scenario, metric): all segment types and the overall row, both tests.
-    """
-    rows: list[dict[str, Any]] = []
-    for scenario in scenarios:
-        segments = _query(con, "stats_segments", {"scenario": scenario})
-        lists = segments["diffs"].combine_chunks()
-        flat = lists.flatten().to_numpy(zero_copy_only=False)
-        bounds = lists.offsets.to_numpy() - lists.offsets[0].as_py()
-        described = segments.drop_columns(["diffs"]).to_pylist()
-        for metric in STATS_METRICS:
-            family: list[dict[str, Any]] = []
-            for i, seg in enumerate(described):
-                if seg["metric"] != metric:
-                    continue
-                test = stats.paired_t(seg["n"], seg["mean_diff"], seg["sd_diff"])
-                family.append(
-                    {
-                        "scenario": scenario,
-                        "family": f"{scenario}/{metric}",
-                        "metric": metric,
-                        **seg,
-                        "t": test.t,
-                        "p_value_t": test.p_value,
-                        "ci_low": test.ci_low,
-                        "ci_high": test.ci_high,
-                        "cohens_d": test.cohens_d,
-                        "p_value_wilcoxon": stats.wilcoxon_p(flat[bounds[i] : bounds[i + 1]]),
-                        "note": test.note,
-                    }
-                )
-            p_values = [r["p_value_t"] for r in family] + [r["p_value_wilcoxon"] for r in family]
-            q_values = stats.bh_qvalues(p_values)
-            for r, q_t, q_w in zip(family, q_values[: len(family)], q_values[len(family) :], strict=True):
-                r["q_value_t"], r["q_value_wilcoxon"] = q_t, q_w
-            rows += family
-    return pa.Table.from_pylist(rows, schema=STATS_SCHEMA)
+
+def _stats_tests(ranked: pa.Table) -> pa.Table:
+    """Paired tests per scenario × metric × segment from the merged moments and the rank statistics, with
+    Benjamini–Hochberg q-values per family (every row of one (scenario, metric): all segments, both tests)."""
+    rows = ranked.to_pylist()
+    tests = stats.paired_t_many(
+        [r["n"] for r in rows], [r["mean_diff"] for r in rows], [r["sd_diff"] for r in rows]
+    )
+    out: list[dict[str, Any]] = []
+    for r, test in zip(rows, tests, strict=True):
+        out.append(
+            {
+                "scenario": r["scenario"],
+                "family": f"{r['scenario']}/{r['metric']}",
+                "segment_type": r["segment_type"],
+                "segment": r["segment"],
+                "metric": r["metric"],
+                "n": r["n"],
+                "n_excluded": r["n_excluded"],
+                "n_nonzero": r["n_nonzero"],
+                "mean_real": r["mean_real"],
+                "mean_sim": r["mean_sim"],
+                "mean_diff": r["mean_diff"],
+                "sd_diff": r["sd_diff"],
+                "t": test.t,
+                "p_value_t": test.p_value,
+                "ci_low": test.ci_low,
+                "ci_high": test.ci_high,
+                "cohens_d": test.cohens_d,
+                "p_value_wilcoxon": _wilcoxon(r),
+                "note": test.note,
+            }
+        )
+    start = 0
+    while start < len(out):  # rows arrive sorted by scenario and metric: each family is one run of rows
+        end = start
+        while end < len(out) and out[end]["family"] == out[start]["family"]:
+            end += 1
+        family = out[start:end]
+        p_values = [r["p_value_t"] for r in family] + [r["p_value_wilcoxon"] for r in family]
+        q_values = stats.bh_qvalues(p_values)
+        for r, q_t, q_w in zip(family, q_values[: len(family)], q_values[len(family) :], strict=True):
+            r["q_value_t"], r["q_value_wilcoxon"] = q_t, q_w
+        start = end
+    return pa.Table.from_pylist(out, schema=STATS_SCHEMA)
+
+
+def _wilcoxon(row: dict[str, Any]) -> float | None:
+    """The segment's Wilcoxon signed-rank p-value, with scipy's method choice (dpsim.stats.wilcoxon_p)."""
+    if row["small_diffs"] is not None:
+        return stats.wilcoxon_p(row["small_diffs"])
+    n, nonzero = row["n"], row["n_nonzero"]
+    if n < 2 or nonzero == 0:
+        return None
+    if row["n_nan"]:
+        return float("nan")  # scipy's nan_policy='propagate'
+    return stats.wilcoxon_normal_p(nonzero, row["r_plus"], row["tie_sum"])
 
 
 def _write(lake: Lake, name: str, table: pa.Table) -> None:

@@ -300,7 +300,7 @@ class Shred:
 
 @dataclass(frozen=True)
 class Aggregate:
-    memory_limit_mb: int = 2000
+    memory_limit_mb: int = 1500  # peak RSS target of `dpsim aggregate` (DuckDB gets it less a reserve)
     temp_directory: str = ""
 
 

@@ -82,7 +82,8 @@ def wilcoxon_p(diffs: Sequence[float] | np.ndarray) -> float | None:
     """Two-sided Wilcoxon signed-rank p-value: the same as ``scipy.stats.wilcoxon(d).pvalue`` with its defaults.
 
     Re-implemented in numpy (same method choice: exact, permutation or normal approximation) because scipy's
-    per-call overhead dominated ``dpsim aggregate``, which calls this once per segment.
+    per-call overhead dominated ``dpsim aggregate``, which calls this for every segment of at most 50 pairs
+    (larger ones get `wilcoxon_normal_p` from one sorted pass: dpsim.ranks).
     None when fewer than 2 differences or all are zero.
     """
     d = np.asarray(diffs, dtype=np.float64).ravel()
@@ -107,10 +108,15 @@ def wilcoxon_p(diffs: Sequence[float] | np.ndarray) -> float | None:
         return _wilcoxon_exact_p(n_total, r_plus)
     if n_total <= 13:
         return _wilcoxon_permutation_p(ranks, r_plus)
-    m = float(a.size)
-    mn = m * (m + 1.0) * 0.25
-    tie_correct = float(np.sum(counts.astype(np.float64) ** 3 - counts))
-    se = math.sqrt((m * (m + 1.0) * (2.0 * m + 1.0) - tie_correct / 2) / 24)
+    return wilcoxon_normal_p(a.size, r_plus, float(np.sum(counts.astype(np.float64) ** 3 - counts)))
+
+
+def wilcoxon_normal_p(m: int, r_plus: float, tie_sum: float) -> float:
+    """Two-sided p of the Wilcoxon signed-rank statistic R+ by scipy's normal approximation (no continuity
+    correction): m non-zero differences, tie_sum = Σ (t³ − t) over groups of tied |d|."""
+    mf = float(m)
+    mn = mf * (mf + 1.0) * 0.25
+    se = math.sqrt((mf * (mf + 1.0) * (2.0 * mf + 1.0) - tie_sum / 2) / 24)
     z = (r_plus - mn) / se
     # 2 · normal sf(|z|), no continuity correction; x·√½ as scipy's ndtr does (within ~1e-13 of it)
     return math.erfc(abs(z) * math.sqrt(0.5))

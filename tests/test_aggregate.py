@@ -614,3 +614,193 @@ def test_thousands_of_partitions_in_bounded_memory(tmp_path: Path) -> None:
     assert sum(tables["by_security"]["n_sweeps"].to_pylist()) == 2 * 2000 * n
     assert tables["stats_tests"].num_rows == 2 * 5 * (1 + 100 + 20 + 39 + 3 + 4 + 3)
     assert tables["headline"]["ci_unit"].to_pylist() == ["partition", "partition"]
+
+
+# ---- incremental aggregation (aggregates/_partials) ------------------------------------------------------
+
+
+def _fresh(cfg: Config, lake: Lake) -> dict[str, pa.Table]:
+    """A full aggregation from scratch (no partial aggregates kept from before)."""
+    lake.remove_tree(lake.partials_dir)
+    return run_aggregates(cfg, lake)
+
+
+def _assert_same(got: dict[str, pa.Table], want: dict[str, pa.Table]) -> None:
+    assert set(got) == set(want)
+    for name in want:
+        assert got[name].schema == want[name].schema, name
+        assert got[name].num_rows == want[name].num_rows, name
+        for g, w in zip(got[name].to_pylist(), want[name].to_pylist(), strict=True):
+            for col, value in w.items():
+                if isinstance(value, float):
+                    assert g[col] == pytest.approx(value, rel=1e-12, nan_ok=True), (name, col)
+                else:
+                    assert g[col] == value, (name, col)
+
+
+def _recomputed(caplog: pytest.LogCaptureFixture) -> str:
+    return next(r.getMessage() for r in caplog.records if r.getMessage().startswith("partial aggregates:"))
+
+
+@pytest.fixture
+def incremental(tmp_path: Path) -> tuple[Config, Lake]:
+    lake = build_lake(tmp_path / "lake")
+    cfg = Config(
+        lake=str(lake.root),
+        scenarios={"baseline": Config().scenarios["baseline"], "half_cap": Config().scenarios["half_cap"]},
+    )
+    return cfg, lake
+
+
+def test_a_second_run_reads_no_result_again(
+    incremental: tuple[Config, Lake], caplog: pytest.LogCaptureFixture
+) -> None:
+    cfg, lake = incremental
+    first = run_aggregates(cfg, lake)
+    caplog.clear()
+    with caplog.at_level("INFO", logger="dpsim.partials"):
+        again = run_aggregates(cfg, lake)
+    # 2 dates: 2 scenarios × 2 dates + 2 scenario-free date slices, none recomputed
+    assert _recomputed(caplog) == "partial aggregates: 0 of 6 slices recomputed, 0 removed"
+    _assert_same(again, first)
+    assert not (lake.root / "_tmp").exists()  # scratch folders are removed
+
+
+def test_a_changed_partition_recomputes_its_date_only(
+    incremental: tuple[Config, Lake], caplog: pytest.LogCaptureFixture
+) -> None:
+    cfg, lake = incremental
+    run_aggregates(cfg, lake)
+    # sweep 5 (202, D1): its simulated IS in baseline becomes 9 instead of 7 (delta +4 instead of +2)
+    path = lake.result_path("sim_orders", PartitionKey(202, D1), "baseline")
+    table = pq.read_table(path)
+    sim_is = [
+        9.0 if oid == 5 else v
+        for oid, v in zip(
+            table["order_id"].to_pylist(), table["sim_implementation_shortfall_bps"].to_pylist(), strict=True
+        )
+    ]
+    delta = [
+        4.0 if oid == 5 else v
+        for oid, v in zip(
+            table["order_id"].to_pylist(),
+            table["delta_implementation_shortfall_bps"].to_pylist(),
+            strict=True,
+        )
+    ]
+    table = table.set_column(
+        table.schema.get_field_index("sim_implementation_shortfall_bps"),
+        "sim_implementation_shortfall_bps",
+        pa.array(sim_is, pa.float64()),
+    )
+    table = table.set_column(
+        table.schema.get_field_index("delta_implementation_shortfall_bps"),
+        "delta_implementation_shortfall_bps",
+        pa.array(delta, pa.float64()),
+    )
+    lake.write_parquet(table, path)
+    caplog.clear()
+    with caplog.at_level("INFO", logger="dpsim.partials"):
+        got = run_aggregates(cfg, lake)
+    assert _recomputed(caplog) == "partial aggregates: 1 of 6 slices recomputed, 0 removed"  # baseline/D1
+    (base,) = rows_of(got["global_summary"], scenario="baseline")
+    # Σ w·sim IS rises by 6e5 · 2 (sweep 5: Q·mid = 300 · 2000)
+    assert base["nw_sim_implementation_shortfall_bps"] == pytest.approx((519.2 + 1.2) / 52.2)
+    # deltas −6, 2, −15, 0, 4, −4.25, −3: median −3, mean −22.25/7
+    assert base["median_delta_implementation_shortfall_bps"] == -3.0
+    assert base["mean_delta_implementation_shortfall_bps"] == pytest.approx(-22.25 / 7)
+    _assert_same(got, _fresh(cfg, lake))
+
+
+def test_a_removed_partition_leaves_the_aggregates(
+    incremental: tuple[Config, Lake], caplog: pytest.LogCaptureFixture
+) -> None:
+    cfg, lake = incremental
+    run_aggregates(cfg, lake)
+    for table in ("sweeps", "replay_fidelity"):
+        lake.remove_tree(lake.partition_dir(table, PartitionKey(202, D2)))
+    for scenario in SIM:
+        lake.remove_tree(lake.partition_dir("sim_orders", PartitionKey(202, D2), scenario))
+    caplog.clear()
+    with caplog.at_level("INFO", logger="dpsim.partials"):
+        got = run_aggregates(cfg, lake)
+    # D2 still has 101's partition: its two scenario slices and its scenario-free slice are recomputed
+    assert _recomputed(caplog) == "partial aggregates: 3 of 6 slices recomputed, 0 removed"
+    assert got["global_summary"]["n_sweeps"].to_pylist() == [6, 6]  # sweeps 7 and 8 are gone
+    _assert_same(got, _fresh(cfg, lake))
+
+
+def test_a_new_scenario_is_computed_alone(
+    incremental: tuple[Config, Lake], caplog: pytest.LogCaptureFixture
+) -> None:
+    cfg, lake = incremental
+    only_base = Config(lake=cfg.lake, scenarios={"baseline": cfg.scenarios["baseline"]})
+    run_aggregates(only_base, lake)
+    caplog.clear()
+    with caplog.at_level("INFO", logger="dpsim.partials"):
+        got = run_aggregates(cfg, lake)
+    assert (
+        _recomputed(caplog) == "partial aggregates: 2 of 6 slices recomputed, 0 removed"
+    )  # half_cap × 2 dates
+    _assert_same(got, _fresh(cfg, lake))
+
+
+def test_an_interrupted_update_is_recomputed(
+    incremental: tuple[Config, Lake], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Partial files are written before the manifest of fingerprints: an update that stopped in between
+    leaves the old fingerprints, so the next run recomputes those slices instead of trusting them."""
+    cfg, lake = incremental
+    run_aggregates(cfg, lake)
+    old_manifest = lake.partials_manifest_path.read_bytes()
+    path = lake.result_path("sweeps", PartitionKey(101, D2))
+    table = pq.read_table(path)
+    lake.write_parquet(table.slice(0, 1), path)  # sweep 4 of 101/D2 is gone
+    run_aggregates(cfg, lake)
+    lake.partials_manifest_path.write_bytes(old_manifest)  # as if the run had stopped before the manifest
+    caplog.clear()
+    with caplog.at_level("INFO", logger="dpsim.partials"):
+        got = run_aggregates(cfg, lake)
+    assert _recomputed(caplog) == "partial aggregates: 3 of 6 slices recomputed, 0 removed"  # D2's slices
+    _assert_same(got, _fresh(cfg, lake))
+    lake.partials_manifest_path.write_text("{ not json")
+    caplog.clear()
+    with caplog.at_level("INFO", logger="dpsim.partials"):
+        run_aggregates(cfg, lake)
+    assert _recomputed(caplog) == "partial aggregates: 6 of 6 slices recomputed, 0 removed"
+
+
+def test_compute_aggregates_over_a_session_matches_the_lake(
+    aggregated: tuple[Lake, dict[str, pa.Table]],
+) -> None:
+    """The in-session path (a report's selection) gives the same tables from the catalog's views."""
+    lake, tables = aggregated
+    from dpsim.aggregate import compute_aggregates
+    from dpsim.catalog import connect
+
+    cfg = Config(lake=str(lake.root), scenarios={s: Config().scenarios[s] for s in SCENARIOS})
+    con = connect(lake, cfg)
+    try:
+        got = compute_aggregates(con, cfg, list(SCENARIOS))
+    finally:
+        con.close()
+    _assert_same(got, tables)
+
+
+def test_the_aggregation_spills_into_a_scratch_folder_it_creates(tmp_path: Path) -> None:
+    """The first spill used to fail (`Failed to create directory …/_tmp/duckdb`): `<lake>/_tmp` no longer
+    exists after shred and process, and DuckDB creates only the last level of its temp folder."""
+    from dpsim import aggregate
+
+    lake = Lake(tmp_path / "lake")
+    lake.root.mkdir()
+    cfg = Config(lake=str(lake.root), aggregate=Aggregate(memory_limit_mb=128))
+    con = aggregate._session(lake, cfg)
+    try:
+        # 4 M rows of ~50 bytes sorted under a 64 MB limit: DuckDB must spill
+        got = con.execute(
+            "SELECT count(*) FROM (SELECT range AS i, repeat('x', 40) AS s FROM range(4000000) ORDER BY hash(range))"
+        ).fetchone()
+    finally:
+        con.close()
+    assert got == (4_000_000,)

@@ -1,7 +1,7 @@
 -- by_date: real vs simulated execution of CP sweep orders, per scenario × trading date.
 -- Grain: one row per scenario × trading date (a null segment value is a row of its own).
 -- params: none
--- reads:  segment_measures (temp table from segment_measures.sql, one pass over pairs)
+-- reads:  segment_measures (temp table from segment_measures.sql, merged from the partial aggregates)
 -- Columns:
 --   scenario                       simulation scenario (config scenarios)
 --   date                           exchange-local trading date (docs/methodology.md §1)

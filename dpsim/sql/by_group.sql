@@ -1,7 +1,7 @@
 -- by_group: real vs simulated execution of CP sweep orders, per scenario × fill group.
 -- Grain: one row per scenario × fill group (a null segment value is a row of its own).
 -- params: none
--- reads:  segment_measures (temp table from segment_measures.sql, one pass over pairs)
+-- reads:  segment_measures (temp table from segment_measures.sql, merged from the partial aggregates)
 -- Columns:
 --   scenario                       simulation scenario (config scenarios)
 --   group                          full | partial | none (docs/methodology.md §5)

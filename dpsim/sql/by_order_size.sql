@@ -1,7 +1,7 @@
 -- by_order_size: real vs simulated execution of CP sweep orders, per scenario × order-size bucket.
 -- Grain: one row per scenario × order-size bucket (a null segment value is a row of its own).
 -- params: none
--- reads:  segment_measures (temp table from segment_measures.sql, one pass over pairs)
+-- reads:  segment_measures (temp table from segment_measures.sql, merged from the partial aggregates)
 -- Columns:
 --   scenario                       simulation scenario (config scenarios)
 --   size_bucket                    bucket of the arrival quantity (config buckets.size)

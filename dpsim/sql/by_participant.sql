@@ -1,7 +1,7 @@
 -- by_participant: real vs simulated execution of CP sweep orders, per scenario × participantid.
 -- Grain: one row per scenario × participantid (a null segment value is a row of its own).
 -- params: none
--- reads:  segment_measures (temp table from segment_measures.sql, one pass over pairs)
+-- reads:  segment_measures (temp table from segment_measures.sql, merged from the partial aggregates)
 -- Columns:
 --   scenario                       simulation scenario (config scenarios)
 --   participantid                  participant of the sweep's arrival event

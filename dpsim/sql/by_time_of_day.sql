@@ -1,7 +1,7 @@
 -- by_time_of_day: real vs simulated execution of CP sweep orders, per scenario × time-of-day bucket.
 -- Grain: one row per scenario × time-of-day bucket (a null segment value is a row of its own).
 -- params: none
--- reads:  segment_measures (temp table from segment_measures.sql, one pass over pairs)
+-- reads:  segment_measures (temp table from segment_measures.sql, merged from the partial aggregates)
 -- Columns:
 --   scenario                       simulation scenario (config scenarios)
 --   time_bucket                    bucket of the local arrival time (config buckets.time_of_day)

@@ -1,7 +1,8 @@
 -- headline: real vs simulated implementation shortfall per scenario, on the same sweeps and shares.
 -- Grain: one row per scenario. The bootstrap CI and the scenario's world are added by dpsim.aggregate.
 -- params: none
--- reads:  pairs (temp table from pairs.sql), segment_measures (temp table from segment_measures.sql)
+-- reads:  measures_rows (partial_measures.sql of every slice; their 'overall' rows add up to the scenario),
+--         segment_measures (temp table from segment_measures.sql)
 -- Columns:
 --   scenario                       simulation scenario (config scenarios)
 --   n_sweeps                       analysed sweeps
@@ -13,24 +14,33 @@
 --                                  resting in Centre Point would have been cheaper)
 --   fill_ratio, sim_fill_ratio, sim_rested_fill_ratio   from segment_measures (overall)
 --   n_partitions, fidelity_min, fidelity_mean   the reality replay's fidelity over the lake's partitions
+WITH totals AS (
+    SELECT
+        scenario,
+        sum(n_sweeps)::BIGINT                            AS n_sweeps,
+        sum(n_with_delta)::BIGINT                        AS n_with_delta,
+        sum(w_delta_implementation_shortfall)            AS notional,
+        sum(s_real_is_with_delta)                        AS s_real,
+        sum(s_sim_is_with_delta)                         AS s_sim,
+        sum(s_delta_implementation_shortfall)            AS s_delta
+    FROM measures_rows
+    WHERE segment_type = 'overall'
+    GROUP BY scenario
+)
 SELECT
-    p.scenario,
-    count(*)                                                                      AS n_sweeps,
-    count(p.delta_implementation_shortfall_bps)                                   AS n_with_delta,
-    sum(p.w_is) FILTER (p.delta_implementation_shortfall_bps IS NOT NULL)         AS notional,
-    sum(p.w_is * p.implementation_shortfall_bps) FILTER (p.delta_implementation_shortfall_bps IS NOT NULL)
-        / nullif(sum(p.w_is) FILTER (p.delta_implementation_shortfall_bps IS NOT NULL), 0)        AS real_is_bps,
-    sum(p.w_is * p.sim_implementation_shortfall_bps) FILTER (p.delta_implementation_shortfall_bps IS NOT NULL)
-        / nullif(sum(p.w_is) FILTER (p.delta_implementation_shortfall_bps IS NOT NULL), 0)        AS sim_is_bps,
-    sum(p.w_is * p.delta_implementation_shortfall_bps)
-        / nullif(sum(p.w_is) FILTER (p.delta_implementation_shortfall_bps IS NOT NULL), 0)        AS delta_is_bps,
-    any_value(m.fill_ratio)                                                       AS fill_ratio,
-    any_value(m.sim_fill_ratio)                                                   AS sim_fill_ratio,
-    any_value(m.sim_rested_fill_ratio)                                            AS sim_rested_fill_ratio,
-    any_value(m.n_partitions)                                                     AS n_partitions,
-    any_value(m.fidelity_min)                                                     AS fidelity_min,
-    any_value(m.fidelity_mean)                                                    AS fidelity_mean
-FROM pairs AS p
-JOIN segment_measures AS m ON m.scenario = p.scenario AND m.segment_type = 'overall'
-GROUP BY p.scenario
-ORDER BY p.scenario;
+    t.scenario,
+    t.n_sweeps,
+    t.n_with_delta,
+    t.notional,
+    t.s_real / nullif(t.notional, 0)                 AS real_is_bps,
+    t.s_sim / nullif(t.notional, 0)                  AS sim_is_bps,
+    t.s_delta / nullif(t.notional, 0)                AS delta_is_bps,
+    m.fill_ratio,
+    m.sim_fill_ratio,
+    m.sim_rested_fill_ratio,
+    m.n_partitions,
+    m.fidelity_min,
+    m.fidelity_mean
+FROM totals AS t
+JOIN segment_measures AS m ON m.scenario = t.scenario AND m.segment_type = 'overall'
+ORDER BY t.scenario;

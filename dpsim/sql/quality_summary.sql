@@ -1,7 +1,7 @@
 -- quality_summary: how trustworthy the lake's benchmarks are, over every partition (results/quality).
 -- Grain: one row.
 -- params: none
--- reads:  quality, replay_fidelity (views of lake/dpsim.duckdb)
+-- reads:  quality_rows (one row per partition: partial_quality.sql over every slice)
 -- Columns:
 --   n_partitions                    partitions with results
 --   n_open_from_auction             partitions whose session opened at an auction print (the rest: time.open)
@@ -34,7 +34,6 @@ SELECT
     sum(q.quantity_auction)::BIGINT                   AS quantity_auction,
     sum(q.quantity_reported)::BIGINT                  AS quantity_reported,
     sum(q.quantity_booking)::BIGINT                   AS quantity_booking,
-    min(f.fidelity)                                   AS fidelity_min,
-    sum(f.reproduced_quantity) / nullif(sum(f.real_cp_quantity), 0) AS fidelity_mean
-FROM quality AS q
-LEFT JOIN replay_fidelity AS f ON f.security_code = q.security_code AND f.date = q.date;
+    min(q.fidelity)                                   AS fidelity_min,
+    sum(q.reproduced_quantity) / nullif(sum(q.real_cp_quantity), 0) AS fidelity_mean
+FROM quality_rows AS q;

@@ -1,0 +1,442 @@
+"""Partial aggregates of the results, one slice per trading date, kept in the lake and recomputed only when the
+slice's result files change: what makes `dpsim aggregate` incremental and bounded in memory.
+
+A slice is one (scenario, date) for the scenario-dependent partials, and one date for the scenario-free ones.
+Its partial aggregates are what the merge needs from its sweeps (docs/aggregates.md, "Incremental
+aggregation"; every query is in dpsim/sql/partial_*.sql):
+
+- measures, moments, clusters (per scenario) and fidelity, quality (per date): a few rows per segment or
+  partition, merged exactly by sums (means and variances by Chan's formula). One Parquet file each holds
+  the rows of every slice (`slice_date` column), rewritten when slices change.
+- stream (per scenario and date): the slice's non-zero differences, one file per slice, which the rank
+  statistics (Wilcoxon, medians) sort once per run: ranks do not merge from sums.
+
+A slice's fingerprint hashes the names, sizes and modification times of its result files (sweeps,
+replay_fidelity and sim_orders of the scenario, or quality). Files are written before the manifest of
+fingerprints, so an interrupted update leaves stale fingerprints and the next run recomputes those slices.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import shutil
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from dpsim.config import Config
+from dpsim.errors import LakeError
+from dpsim.lake import Lake, PartitionKey
+from dpsim.progress import Progress, SilentProgress
+
+log = logging.getLogger(__name__)
+
+# Bump when a partial query's output changes: every slice is then recomputed (old partials are ignored).
+PARTIALS_VERSION = 1
+SCENARIO_PARTIALS = ("measures", "moments", "clusters")
+FREE_PARTIALS = ("fidelity", "quality")
+# The session relation each partial is merged from (dpsim/sql/segment_measures.sql and friends read these).
+ROWS = {
+    "measures": "measures_rows",
+    "moments": "moments_rows",
+    "clusters": "cluster_rows",
+    "fidelity": "fidelity_rows",
+    "quality": "quality_rows",
+}
+RESULT_VIEWS = ("sweeps", "sim_orders", "replay_fidelity", "quality")
+# Dates computed side by side (each on its own DuckDB cursor).
+SLICE_WORKERS = min(4, os.cpu_count() or 1)
+
+
+def sql_text(name: str) -> str:
+    """The text of dpsim/sql/<name>.sql."""
+    return resources.files("dpsim").joinpath("sql", f"{name}.sql").read_text(encoding="utf-8")
+
+
+@dataclass
+class Sources:
+    """Where the merge finds the partial rows: the relations of ROWS in the session, and each scenario's stream
+    files (the stored differences, read by sql/stats_stream.sql)."""
+
+    stream_files: dict[str, list[str]] = field(default_factory=dict)  # scenario -> files
+    index: LakeIndex | None = None  # the lake's result files (None: a session's own relations)
+    recomputed: int = 0  # slices recomputed by this run
+    slices: int = 0
+
+
+# ---- the lake's result files, by date ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LakeIndex:
+    """The result files the aggregation reads, grouped by trading date: (path, `<key>/<name>:<size>:<mtime>`)."""
+
+    sweeps: dict[date, list[tuple[str, str]]]
+    replay_fidelity: dict[date, list[tuple[str, str]]]
+    quality: dict[date, list[tuple[str, str]]]
+    sim_orders: dict[str, dict[date, list[tuple[str, str]]]]  # scenario -> date -> files
+
+    @classmethod
+    def of(cls, lake: Lake, scenarios: Sequence[str]) -> LakeIndex:
+        return cls(
+            _by_date(lake.result_files("sweeps")),
+            _by_date(lake.result_files("replay_fidelity")),
+            _by_date(lake.result_files("quality")),
+            {s: _by_date(lake.result_files("sim_orders", s)) for s in scenarios},
+        )
+
+    def fingerprints(self) -> tuple[dict[tuple[str, date], str], dict[date, str]]:
+        """Per (scenario, date) and per date: a hash of the slice's input files and the partials' version."""
+        base = {d: _sigs(self.sweeps.get(d), self.replay_fidelity.get(d)) for d in self.sweeps}
+        scen = {
+            (s, d): _hash(PARTIALS_VERSION, "scenario", s, base[d], _sigs(by_date.get(d)))
+            for s, by_date in self.sim_orders.items()
+            for d in self.sweeps
+        }
+        free = {
+            d: _hash(
+                PARTIALS_VERSION,
+                "free",
+                _sigs(self.sweeps.get(d), self.replay_fidelity.get(d)),
+                _sigs(self.quality.get(d)),
+            )
+            for d in sorted(set(self.sweeps) | set(self.quality))
+        }
+        return scen, free
+
+    def load(
+        self, con: duckdb.DuckDBPyConnection, cfg: Config, days: Iterable[date], scenarios: Sequence[str]
+    ) -> None:
+        """Temp tables `sweeps`, `sim_orders` (of `scenarios`), `replay_fidelity`, `quality` of the files of
+        `days`, with the columns the partial aggregates read (sql/slice_<table>.sql); an empty typed stand-in
+        where a table has no file. Temp tables are the cursor's own, so workers can load dates side by side."""
+        days = list(days)
+        files = {
+            "sweeps": [p for d in days for p, _ in self.sweeps.get(d, [])],
+            "replay_fidelity": [p for d in days for p, _ in self.replay_fidelity.get(d, [])],
+            "quality": [p for d in days for p, _ in self.quality.get(d, [])],
+            "sim_orders": [
+                p for s in scenarios for d in days for p, _ in self.sim_orders.get(s, {}).get(d, [])
+            ],
+        }
+        stand_ins = stand_in_schemas(cfg)
+        for name, paths in files.items():
+            if paths:
+                _execute(con, f"slice_{name}", {"files": paths}, into=name)
+            else:
+                _drop_relation(con, "stand_in")
+                con.register("stand_in", stand_ins[name].empty_table())
+                con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM stand_in")
+                con.unregister("stand_in")
+
+
+def _by_date(files: list[tuple[PartitionKey, str, str]]) -> dict[date, list[tuple[str, str]]]:
+    out: dict[date, list[tuple[str, str]]] = defaultdict(list)
+    for key, path, sig in files:
+        out[key.date].append((path, f"{key}/{path.rsplit('/', 1)[-1]}:{sig}"))
+    return dict(out)
+
+
+def _sigs(*groups: list[tuple[str, str]] | None) -> str:
+    return "\n".join(sorted(sig for g in groups for _, sig in (g or [])))
+
+
+def _hash(*parts: object) -> str:
+    return hashlib.sha1("\x1f".join(str(p) for p in parts).encode()).hexdigest()
+
+
+def stand_in_schemas(cfg: Config) -> dict[str, pa.Schema]:
+    """Empty typed stand-ins for the result tables, with their hive keys (a table without files)."""
+    from dpsim.schema import DATE_COL as DATE_KEY
+    from dpsim.schema import (
+        PARTITION_TYPES,
+        QUALITY,
+        REPLAY_FIDELITY,
+        SCENARIO,
+        SECURITY_CODE,
+        sim_orders_schema,
+        sweeps_schema,
+    )
+
+    keys = [(SECURITY_CODE, PARTITION_TYPES[SECURITY_CODE]), (DATE_KEY, PARTITION_TYPES[DATE_KEY])]
+    horizons = cfg.metrics.horizons_s
+    return {
+        "sweeps": pa.schema(keys + list(sweeps_schema(horizons))),
+        "sim_orders": pa.schema([(SCENARIO, PARTITION_TYPES[SCENARIO]), *keys, *sim_orders_schema(horizons)]),
+        "replay_fidelity": pa.schema(keys + list(REPLAY_FIDELITY)),
+        "quality": pa.schema(keys + list(QUALITY)),
+    }
+
+
+def _drop_relation(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    """Forget a view or a registered Arrow table of that name (a slice redefines them)."""
+    with contextlib.suppress(duckdb.Error):
+        con.unregister(name)
+    with contextlib.suppress(duckdb.Error):
+        con.execute(f'DROP VIEW IF EXISTS "{name}"')
+
+
+# ---- computing the partials of one slice ----------------------------------------------------------------
+
+
+def compute_pairs(con: duckdb.DuckDBPyConnection, scenarios: Sequence[str]) -> None:
+    """The temp table `pairs` (pairs.sql) of `scenarios` from the session's result relations."""
+    _execute(con, "pairs", {"scenarios": list(scenarios)})
+
+
+def compute_slice(con: duckdb.DuckDBPyConnection, scenarios: Sequence[str], free: bool) -> None:
+    """Temp tables p_<partial> from the relations sweeps, sim_orders, replay_fidelity, quality of `con`:
+    the scenario partials for `scenarios` (none when empty), the scenario-free ones when `free`."""
+    if scenarios:
+        compute_pairs(con, scenarios)
+        for name in (*SCENARIO_PARTIALS, "stream"):
+            _execute(con, f"partial_{name}", into=f"p_{name}")
+    if free:
+        for name in FREE_PARTIALS:
+            _execute(con, f"partial_{name}", into=f"p_{name}")
+
+
+def _execute(
+    con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any] | None = None, into: str | None = None
+) -> None:
+    """Run sql/<name>.sql (into a temp table `into` when given); a DuckDB error names the query."""
+    text = sql_text(name)
+    if into is not None:
+        text = f"CREATE OR REPLACE TEMP TABLE {into} AS\n{text}"
+    try:
+        con.execute(text, params)
+    except duckdb.Error as exc:
+        raise LakeError(f"aggregate {name}: {_first_line(exc)}") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    return next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+
+
+# ---- a whole selection, in the session (no partials kept) ---------------------------------------------------
+
+
+def in_session(con: duckdb.DuckDBPyConnection, scenarios: Sequence[str], scratch: Path) -> Sources:
+    """The partials of everything `con`'s result relations hold, as one slice in temp tables (nothing kept in
+    the lake); the differences go to a file in `scratch`, which the stream passes read."""
+    compute_slice(con, scenarios, free=True)
+    if not scenarios:  # the scenario partials still need their columns: an empty slice gives them
+        compute_pairs(con, [])
+        for name in (*SCENARIO_PARTIALS, "stream"):
+            _execute(con, f"partial_{name}", into=f"p_{name}")
+    for name, rows in ROWS.items():
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {rows} AS SELECT NULL::DATE AS slice_date, * FROM p_{name}")
+    stream = scratch / "stream.parquet"
+    con.table("p_stream").write_parquet(str(stream), compression="zstd")
+    return Sources(stream_files={s: [str(stream)] for s in scenarios})
+
+
+# ---- the incremental update of aggregates/_partials ---------------------------------------------------------
+
+
+def update(
+    con: duckdb.DuckDBPyConnection,
+    lake: Lake,
+    cfg: Config,
+    scenarios: Sequence[str],
+    progress: Progress | None = None,
+) -> Sources:
+    """Bring aggregates/_partials up to date with the lake's results, then point ROWS at the partial files."""
+    progress = progress or SilentProgress()
+    index = LakeIndex.of(lake, scenarios)
+    scen_fp, free_fp = index.fingerprints()
+    manifest = _read_manifest(lake)
+    old_scen = {
+        (s, date.fromisoformat(d)): fp
+        for s, by_day in manifest.get("scenario", {}).items()
+        for d, fp in by_day.items()
+    }
+    old_free = {date.fromisoformat(d): fp for d, fp in manifest.get("free", {}).items()}
+    dirty_scen = {k for k, fp in scen_fp.items() if old_scen.get(k) != fp}
+    dirty_free = {d for d, fp in free_fp.items() if old_free.get(d) != fp}
+    gone_scen = set(old_scen) - set(scen_fp)
+    gone_free = set(old_free) - set(free_fp)
+    changed = bool(dirty_scen or dirty_free or gone_scen or gone_free)
+    scratch = lake.local_dir("aggregate")
+    if changed:
+        scratch.mkdir(parents=True, exist_ok=True)
+        try:
+            _recompute(con, lake, cfg, index, dirty_scen, dirty_free, scratch, progress)
+            clean_scen = [k for k in scen_fp if k not in dirty_scen]
+            clean_free = [d for d in free_fp if d not in dirty_free]
+            _rewrite_small(con, lake, clean_scen, clean_free, dirty_scen, dirty_free, scratch, manifest)
+            lake.remove_files([lake.partial_stream_path(s, d) for s, d in gone_scen])
+            lake.write_json(
+                {
+                    "version": PARTIALS_VERSION,
+                    "scenario": {
+                        s: {d.isoformat(): fp for (s2, d), fp in sorted(scen_fp.items()) if s2 == s}
+                        for s in scenarios
+                    },
+                    "free": {d.isoformat(): fp for d, fp in sorted(free_fp.items())},
+                },
+                lake.partials_manifest_path,
+            )
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    log.info(
+        "partial aggregates: %d of %d slices recomputed, %d removed",
+        len(dirty_scen) + len(dirty_free),
+        len(scen_fp) + len(free_fp),
+        len(gone_scen) + len(gone_free),
+    )
+    sources = Sources(
+        stream_files={
+            s: [str(lake.partial_stream_path(s, d)) for d in sorted(index.sweeps)] for s in scenarios
+        },
+        index=index,
+        recomputed=len(dirty_scen) + len(dirty_free),
+        slices=len(scen_fp) + len(free_fp),
+    )
+    _define_rows(con, lake, cfg, scen_fp, free_fp)
+    return sources
+
+
+def _read_manifest(lake: Lake) -> dict[str, Any]:
+    """The manifest of fingerprints, or an empty one when missing, of another version, or its files are gone."""
+    try:
+        body = lake.read_json(lake.partials_manifest_path)
+    except ValueError:  # a torn or edited manifest: recompute everything rather than trust it
+        body = None
+    if not isinstance(body, dict) or body.get("version") != PARTIALS_VERSION:
+        return {}
+    names: tuple[str, ...] = SCENARIO_PARTIALS if body.get("scenario") else ()
+    names += FREE_PARTIALS if body.get("free") else ()
+    if not all(lake.partial_path(n).exists() for n in names):
+        return {}
+    return body
+
+
+def _recompute(
+    con: duckdb.DuckDBPyConnection,
+    lake: Lake,
+    cfg: Config,
+    index: LakeIndex,
+    dirty_scen: set[tuple[str, date]],
+    dirty_free: set[date],
+    scratch: Path,
+    progress: Progress,
+) -> None:
+    """Compute the dirty slices into tables acc_<partial> and write each one's stream file.
+
+    Dates are computed side by side, one DuckDB cursor per worker: one date's small files and queries keep
+    about one core busy, so the workers fill the machine (memory stays bounded: a date each)."""
+    by_day: dict[date, list[str]] = defaultdict(list)
+    for s, d in sorted(dirty_scen):
+        by_day[d].append(s)
+    days = sorted(set(by_day) | dirty_free)
+    for name in (
+        *SCENARIO_PARTIALS,
+        *FREE_PARTIALS,
+    ):  # tables of the session's database: every cursor sees them
+        con.execute(f"CREATE OR REPLACE TABLE acc_{name} AS SELECT * FROM {_empty(con, cfg, name)}")
+
+    def one(d: date) -> None:
+        cur = con.cursor()
+        try:
+            scenarios = by_day.get(d, [])
+            index.load(cur, cfg, [d], scenarios)
+            compute_slice(cur, scenarios, free=d in dirty_free)
+            names = (SCENARIO_PARTIALS if scenarios else ()) + (FREE_PARTIALS if d in dirty_free else ())
+            for name in names:
+                cur.execute(
+                    f"INSERT INTO acc_{name} SELECT $d::DATE AS slice_date, * FROM p_{name}", {"d": d}
+                )
+            for i, s in enumerate(scenarios):
+                local = scratch / f"stream-{d.isoformat()}-{i}.parquet"
+                cur.sql("SELECT * FROM p_stream WHERE scenario = $s", params={"s": s}).write_parquet(
+                    str(local), compression="zstd"
+                )
+                lake.put(local, lake.partial_stream_path(s, d))
+        finally:
+            cur.close()
+
+    workers = max(1, min(SLICE_WORKERS, len(days)))
+    with (
+        progress.task("aggregate: partial aggregates", total=len(days), unit="dates") as bar,
+        ThreadPoolExecutor(workers) as pool,
+    ):
+        for _ in pool.map(one, days):
+            bar.advance(1)
+
+
+def _empty(con: duckdb.DuckDBPyConnection, cfg: Config, name: str) -> str:
+    """A temp table `empty_<name>` with partial `name`'s columns and slice_date, and no rows."""
+    LakeIndex({}, {}, {}, {}).load(con, cfg, [], [])
+    compute_slice(con, ["_"] if name in SCENARIO_PARTIALS else [], free=name in FREE_PARTIALS)
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE empty_{name} AS SELECT NULL::DATE AS slice_date, * FROM p_{name} LIMIT 0"
+    )
+    return f"empty_{name}"
+
+
+def _rewrite_small(
+    con: duckdb.DuckDBPyConnection,
+    lake: Lake,
+    clean_scen: list[tuple[str, date]],
+    clean_free: list[date],
+    dirty_scen: set[tuple[str, date]],
+    dirty_free: set[date],
+    scratch: Path,
+    manifest: dict[str, Any],
+) -> None:
+    """Each small partial file := its rows of clean slices + the recomputed rows (acc_<partial>)."""
+    _drop_relation(con, "clean_scen")
+    _drop_relation(con, "clean_free")
+    scen_keys = {
+        "scenario": [s for s, _ in clean_scen],
+        "slice_date": pa.array([d for _, d in clean_scen], pa.date32()),
+    }
+    con.register("clean_scen", pa.table(scen_keys))
+    con.register("clean_free", pa.table({"slice_date": pa.array(clean_free, pa.date32())}))
+    for name in (*SCENARIO_PARTIALS, *FREE_PARTIALS):
+        path = lake.partial_path(name)
+        clean, keys = (
+            ("clean_scen", "scenario, slice_date")
+            if name in SCENARIO_PARTIALS
+            else ("clean_free", "slice_date")
+        )
+        queries = [f"SELECT * FROM acc_{name}"]
+        if manifest and path.exists():
+            old = con.read_parquet(str(path))
+            old.create_view(f"old_{name}", replace=True)
+            queries.insert(0, f"SELECT * FROM old_{name} SEMI JOIN {clean} USING ({keys})")
+        local = scratch / f"{name}.parquet"
+        con.sql(" UNION ALL BY NAME ".join(queries)).write_parquet(str(local), compression="zstd")
+        lake.put(local, path)
+
+
+def _define_rows(
+    con: duckdb.DuckDBPyConnection,
+    lake: Lake,
+    cfg: Config,
+    scen_fp: dict[tuple[str, date], str],
+    free_fp: dict[date, str],
+) -> None:
+    """ROWS views over the partial files (over empty tables when the lake has no results yet)."""
+    have = {
+        name: lake.partial_path(name).exists() and bool(scen_fp if name in SCENARIO_PARTIALS else free_fp)
+        for name in ROWS
+    }
+    for name, rows in ROWS.items():
+        con.execute(f"DROP VIEW IF EXISTS {rows}")
+        if have[name]:
+            con.read_parquet(str(lake.partial_path(name))).create_view(rows, replace=True)
+        else:
+            con.execute(f"CREATE TEMP VIEW {rows} AS SELECT * FROM {_empty(con, cfg, name)}")
