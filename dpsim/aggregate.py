@@ -18,12 +18,11 @@ import re
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from dpsim import partials, stats
@@ -31,8 +30,10 @@ from dpsim.catalog import connect, refresh_catalog, view_names
 from dpsim.config import Config
 from dpsim.errors import DpsimError, LakeError
 from dpsim.lake import Lake
-from dpsim.progress import Progress
 from dpsim.ranks import RankPass, SegmentCounts, SegmentRanks
+
+if TYPE_CHECKING:
+    from dpsim.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -407,6 +408,8 @@ def _feed(
 ) -> None:
     """Stream the scenario's non-zero differences of `metric` in ascending |d| into the rank pass, batch by
     batch, each sweep's segment keys turned into the segment's index among the moments' rows."""
+    import pyarrow.compute as pc  # not on `dpsim sql`'s path
+
     try:
         reader = con.sql(
             sql_text("stats_stream"), params={"files": files, "scenario": scenario, "metric": metric}

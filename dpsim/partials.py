@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
@@ -38,7 +38,9 @@ import pyarrow as pa
 from dpsim.config import Config
 from dpsim.errors import LakeError
 from dpsim.lake import Lake, PartitionKey
-from dpsim.progress import Progress, SilentProgress
+
+if TYPE_CHECKING:
+    from dpsim.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -253,7 +255,10 @@ def update(
     progress: Progress | None = None,
 ) -> Sources:
     """Bring aggregates/_partials up to date with the lake's results, then point ROWS at the partial files."""
-    progress = progress or SilentProgress()
+    if progress is None:
+        from dpsim.progress import SilentProgress  # rich, imported only by an aggregation
+
+        progress = SilentProgress()
     index = LakeIndex.of(lake, scenarios)
     scen_fp, free_fp = index.fingerprints()
     manifest = _read_manifest(lake)

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import polars as pl
 import pyarrow as pa
+
+if TYPE_CHECKING:  # polars costs ~0.2 s to import: `dpsim sql` and the catalog need only the Arrow schemas
+    import polars as pl
 
 I64 = pa.int64()
 F64 = pa.float64()
@@ -423,6 +426,8 @@ QUALITY = pa.schema(
 
 def polars_schema(schema: pa.Schema) -> pl.Schema:
     """The Polars equivalent of an Arrow schema (used to build empty frames and to cast)."""
+    import polars as pl
+
     frame = pl.from_arrow(schema.empty_table())
     assert isinstance(frame, pl.DataFrame)
     return frame.schema
