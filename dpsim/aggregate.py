@@ -71,8 +71,8 @@ SEGMENT_KEYS = {
 # Segments with at most this many pairs get their Wilcoxon p-value from their values (exact or permutation
 # methods, as scipy chooses them for n <= 50); larger ones from the normal approximation of R+.
 SMALL_SEGMENT_N = 50
-STREAM_BATCH_ROWS = 1 << 20
-PYTHON_RESERVE_MB = 400
+STREAM_BATCH_ROWS = 1 << 19
+PYTHON_RESERVE_MB = 500
 # (scenario, metric) passes over the differences run side by side, each on its own DuckDB cursor.
 RANK_WORKERS = min(2, os.cpu_count() or 1)
 

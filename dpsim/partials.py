@@ -37,7 +37,7 @@ import pyarrow as pa
 
 from dpsim.config import Config
 from dpsim.errors import LakeError
-from dpsim.lake import Lake, PartitionKey
+from dpsim.lake import Lake
 
 if TYPE_CHECKING:
     from dpsim.progress import Progress
@@ -81,39 +81,69 @@ class Sources:
 
 
 @dataclass(frozen=True)
-class LakeIndex:
-    """The result files the aggregation reads, grouped by trading date: (path, `<key>/<name>:<size>:<mtime>`)."""
+class TableFiles:
+    """One result table's files (one scenario's for sim_orders) by trading date, compactly: each date's paths
+    below the table folder, and a digest of their names, sizes and modification times (its fingerprint)."""
 
-    sweeps: dict[date, list[tuple[str, str]]]
-    replay_fidelity: dict[date, list[tuple[str, str]]]
-    quality: dict[date, list[tuple[str, str]]]
-    sim_orders: dict[str, dict[date, list[tuple[str, str]]]]  # scenario -> date -> files
+    folder: str  # the table folder as DuckDB reads it (a path or URL)
+    paths: dict[date, list[str]]
+    digest: dict[date, str]
+
+    @classmethod
+    def of(cls, lake: Lake, table: str, scenario: str | None = None) -> TableFiles:
+        folder, files = lake.result_files(table, scenario)
+        paths: dict[date, list[str]] = defaultdict(list)
+        hashes: dict[date, Any] = {}
+        for key, path, signature in files:  # a stable order, so the digests are reproducible
+            paths[key.date].append(path)
+            h = hashes.get(key.date) or hashes.setdefault(key.date, hashlib.sha1())
+            h.update(f"{path}:{signature}\n".encode())
+        return cls(folder, dict(paths), {d: h.hexdigest() for d, h in hashes.items()})
+
+    def files(self, days: Iterable[date]) -> list[str]:
+        return [f"{self.folder}/{p}" for d in days for p in self.paths.get(d, [])]
+
+
+@dataclass(frozen=True)
+class LakeIndex:
+    """The result files the aggregation reads, by table and trading date."""
+
+    sweeps: TableFiles
+    replay_fidelity: TableFiles
+    quality: TableFiles
+    sim_orders: dict[str, TableFiles]  # by scenario
 
     @classmethod
     def of(cls, lake: Lake, scenarios: Sequence[str]) -> LakeIndex:
         return cls(
-            _by_date(lake.result_files("sweeps")),
-            _by_date(lake.result_files("replay_fidelity")),
-            _by_date(lake.result_files("quality")),
-            {s: _by_date(lake.result_files("sim_orders", s)) for s in scenarios},
+            TableFiles.of(lake, "sweeps"),
+            TableFiles.of(lake, "replay_fidelity"),
+            TableFiles.of(lake, "quality"),
+            {s: TableFiles.of(lake, "sim_orders", s) for s in scenarios},
         )
+
+    @property
+    def dates(self) -> list[date]:
+        """The dates with analysed sweeps: those of the scenario slices."""
+        return sorted(self.sweeps.paths)
 
     def fingerprints(self) -> tuple[dict[tuple[str, date], str], dict[date, str]]:
         """Per (scenario, date) and per date: a hash of the slice's input files and the partials' version."""
-        base = {d: _sigs(self.sweeps.get(d), self.replay_fidelity.get(d)) for d in self.sweeps}
+        base = {d: (self.sweeps.digest.get(d), self.replay_fidelity.digest.get(d)) for d in self.sweeps.paths}
         scen = {
-            (s, d): _hash(PARTIALS_VERSION, "scenario", s, base[d], _sigs(by_date.get(d)))
-            for s, by_date in self.sim_orders.items()
-            for d in self.sweeps
+            (s, d): _hash(PARTIALS_VERSION, "scenario", s, *base[d], files.digest.get(d))
+            for s, files in self.sim_orders.items()
+            for d in self.dates
         }
         free = {
             d: _hash(
                 PARTIALS_VERSION,
                 "free",
-                _sigs(self.sweeps.get(d), self.replay_fidelity.get(d)),
-                _sigs(self.quality.get(d)),
+                self.sweeps.digest.get(d),
+                self.replay_fidelity.digest.get(d),
+                self.quality.digest.get(d),
             )
-            for d in sorted(set(self.sweeps) | set(self.quality))
+            for d in sorted(set(self.sweeps.paths) | set(self.quality.paths))
         }
         return scen, free
 
@@ -125,11 +155,11 @@ class LakeIndex:
         where a table has no file. Temp tables are the cursor's own, so workers can load dates side by side."""
         days = list(days)
         files = {
-            "sweeps": [p for d in days for p, _ in self.sweeps.get(d, [])],
-            "replay_fidelity": [p for d in days for p, _ in self.replay_fidelity.get(d, [])],
-            "quality": [p for d in days for p, _ in self.quality.get(d, [])],
+            "sweeps": self.sweeps.files(days),
+            "replay_fidelity": self.replay_fidelity.files(days),
+            "quality": self.quality.files(days),
             "sim_orders": [
-                p for s in scenarios for d in days for p, _ in self.sim_orders.get(s, {}).get(d, [])
+                p for s in scenarios if s in self.sim_orders for p in self.sim_orders[s].files(days)
             ],
         }
         stand_ins = stand_in_schemas(cfg)
@@ -141,17 +171,6 @@ class LakeIndex:
                 con.register("stand_in", stand_ins[name].empty_table())
                 con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM stand_in")
                 con.unregister("stand_in")
-
-
-def _by_date(files: list[tuple[PartitionKey, str, str]]) -> dict[date, list[tuple[str, str]]]:
-    out: dict[date, list[tuple[str, str]]] = defaultdict(list)
-    for key, path, sig in files:
-        out[key.date].append((path, f"{key}/{path.rsplit('/', 1)[-1]}:{sig}"))
-    return dict(out)
-
-
-def _sigs(*groups: list[tuple[str, str]] | None) -> str:
-    return "\n".join(sorted(sig for g in groups for _, sig in (g or [])))
 
 
 def _hash(*parts: object) -> str:
@@ -302,9 +321,7 @@ def update(
         len(gone_scen) + len(gone_free),
     )
     sources = Sources(
-        stream_files={
-            s: [str(lake.partial_stream_path(s, d)) for d in sorted(index.sweeps)] for s in scenarios
-        },
+        stream_files={s: [str(lake.partial_stream_path(s, d)) for d in index.dates] for s in scenarios},
         index=index,
         recomputed=len(dirty_scen) + len(dirty_free),
         slices=len(scen_fp) + len(free_fp),
@@ -383,7 +400,8 @@ def _recompute(
 
 def _empty(con: duckdb.DuckDBPyConnection, cfg: Config, name: str) -> str:
     """A temp table `empty_<name>` with partial `name`'s columns and slice_date, and no rows."""
-    LakeIndex({}, {}, {}, {}).load(con, cfg, [], [])
+    empty = TableFiles("", {}, {})
+    LakeIndex(empty, empty, empty, {}).load(con, cfg, [], [])
     compute_slice(con, ["_"] if name in SCENARIO_PARTIALS else [], free=name in FREE_PARTIALS)
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE empty_{name} AS SELECT NULL::DATE AS slice_date, * FROM p_{name} LIMIT 0"

@@ -131,11 +131,15 @@ class Lake:
         folders = [self.partition_dir(table, key) for key in keys]
         return dict(zip(keys, self.store.file_signatures(self.table_dir(table), folders), strict=True))
 
-    def result_files(self, table: str, scenario: str | None = None) -> list[tuple[PartitionKey, str, str]]:
-        """Every file of a result table (of one scenario's folder for sim_orders / sim_fills): (partition, path
-        or URL as DuckDB reads it, `<size>:<modified>`), from one walk of the table (one listing in an object
-        store): what the incremental aggregation groups by date and fingerprints."""
-        return self.store.list_part_files(self.table_dir(table, scenario))
+    def result_files(
+        self, table: str, scenario: str | None = None
+    ) -> tuple[str, Iterator[tuple[PartitionKey, str, str]]]:
+        """Every file of a result table (of one scenario's folder for sim_orders / sim_fills), from one walk of
+        the table (one listing in an object store), yielded as found: what the incremental aggregation groups
+        by date and fingerprints. Returns the table folder as DuckDB reads it (a path or URL) and an iterator
+        of (partition, path below that folder, `<size>:<modified>`)."""
+        base = self.table_dir(table, scenario)
+        return str(base).rstrip("/"), self.store.list_part_files(base)
 
     # ---- reading and writing --------------------------------------------------------------------
     def write_parquet(self, table: pa.Table, path: UPath, *, row_group_rows: int = 131072) -> int:

@@ -95,8 +95,9 @@ class Store(ABC):
         """Delete a source's part files in the given partition folders of a table, except those in `keep`."""
 
     @abstractmethod
-    def list_part_files(self, base: UPath) -> list[tuple[PartitionKey, str, str]]:
-        """Every Parquet file below `base`'s partition folders: (key, path or URL, `<size>:<modified>`)."""
+    def list_part_files(self, base: UPath) -> Iterator[tuple[PartitionKey, str, str]]:
+        """Every Parquet file below `base`'s partition folders, in a stable order: (key, its path below `base`,
+        `<size>:<modified>`)."""
 
 
 class LocalStore(Store):
@@ -171,9 +172,8 @@ class LocalStore(Store):
             out.append([f"{name}:{st.st_size}:{st.st_mtime_ns}" for name, st in stats])
         return out
 
-    def list_part_files(self, base: UPath) -> list[tuple[PartitionKey, str, str]]:
-        """One os.scandir walk (tens of thousands of partitions: no pathlib object per file)."""
-        out = []
+    def list_part_files(self, base: UPath) -> Iterator[tuple[PartitionKey, str, str]]:
+        """One os.scandir walk, yielded as it goes (tens of thousands of partitions: no pathlib object, no list)."""
         for sec in _scandir(str(_os_path(base))):
             if not sec.is_dir():
                 continue
@@ -184,8 +184,7 @@ class LocalStore(Store):
                 for f in _scandir(day.path):
                     if f.name.endswith(".parquet") and f.is_file():
                         st = f.stat()
-                        out.append((key, f.path, f"{st.st_size}:{st.st_mtime_ns}"))
-        return out
+                        yield key, f"{sec.name}/{day.name}/{f.name}", f"{st.st_size}:{st.st_mtime_ns}"
 
     def remove_parts(
         self, base: UPath, folders: Sequence[UPath], source: str, keep: Collection[UPath]
@@ -292,19 +291,14 @@ class ObjectStore(Store):
                 listed.setdefault(folder, []).append(f"{file}:{info['size']}:{modified}")
         return [listed.get(folder.path, []) for folder in folders]
 
-    def list_part_files(self, base: UPath) -> list[tuple[PartitionKey, str, str]]:
+    def list_part_files(self, base: UPath) -> Iterator[tuple[PartitionKey, str, str]]:
         """One recursive listing of the table's prefix."""
-        out = []
-        prefix = str(base).rstrip("/")
         for name, info in sorted(base.fs.find(base.path, detail=True).items()):
             parts = name.split("/")
             key = PartitionKey.from_folders(*parts[-3:-1]) if len(parts) >= 3 else None
             if key is not None and name.endswith(".parquet"):
                 modified = info.get("LastModified", info.get("mtime", info.get("updated", "")))
-                out.append(
-                    (key, f"{prefix}/{name[len(base.path) :].lstrip('/')}", f"{info['size']}:{modified}")
-                )
-        return out
+                yield key, name[len(base.path) :].lstrip("/"), f"{info['size']}:{modified}"
 
     def remove_parts(
         self, base: UPath, folders: Sequence[UPath], source: str, keep: Collection[UPath]
