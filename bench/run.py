@@ -25,6 +25,7 @@ from pathlib import Path
 
 from bench import harness as H
 from bench import render
+from bench.sections_aggregate import aggregate, year
 from bench.sections_code import kernel, profile
 from bench.sections_process import process, seed
 from bench.sections_shred import gzip, many_partitions, scaling, shred_peers, shred_workers
@@ -40,6 +41,8 @@ SECTIONS = (
     "seed",
     "kernel",
     "profile",
+    "aggregate",
+    "year",
 )
 QUICK_SECTIONS = ("shred_peers", "gzip", "process", "seed", "kernel")
 RUNNERS: dict[str, Callable[[Session], None]] = {
@@ -52,6 +55,8 @@ RUNNERS: dict[str, Callable[[Session], None]] = {
     "seed": seed,
     "kernel": kernel,
     "profile": profile,
+    "aggregate": aggregate,
+    "year": year,
 }
 
 

@@ -15,6 +15,7 @@ def tables(res: dict[str, Any]) -> list[Table]:
     _seed_table(res, out)
     _kernel_table(res, out)
     _profile_tables(res, out)
+    _aggregate_tables(res, out)
     t = res.get("targets") or []
     if t:
         out.insert(
@@ -257,5 +258,75 @@ def _profile_tables(res: dict[str, Any], out: list[Table]) -> None:
                 f"files {ex.get('pyspy_file', '')}, {ex.get('pyinstrument_file', '')})",
                 ["innermost dpsim function -> native leaf", "share of samples"],
                 body or [[ex.get("pyspy_error") or r.get("error") or "no samples", ""]],
+            )
+        )
+
+
+def _aggregate_tables(res: dict[str, Any], out: list[Table]) -> None:
+    """dpsim aggregate on lakes of growing size; dpsim sql on a small aggregate; the year extrapolated."""
+    rows = section_rows(res, "aggregate")
+    if rows:
+        body = []
+        for r in rows:
+            ex = r.get("extra") or {}
+            inp = r.get("input") or {}
+            notes = []
+            if "import_aggregate_s" in ex:
+                notes.append(
+                    "in-process: start-up {startup_s:.2f} s, import cli {import_cli_s:.2f} s, import the SQL path "
+                    "{import_aggregate_s:.2f} s, config {config_s:.2f} s, open catalog {connect_s:.3f} s, bind + "
+                    "run {query_s:.3f} s, csv {csv_s:.3f} s; loaded {loaded}".format(
+                        **{k: ex.get(k, 0) for k in ex}, loaded=", ".join(ex.get("loaded") or [])
+                    )
+                )
+            if r.get("error"):
+                notes.append("FAILED: " + failure(r, 160))
+            body.append(
+                [
+                    r["case"],
+                    r["tool"],
+                    cell(inp.get("sweeps")),
+                    cell(r.get("wall_s")),
+                    cell(ex.get("s_per_1000_partitions"), 2),
+                    cell(ex.get("cpu_s")),
+                    cell(r.get("peak_rss_mb"), 0),
+                    cell(ex.get("memory_limit_mb")),
+                    "; ".join(notes),
+                ]
+            )
+        out.append(
+            (
+                "8. Aggregate: dpsim aggregate on lakes of hard-linked results (150 securities per date), and dpsim sql",
+                [
+                    "lake",
+                    "command",
+                    "sweeps",
+                    "wall s",
+                    "s per 1,000 partitions",
+                    "CPU s",
+                    "peak RSS MB",
+                    "memory limit MB",
+                    "notes",
+                ],
+                body,
+            )
+        )
+    rows = section_rows(res, "year")
+    if rows:
+        out.append(
+            (
+                "9. A year: the user's workload (150 securities × 365 days = 54,750 partitions), extrapolated",
+                ["step", "wall s", "wall h", "CPU s (one core)", "peak RSS MB", "formula"],
+                [
+                    [
+                        r["case"],
+                        cell(r.get("wall_s")),
+                        cell((r.get("wall_s") or 0) / 3600, 2),
+                        cell((r.get("extra") or {}).get("cpu_s")),
+                        cell(r.get("peak_rss_mb"), 0),
+                        (r.get("extra") or {}).get("formula", ""),
+                    ]
+                    for r in rows
+                ],
             )
         )

@@ -6,6 +6,7 @@ the figures): `python -m bench.tasks NAME [ARGS]`, one JSON object (or number) o
     budget CONFIG                                      shred.memory_budget_mb of a config
     worker-imports                                     import what a job worker imports; print its peak RSS (KB)
     first-partition CSV                                (security_code, trading date) of the first row at 11-15 h
+    sql-breakdown LAKE QUERY                           where `dpsim sql` spends its time, step by step (JSON)
 """
 
 from __future__ import annotations
@@ -84,12 +85,56 @@ def first_partition(path: str) -> str:
     return f"{r['security_code']} {r['d']}"
 
 
+def sql_breakdown(lake: str, query: str) -> str:
+    """The steps of `dpsim sql LAKE QUERY --format csv`, timed inside one process (what GNU time cannot split):
+    interpreter start-up, the imports, the config, opening the catalog, binding and running the query."""
+    import time as clock
+    from time import perf_counter
+
+    import psutil
+
+    started = clock.time() - psutil.Process().create_time()
+    t = [perf_counter()]
+    import dpsim.cli  # noqa: F401
+
+    t.append(perf_counter())
+    from dpsim.aggregate import run_sql  # noqa: F401  (what `dpsim sql` imports: duckdb, pyarrow, the catalog)
+
+    t.append(perf_counter())
+    from dpsim.config import load_config
+    from dpsim.lake import Lake
+
+    cfg = load_config("conf/default.yaml", {"lake": lake})
+    t.append(perf_counter())
+    from dpsim.catalog import connect
+
+    con = connect(Lake(cfg.lake), cfg)
+    t.append(perf_counter())
+    table = con.sql(query).to_arrow_table()
+    t.append(perf_counter())
+    con.close()
+    import io
+
+    import pyarrow.csv as pacsv
+
+    pacsv.write_csv(table, io.BytesIO())
+    t.append(perf_counter())
+    steps = ("import_cli_s", "import_aggregate_s", "config_s", "connect_s", "query_s", "csv_s")
+    out: dict[str, object] = {"startup_s": round(started, 4)}
+    out.update({k: round(b - a, 4) for k, a, b in zip(steps, t, t[1:], strict=False)})
+    out["loaded"] = sorted(
+        m for m in ("polars", "scipy", "rich", "duckdb", "pyarrow", "numpy") if m in sys.modules
+    )
+    return json.dumps(out)
+
+
 TASKS: dict[str, Callable[..., str]] = {
     "synth": synth,
     "versions": versions,
     "budget": budget,
     "worker-imports": worker_imports,
     "first-partition": first_partition,
+    "sql-breakdown": sql_breakdown,
 }
 
 

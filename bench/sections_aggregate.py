@@ -1,0 +1,230 @@
+"""The aggregation sections (issue 20): `dpsim aggregate` on lakes of 600 / 6,000 / 54,000 partitions, `dpsim sql`
+on a small aggregate, and the year extrapolation of the aggregation.
+
+The large lakes are made by hard-linking the result files of a processed generated drop (the process
+section's `bench/work/lake-drop`, made here when missing) under 150 securities × N/150 business days, so
+rows scale with partitions at no disk cost: every partition is a real dpsim result, repeated (its
+differences tie with those of its copies, which the rank pass handles as ties). `sim_fills` are not linked:
+the aggregation does not read them. Each lake is aggregated three ways: cold (no partial aggregates), again
+with nothing changed, and after one date's result files changed (a reprocessed day: its files touched).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from bench import harness as H
+from bench.rows import Row
+from bench.sections_process import drop
+from bench.session import Session
+
+SECURITIES = 150  # per date in the linked lakes, as in the user's workload
+YEAR_PARTITIONS = 150 * 365  # the user's workload: 54,750 partition jobs
+LINKED_TABLES = ("sweeps", "quality", "replay_fidelity")
+SMALL_QUERY = "SELECT * FROM global_summary"
+
+
+def aggregate(ses: Session) -> None:
+    template = _template(ses)
+    for n in ses.cfg["agg_partitions"]:
+        _aggregate_lake(ses, template, n)
+    sql_small(ses)
+
+
+# ---- the lakes ---------------------------------------------------------------------------------------------
+
+
+def _template(ses: Session) -> Path:
+    """A processed generated drop whose partitions the large lakes repeat (the process section's, or made here)."""
+    lake = H.WORK / "lake-drop"
+    if not any((lake / "results" / "sweeps").glob("*/*/*.parquet")):
+        meta = drop(ses)
+        f = meta["files"]
+        H.say("  processing the generated drop for the aggregation lakes ...")
+        for args in (
+            ["shred", "--force", "--orders", f["orders"], "--trades", f["trades"], "--nbbo", f["nbbo"]],
+            ["process", "--force", "--no-aggregate", "--workers", "2"],
+        ):
+            cmd = [*H.DPSIM, args[0], "--config", H.rel(ses.config), "--lake", H.rel(lake), *args[1:]]
+            subprocess.run(cmd, cwd=H.REPO, check=True, capture_output=True)
+    return lake
+
+
+def linked_lake(template: Path, n: int) -> tuple[Path, dict[str, Any]]:
+    """`bench/work/agg-lakes/p<n>`: n partitions (150 securities × n/150 business days from 2023-01-02), each a
+    hard link of one template partition's result files, in turn. Reused while the template is unchanged."""
+    dest = H.WORK / "agg-lakes" / f"p{n}"
+    results = template / "results"
+    pool = sorted(p.relative_to(results / "sweeps") for p in (results / "sweeps").glob("*/*") if p.is_dir())
+    scenarios = sorted(p.name for p in (results / "sim_orders").iterdir() if p.is_dir())
+    stamp = {
+        "template": H.rel(template),
+        "template_partitions": len(pool),
+        "template_mtime": max((results / "sweeps" / p / "part-0.parquet").stat().st_mtime for p in pool),
+        "partitions": n,
+    }
+    marker = dest / "linked.json"
+    if marker.exists() and json.loads(marker.read_text()).get("stamp") == stamp:
+        return dest, json.loads(marker.read_text())
+    H.rm(dest)
+    H.need_disk(1.0, f"linking a {n:,}-partition lake")
+    t0 = time.perf_counter()
+    rows = {p: pq.ParquetFile(results / "sweeps" / p / "part-0.parquet").metadata.num_rows for p in pool}
+    tables = [*LINKED_TABLES, *(f"sim_orders/{s}" for s in scenarios)]
+    days = _business_days(date(2023, 1, 2), -(-n // SECURITIES))
+    sweeps = 0
+    for i in range(n):
+        tpl = pool[i % len(pool)]
+        key = f"security_code={100000 + i % SECURITIES}/date={days[i // SECURITIES].isoformat()}"
+        sweeps += rows[tpl]
+        for t in tables:
+            folder = dest / "results" / t / key
+            folder.mkdir(parents=True, exist_ok=True)
+            os.link(results / t / tpl / "part-0.parquet", folder / "part-0.parquet")
+    info = {
+        "stamp": stamp,
+        "partitions": n,
+        "dates": len(days),
+        "securities": SECURITIES,
+        "sweeps": sweeps,
+        "scenarios": len(scenarios),
+        "files": n * len(tables),
+        "last_date": days[-1].isoformat(),
+        "link_seconds": round(time.perf_counter() - t0, 1),
+    }
+    marker.write_text(json.dumps(info, indent=1))
+    H.say(f"  linked {n:,} partitions ({sweeps:,} sweeps) in {info['link_seconds']} s")
+    return dest, info
+
+
+def _business_days(start: date, count: int) -> list[date]:
+    out: list[date] = []
+    d = start
+    while len(out) < count:
+        if d.weekday() < 5:
+            out.append(d)
+        d += timedelta(days=1)
+    return out
+
+
+def _touch_date(lake: Path, day: str) -> None:
+    """A reprocessed day: every result file of `day` gets a new modification time (new fingerprints)."""
+    now = time.time()
+    for path in (lake / "results").glob(f"**/date={day}/*.parquet"):
+        os.utime(path, (now, now))
+
+
+# ---- measurements ------------------------------------------------------------------------------------------
+
+
+def _aggregate_lake(ses: Session, template: Path, n: int) -> None:
+    lake, info = linked_lake(template, n)
+    big = n >= 20_000  # a cold run of the largest lake takes many minutes: one run, no warm-up
+    reps, warmup = (1, 0) if big else (ses.reps, 1)
+    cmd = [*H.DPSIM, "aggregate", "--config", H.rel(ses.config), "--lake", H.rel(lake)]
+    inp = {k: info[k] for k in ("partitions", "dates", "securities", "sweeps", "scenarios", "files")}
+    inp["path"] = H.rel(lake)
+    case = f"{n:,} partitions"
+    cases: list[tuple[str, Any]] = [
+        ("cold (no partial aggregates)", lambda: H.rm(lake / "aggregates")),
+        ("nothing changed", None),
+        ("one date changed", lambda: _touch_date(lake, info["last_date"])),
+    ]
+    for what, before in cases:
+        m = H.measure(
+            cmd,
+            label=f"aggregate-{n}-{what.split()[0]}",
+            reps=reps,
+            warmup=warmup if what.startswith("cold") else 0,
+            before=before,
+            timeout=6 * 3600,
+        )
+        row = ses.row("aggregate", case, f"dpsim aggregate, {what}", inp, m)
+        if m.runs:
+            cpu = sorted(r.user_s + r.sys_s for r in m.runs)[len(m.runs) // 2]
+            row["extra"].update(
+                s_per_1000_partitions=round(m.wall_s / (n / 1000), 3),
+                cpu_s=round(cpu, 1),
+                cpu_s_per_1000_partitions=round(cpu / (n / 1000), 3),
+                memory_limit_mb=_memory_limit_mb(),
+                sweeps_per_s=round(info["sweeps"] / m.wall_s),
+            )
+        ses.rows.append(row)
+
+
+def _memory_limit_mb() -> int:
+    from dpsim.config import Aggregate
+
+    return Aggregate().memory_limit_mb
+
+
+def sql_small(ses: Session) -> None:
+    """`dpsim sql` on the DRR day's aggregate (made here when the process section did not), and where its
+    time goes, measured inside one process (bench.tasks sql-breakdown)."""
+    lake = H.WORK / "lake-drr"
+    if not (lake / "aggregates" / "global_summary.parquet").exists():
+        for step in ("shred", "process"):
+            extra = ["--force"] + (["--workers", "1"] if step == "process" else [])
+            subprocess.run(
+                [*H.DPSIM, step, "--config", "conf/drr.yaml", "--lake", H.rel(lake), *extra],
+                cwd=H.REPO,
+                check=True,
+                capture_output=True,
+            )
+    cmd = [*H.DPSIM, "sql", "--lake", H.rel(lake), SMALL_QUERY, "--format", "csv"]
+    m = H.measure(cmd, label="sql-small", reps=max(ses.reps, 5), warmup=1)
+    row = ses.row("aggregate", "DRR 110621 2024-09-05 (one partition)", f'dpsim sql "{SMALL_QUERY}"', {}, m)
+    if m.runs:
+        with_breakdown = H.task("sql-breakdown", H.rel(lake), SMALL_QUERY)
+        row["extra"].update(json.loads(with_breakdown))
+    ses.rows.append(row)
+
+
+# ---- the year -----------------------------------------------------------------------------------------------
+
+
+def year(ses: Session) -> None:
+    """The user's full workload (150 securities × 365 days = 54,750 partitions), extrapolated from the
+    largest lake aggregated in this run: s per 1,000 partitions × 54.75. (The shred and process parts of the
+    year belong here too; this section covers the aggregation.)"""
+    rows = [r for r in ses.rows if r["section"] == "aggregate" and (r.get("input") or {}).get("partitions")]
+    if not rows:
+        template = _template(ses)
+        _aggregate_lake(ses, template, max(ses.cfg["agg_partitions"]))
+        rows = [
+            r for r in ses.rows if r["section"] == "aggregate" and (r.get("input") or {}).get("partitions")
+        ]
+    n = max(r["input"]["partitions"] for r in rows)
+    k = YEAR_PARTITIONS / 1000
+    for r in [r for r in rows if r["input"]["partitions"] == n and not r.get("error")]:
+        ex = r.get("extra") or {}
+        if "s_per_1000_partitions" not in ex:
+            continue
+        what = r["tool"].split(", ", 1)[1]
+        out: Row = {
+            "section": "year",
+            "case": f"aggregate, {what}",
+            "tool": "extrapolated",
+            "command": r["command"],
+            "input": {"partitions": YEAR_PARTITIONS, "measured_partitions": n},
+            "wall_s": round(ex["s_per_1000_partitions"] * k, 1),
+            "peak_rss_mb": r.get("peak_rss_mb"),
+            "extra": {
+                "cpu_s": round(ex["cpu_s_per_1000_partitions"] * k, 1),
+                "formula": f"{ex['s_per_1000_partitions']:.3f} s per 1,000 partitions (measured on {n:,}) "
+                f"× {YEAR_PARTITIONS:,} / 1,000",
+                "cpu_formula": f"{ex['cpu_s_per_1000_partitions']:.3f} CPU-s per 1,000 partitions × {k:g}",
+                "per_core_s": round(ex["cpu_s_per_1000_partitions"] * k, 1),
+            },
+            "derived": "extrapolated linearly from the row measured in the aggregate section",
+            "error": None,
+        }
+        ses.rows.append(out)
