@@ -142,7 +142,13 @@ def sql_text(name: str) -> str:
 
 
 def run_aggregates(cfg: Config, lake: Lake) -> dict[str, pa.Table]:
-    """Compute every aggregate, write aggregates/<name>.parquet and .csv, then add their views to the catalog."""
+    """Compute every aggregate, write aggregates/<name>.parquet and .csv, then add their views to the catalog.
+    Holds the lake's "results" lock meanwhile (one writer of the results and aggregates)."""
+    with lake.lock("results"):
+        return _run_aggregates(cfg, lake)
+
+
+def _run_aggregates(cfg: Config, lake: Lake) -> dict[str, pa.Table]:
     refresh_catalog(lake)  # results written since the last refresh may be the first of their table
     scenarios = _scenarios(cfg, lake)
     con = connect(lake, cfg)

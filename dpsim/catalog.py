@@ -32,14 +32,15 @@ log = logging.getLogger(__name__)
 STORAGE_VERSION = "v1.0.0"
 # Run JSONs list one job per partition: tens of thousands of jobs exceed read_json's 16 MB default.
 _MAX_JSON_BYTES = 1 << 30
+CATALOG_WAIT_S = 120.0  # a refresh takes seconds: a second writer waits for the first one
 _HIVE_TYPES = {"scenario": "VARCHAR", "security_code": "BIGINT", "date": "DATE"}
 
 
 def refresh_catalog(lake: Lake) -> list[str]:
     """(Re)create lake/dpsim.duckdb with a view per existing table; returns the view names.
 
-    Written to a temp file and renamed into place, so a reader never sees a half-built catalog.
-    Call it while no other process holds the catalog open read-write.
+    Written to a temp file and renamed into place, so a reader never sees a half-built catalog; one
+    writer at a time (the lake's "catalog" lock: a second one waits for it).
     """
     if lake.is_local:
         lake = Lake(lake.root.resolve())
@@ -47,10 +48,15 @@ def refresh_catalog(lake: Lake) -> list[str]:
         raise LakeError(
             f"{lake.root}: no such lake folder (pass --lake DIR of an existing lake, or run `dpsim shred`)"
         )
+    with lake.lock("catalog", wait_s=CATALOG_WAIT_S):
+        return _refresh(lake)
+
+
+def _refresh(lake: Lake) -> list[str]:
     target = lake.catalog_path
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    for stale in (tmp, _wal(tmp)):
+    for stale in target.parent.glob(f".{target.name}.*.tmp*"):  # left by a writer that was killed
         stale.unlink(missing_ok=True)
     con = duckdb.connect(str(tmp), config={"storage_compatibility_version": STORAGE_VERSION})
     try:

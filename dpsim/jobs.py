@@ -239,6 +239,17 @@ def process(
         raise DpsimError(f"unknown scenario(s) {', '.join(unknown)}; configured: {', '.join(cfg.scenarios)}")
     if not lake.partitions("orders"):
         raise DpsimError(f"{lake.root}: the lake has no orders partitions; run `dpsim shred` first")
+    with lake.lock("results"):  # one writer of the results and aggregates at a time
+        return _process(cfg, lake, request, progress, note)
+
+
+def _process(
+    cfg: Config,
+    lake: Lake,
+    request: ProcessRequest,
+    progress: Progress | None,
+    note: Callable[[str], None],
+) -> ProcessOutcome:
     if request.only_failed:
         partitions = last_failed(lake)
         if not partitions:
@@ -285,7 +296,26 @@ def run_jobs(
     command: str = "",
     faults: str = "",
 ) -> RunResult:
-    """Run every partition job (on `executor`, else on supervised local processes); returns the records."""
+    """Run every partition job (on `executor`, else on supervised local processes); returns the records.
+    Holds the lake's "results" lock meanwhile."""
+    with lake.lock("results"):
+        return _run_jobs(
+            cfg, lake, partitions, scenarios, force, executor, workers, progress, command, faults
+        )
+
+
+def _run_jobs(
+    cfg: Config,
+    lake: Lake,
+    partitions: Sequence[PartitionKey],
+    scenarios: Sequence[str] | None,
+    force: bool,
+    executor: Executor | None,
+    workers: int | None,
+    progress: Progress | None,
+    command: str,
+    faults: str,
+) -> RunResult:
     progress = progress or SilentProgress()
     scen = tuple(scenarios or cfg.scenarios)
     chash = config_hash(cfg, scen)

@@ -27,6 +27,11 @@ class Lake:
         """One clear line when an object store's bucket is missing or unreachable, before any work starts."""
         self.store.check_reachable()
 
+    def lock(self, scope: str, *, wait_s: float = 0.0) -> AbstractContextManager[None]:
+        """One writer per scope ("results", "catalog", "source-<id>"): held for the block; another
+        process holding it makes this wait up to `wait_s`, then fail with one line naming the holder."""
+        return self.store.lock(scope, wait_s)
+
     @property
     def is_local(self) -> bool:
         """A filesystem path (renames are atomic), not an object store."""

@@ -9,6 +9,7 @@
     <root>/aggregates/<name>.parquet (+ .csv)
     <root>/dpsim.duckdb
     <root>/_tmp/<name>                    scratch (shred staging, DuckDB spill), empty after a run
+    <root>/_locks/<scope>.lock            one writer per scope (see `locks`)
 Partition keys live in the path only.
 """
 
@@ -126,6 +127,10 @@ def run_path(root: UPath, run_id: str, suffix: str = ".json") -> UPath:
 
 def aggregates_dir(root: UPath) -> UPath:
     return root / "aggregates"
+
+
+def locks_dir(root: UPath) -> UPath:
+    return root / "_locks"
 
 
 def scratch_dir(root: UPath, name: str) -> UPath:

@@ -4,6 +4,11 @@
     ... write the source's part files and rejects into stage.staging ...
     commit_source(lake, stage, {lake path: staged file}, staged rejects, result fields, details)
     abort_source(lake, stage, failed result fields)   # on any error: nothing of the source stays
+    with stage.lock: …                                # releases the lock if interrupted (a no-op after
+                                                      # the commit or abort, which release it)
+
+One writer per source: `begin_source` takes the source's lake lock (`source-<id>`), held until the commit or
+abort, so a second shred of the same source fails at once with one line naming the holder.
 
 The manifest is written first with status "running", listing every partition that may hold the source's
 files (those of its previous shred), and again before the files move (adding the new partitions), so an
@@ -14,11 +19,12 @@ writes the final manifest last.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +55,7 @@ class SourceStage:
     staging: Path  # local staging folder
     shared: UPath | None  # in-lake staging folder for cluster workers on other machines, if any
     started: float  # time.perf_counter() at the start
+    lock: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)  # the source's lake lock
 
     def rejects_path(self, lake: Lake) -> UPath:
         """Where the source's rejects are published."""
@@ -61,9 +68,22 @@ def begin_source(
     """Skip an unchanged source, or mark it running and prepare an empty staging folder (and, with
     `shared`, name an in-lake one for workers on other machines)."""
     sid = source_id(path)
+    lock = contextlib.ExitStack()
+    lock.enter_context(lake.lock(f"source-{sid}"))
+    try:
+        return _begin(lake, kind, path, sid, force, shared, lock)
+    except BaseException:
+        lock.close()
+        raise
+
+
+def _begin(
+    lake: Lake, kind: str, path: str, sid: str, force: bool, shared: bool, lock: contextlib.ExitStack
+) -> SourceStage | Unchanged:
     st = os.stat(path)
     prev = manifests.read_source(lake, sid)
     if not force and prev is not None and manifests.unchanged(prev, path, st):
+        lock.close()
         return Unchanged(prev)
     stale = manifests.source_partitions(prev)
     base = {
@@ -88,7 +108,13 @@ def begin_source(
         staging,
         lake.shared_staging_dir(sid) if shared else None,
         time.perf_counter(),
+        lock,
     )
+
+
+def release(stage: SourceStage) -> None:
+    """Release the source's lock (idempotent: `with stage.lock` releases it too)."""
+    stage.lock.close()
 
 
 def commit_source(
@@ -117,7 +143,10 @@ def commit_source(
     else:
         stage.rejects_path(lake).unlink(missing_ok=True)
     _remove_staging(lake, stage)
-    return _finish(lake, stage, result(), details)
+    try:
+        return _finish(lake, stage, result(), details)
+    finally:
+        release(stage)
 
 
 def abort_source(lake: Lake, stage: SourceStage, result: Callable[[], dict[str, Any]]) -> dict[str, Any]:
@@ -126,7 +155,10 @@ def abort_source(lake: Lake, stage: SourceStage, result: Callable[[], dict[str, 
     lake.remove_source_parts(stage.kind, stage.source_id, stage.stale)
     stage.rejects_path(lake).unlink(missing_ok=True)
     _remove_staging(lake, stage)
-    return _finish(lake, stage, result(), {})
+    try:
+        return _finish(lake, stage, result(), {})
+    finally:
+        release(stage)
 
 
 def _finish(

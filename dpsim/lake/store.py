@@ -14,7 +14,7 @@ import shutil
 import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -24,7 +24,16 @@ import pyarrow.parquet as pq
 from upath import UPath
 
 from dpsim.errors import LakeError
-from dpsim.lake.layout import PART_GLOB, PartitionKey, is_source_part, scratch_dir, slug, source_part_glob
+from dpsim.lake import locks
+from dpsim.lake.layout import (
+    PART_GLOB,
+    PartitionKey,
+    is_source_part,
+    locks_dir,
+    scratch_dir,
+    slug,
+    source_part_glob,
+)
 
 # URL scheme -> its fsspec package. S3 is tested (against moto); the others go through the same calls.
 OBJECT_STORES = {"s3": "s3fs", "s3a": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "az": "adlfs", "abfs": "adlfs"}
@@ -41,6 +50,10 @@ class Store(ABC):
     @abstractmethod
     def check_reachable(self) -> None:
         """Fail with one clear line before any work when the storage cannot be reached."""
+
+    @abstractmethod
+    def lock(self, scope: str, wait_s: float) -> AbstractContextManager[None]:
+        """Hold the lake's lock of `scope` (see `locks`); a second writer waits `wait_s`, then fails."""
 
     @abstractmethod
     def catalog_path(self) -> Path:
@@ -98,6 +111,9 @@ class LocalStore(Store):
 
     def check_reachable(self) -> None:
         """Nothing to check: a missing folder is created by the first write, a bad one fails it by name."""
+
+    def lock(self, scope: str, wait_s: float) -> AbstractContextManager[None]:
+        return locks.file_lock(self.root, str(_os_path(locks_dir(self.root))), scope, wait_s)
 
     def catalog_path(self) -> Path:
         return _os_path(self.root) / "dpsim.duckdb"
@@ -189,6 +205,15 @@ class ObjectStore(Store):
                 f"{self.root}: cannot reach bucket {bucket!r} ({type(exc).__name__}: {first}); check the name, "
                 "the credentials and the endpoint in the environment (AWS_ACCESS_KEY_ID, AWS_ENDPOINT_URL, …)"
             ) from exc
+
+    @contextmanager
+    def lock(self, scope: str, wait_s: float) -> Iterator[None]:
+        """Writers on this host queue on a local lock first, then hold the store's lock object."""
+        with (
+            locks.file_lock(self.root, str(self.local_dir("locks")), scope, wait_s),
+            locks.object_lock(self.root, locks_dir(self.root), scope, wait_s),
+        ):
+            yield
 
     def catalog_path(self) -> Path:
         """A local cache of the catalog, one per lake (it is rebuilt when missing)."""

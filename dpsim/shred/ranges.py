@@ -219,6 +219,20 @@ def _shred_source_ranges(
     src = publish.begin_source(lake, kind.name, path, force=force, shared=in_lake)
     if isinstance(src, publish.Unchanged):
         return skipped(src.manifest)
+    with src.lock:  # released by the commit or abort; here too if interrupted
+        return _shred_ranges_staged(kind, src, cfg, lake, progress, workers, in_lake)
+
+
+def _shred_ranges_staged(
+    kind: schema.RawKind,
+    src: publish.SourceStage,
+    cfg: Config,
+    lake: Lake,
+    progress: Progress,
+    workers: int,
+    in_lake: bool,
+) -> SourceResult:
+    path = src.path
     rejects = RejectSink(src.staging / "rejects.parquet")
     tally = _Tally()
     try:

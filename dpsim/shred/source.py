@@ -60,6 +60,14 @@ def shred_source(
     src = publish.begin_source(lake, kind.name, path, force=force)
     if isinstance(src, publish.Unchanged):
         return skipped(src.manifest)
+    with src.lock:  # released by the commit or abort; here too if interrupted
+        return _shred_staged(kind, src, cfg, lake, progress)
+
+
+def _shred_staged(
+    kind: schema.RawKind, src: publish.SourceStage, cfg: Config, lake: Lake, progress: Progress
+) -> SourceResult:
+    path = src.path
     writer = PartWriter(
         kind,
         src.source_id,
