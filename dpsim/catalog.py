@@ -22,7 +22,7 @@ import duckdb
 from upath import UPath
 
 from dpsim.config import Aggregate, Config
-from dpsim.errors import LakeError
+from dpsim.errors import LakeError, os_error_text
 from dpsim.lake import RAW_TABLES, RESULT_TABLES, SCENARIO_TABLES, Lake
 from dpsim.schema import REFERENCE_KINDS
 
@@ -58,15 +58,22 @@ def _refresh(lake: Lake) -> list[str]:
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     for stale in target.parent.glob(f".{target.name}.*.tmp*"):  # left by a writer that was killed
         stale.unlink(missing_ok=True)
-    con = duckdb.connect(str(tmp), config={"storage_compatibility_version": STORAGE_VERSION})
     try:
-        _register(con, lake)
-        names = _create_views(con, lake)
-        con.execute("CHECKPOINT")
+        con = duckdb.connect(str(tmp), config={"storage_compatibility_version": STORAGE_VERSION})
+        try:
+            _register(con, lake)
+            names = _create_views(con, lake)
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+        # a WAL left by a crashed writer would be replayed onto the new file
+        _wal(target).unlink(missing_ok=True)
+        os.replace(tmp, target)
+    except (duckdb.Error, OSError) as exc:
+        raise LakeError(f"{target}: cannot write the catalog: {_why(exc)}") from exc
     finally:
-        con.close()
-    _wal(target).unlink(missing_ok=True)  # a WAL left by a crashed writer would be replayed onto the new file
-    os.replace(tmp, target)
+        for leftover in (tmp, _wal(tmp)):
+            leftover.unlink(missing_ok=True)
     log.info("catalog %s: %d views", target, len(names))
     return names
 
@@ -80,7 +87,7 @@ def connect(lake: Lake, cfg: Config | None = None, read_only: bool = True) -> du
     if not lake.catalog_path.exists():
         refresh_catalog(lake)
     settings = cfg.aggregate if cfg is not None else Aggregate()
-    temp = Path(settings.temp_directory) if settings.temp_directory else lake.local_dir("duckdb")
+    temp = Path(settings.temp_directory) if settings.temp_directory else lake.own_dir("duckdb")
     con = duckdb.connect(
         str(lake.catalog_path),
         read_only=read_only,
@@ -119,6 +126,8 @@ def _create_views(con: duckdb.DuckDBPyConnection, lake: Lake) -> list[str]:
         try:
             con.execute(f"CREATE OR REPLACE VIEW {_ident(name)} AS {select}")
         except duckdb.Error as exc:
+            if isinstance(exc, duckdb.FatalException) or "No space left on device" in str(exc):
+                raise  # the catalog cannot be written at all, not one view that cannot be bound
             log.warning("catalog: no view %s over %s: %s", name, pattern, str(exc).splitlines()[0])
             continue
         names.append(name)
@@ -185,6 +194,16 @@ def _lit(path: UPath) -> str:
 
 def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+def _why(exc: duckdb.Error | OSError) -> str:
+    """An error while writing, in words: a full disk is said so, whoever reports it."""
+    if isinstance(exc, OSError):
+        return os_error_text(exc)
+    first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+    if "No space left on device" in first:
+        return f"no space left on device ({first}): free space on that disk, then rerun"
+    return first
 
 
 def _wal(path: Path) -> Path:

@@ -41,6 +41,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"dpsim: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # one not worded by the library: still one line, with what to do
+        if args.verbose:
+            raise
+        from dpsim.errors import os_error_text
+
+        print(f"dpsim: error: {os_error_text(exc)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("dpsim: interrupted", file=sys.stderr)
         return 130
@@ -290,6 +297,8 @@ def _cmd_process(args: argparse.Namespace) -> int:
     _render_run(progress, outcome.run)
     if outcome.headline is not None:
         _print_headline(progress, *outcome.headline, cfg.time.timezone)
+    if outcome.finish_error is not None:
+        print(f"dpsim: error: {outcome.finish_error}", file=sys.stderr)
     if outcome.run.failed:
         rerun = ["dpsim", "process", "--only-failed"]
         if args.config:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import os
+
 
 class DpsimError(Exception):
     """Base class: the CLI prints the message on one line and exits with `exit_code`."""
@@ -29,3 +32,31 @@ class JobsFailed(DpsimError):
     """Some partition jobs failed; the message ends with the command that reruns only them."""
 
     exit_code = 3
+
+
+def os_error_text(exc: OSError) -> str:
+    """What an OS error means for the lake and what to do, in words (the caller puts the path in front)."""
+    where = f" ({exc.filename})" if exc.filename else ""
+    code = exc.errno
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        return f"no space left on device{where}: free space on that disk, then rerun"
+    if code in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return f"cannot write: {exc.strerror}{where}: make the lake writable or use another --lake"
+    if code in (errno.ENOTDIR, errno.EEXIST):
+        blocking = file_in_the_way(exc.filename) if exc.filename else None
+        return f"a file is where a folder should be ({blocking or exc.filename}): move it away, then rerun"
+    if code == errno.ENOENT:
+        return f"no such file or folder{where}: was it removed meanwhile? rerun"
+    return f"{exc.strerror or exc}{where}"
+
+
+def file_in_the_way(path: str | os.PathLike[str]) -> str | None:
+    """The file (not a folder) at `path` or at the nearest of its parents that exists, if any."""
+    p = os.path.abspath(os.fspath(path))
+    while True:
+        if os.path.lexists(p):
+            return p if not os.path.isdir(p) else None
+        parent = os.path.dirname(p)
+        if parent == p:
+            return None
+        p = parent

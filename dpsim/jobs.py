@@ -31,7 +31,7 @@ from upath import UPath
 
 from dpsim import __version__
 from dpsim.config import Config
-from dpsim.errors import DpsimError
+from dpsim.errors import DpsimError, os_error_text
 from dpsim.lake import Lake, PartitionKey
 from dpsim.lake.manifests import RunManifest, completed_fingerprints, last_failed, log_path
 from dpsim.pools import Lost, Supervisor, open_executor
@@ -78,18 +78,26 @@ class RunResult:
     records: list[JobRecord]
     missing: list[str] = field(default_factory=list)  # requested partitions with no data
     seconds: float = 0.0
+    unrecorded: str | None = None  # why the run manifest could not be written (a full disk), if so
 
     @property
     def failed(self) -> list[JobRecord]:
         return [r for r in self.records if r.status == "failed"]
 
     def failure_message(self, rerun: Sequence[str]) -> str:
-        """Which jobs failed, where the run is recorded, and the command (`rerun`) that reruns only them."""
+        """Which jobs failed, where the run is recorded, and the command (`rerun`, with --only-failed) that
+        reruns only them; when the run could not be recorded, the command without --only-failed (it reruns
+        every partition without a recorded result)."""
         failed = self.failed
         names = ", ".join(r.partition for r in failed[:20]) + (" ..." if len(failed) > 20 else "")
+        if self.unrecorded is None:
+            return (
+                f"{len(failed)} of {len(self.records)} jobs failed ({names}); "
+                f"see {self.manifest_path}; rerun only them with: {shlex.join(rerun)}"
+            )
         return (
-            f"{len(failed)} of {len(self.records)} jobs failed ({names}); "
-            f"see {self.manifest_path}; rerun only them with: {shlex.join(rerun)}"
+            f"{len(failed)} of {len(self.records)} jobs failed ({names}) and the run could not be recorded "
+            f"({self.unrecorded}); rerun with: {shlex.join(a for a in rerun if a != '--only-failed')}"
         )
 
 
@@ -173,6 +181,12 @@ def run_job(task: JobTask) -> JobRecord:
 
 
 def _one_line(exc: BaseException) -> str:
+    """A job's error on one line: dpsim's own wording, or the exception's type and first line (an OS
+    error: what it means and what to do)."""
+    if isinstance(exc, DpsimError):
+        return next(iter(str(exc).strip().splitlines()), type(exc).__name__)
+    if isinstance(exc, OSError):
+        return f"{type(exc).__name__}: {os_error_text(exc)}"
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}".strip()
 
@@ -219,6 +233,7 @@ class ProcessOutcome:
 
     run: RunResult | None
     headline: tuple[pa.Table, pa.Table, pa.Table] | None = None
+    finish_error: str | None = None  # why the aggregation failed after some jobs failed, if it did
 
 
 def process(
@@ -270,6 +285,18 @@ def _process(
             command=request.command,
             faults=request.faults,
         )
+    lake.clean_scratch()  # the workers are gone: what a killed one left goes too
+    try:
+        return _finish(cfg, lake, request, result)
+    except DpsimError as exc:
+        if not result.failed:
+            raise
+        # the failed jobs decide the exit code and the rerun command, which aggregates again
+        return ProcessOutcome(result, finish_error=str(exc))
+
+
+def _finish(cfg: Config, lake: Lake, request: ProcessRequest, result: RunResult) -> ProcessOutcome:
+    """Aggregate (or only refresh the catalog)."""
     # imported here, not at the top: job workers import this module and need neither DuckDB nor SciPy,
     # and a run without aggregation needs no SciPy either
     if not request.aggregate:
@@ -365,7 +392,7 @@ def _run_jobs(
         finally:
             elapsed = round(time.perf_counter() - started, 3)
             manifest.flush(finished=datetime.now(UTC).isoformat(), seconds=elapsed)
-    return RunResult(run_id, manifest.path, manifest.records, seconds=elapsed)
+    return RunResult(run_id, manifest.path, manifest.records, seconds=elapsed, unrecorded=manifest.error)
 
 
 def _tasks(
@@ -416,10 +443,17 @@ def _lost_record(lost: Lost[JobTask], timeout_s: float) -> JobRecord:
     )
 
 
+class _QuietFileHandler(logging.FileHandler):
+    """A run log that cannot be written (a full disk) loses lines, not the run: no traceback per record."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        pass
+
+
 @contextmanager
 def _run_log(path: Path) -> Iterator[None]:
     """The run's log file gets the `dpsim` loggers' records at INFO and above while the run lasts."""
-    handler = logging.FileHandler(path, encoding="utf-8")
+    handler = _QuietFileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger("dpsim")
     level = root.level

@@ -184,25 +184,22 @@ def _reported(cfg: Config) -> pl.Expr:
 
 
 def process_partition(lake: Lake, key: PartitionKey, cfg: Config, scenarios: tuple[str, ...]) -> JobCounts:
-    """Compute and write every result table of one partition."""
+    """Compute every result table of one partition and publish them together (`Lake.publish_results`)."""
     orders, trades, nbbo = (load_table(lake, k, key) for k in ("orders", "trades", "nbbo"))
     rows_in = sum(c.item() for c in pl.collect_all([f.select(pl.len()) for f in (orders, trades, nbbo)]))
     res = compute_partition(orders, trades, nbbo, cfg, key.date, scenarios, source=f"partition {key}")
     horizons = cfg.metrics.horizons_s
-    lake.clear_partition_results(key, scenarios)
-    lake.write_parquet(_as_arrow(res.sweeps, schema.sweeps_schema(horizons)), lake.result_path("sweeps", key))
-    lake.write_parquet(_as_arrow(res.quality, schema.QUALITY), lake.result_path("quality", key))
-    lake.write_parquet(
-        _as_arrow(res.replay_fidelity, schema.REPLAY_FIDELITY), lake.result_path("replay_fidelity", key)
-    )
+    tables = {
+        lake.result_path("sweeps", key): _as_arrow(res.sweeps, schema.sweeps_schema(horizons)),
+        lake.result_path("quality", key): _as_arrow(res.quality, schema.QUALITY),
+        lake.result_path("replay_fidelity", key): _as_arrow(res.replay_fidelity, schema.REPLAY_FIDELITY),
+    }
     for name in scenarios:
-        lake.write_parquet(
-            _as_arrow(res.sim_fills[name], schema.SIM_FILLS), lake.result_path("sim_fills", key, name)
+        tables[lake.result_path("sim_fills", key, name)] = _as_arrow(res.sim_fills[name], schema.SIM_FILLS)
+        tables[lake.result_path("sim_orders", key, name)] = _as_arrow(
+            res.sim_orders[name], schema.sim_orders_schema(horizons)
         )
-        lake.write_parquet(
-            _as_arrow(res.sim_orders[name], schema.sim_orders_schema(horizons)),
-            lake.result_path("sim_orders", key, name),
-        )
+    lake.publish_results(tables)
     return JobCounts(rows_in=rows_in, rows_out=res.rows, sweeps=res.sweeps.height)
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import date
 from pathlib import Path
+
+import pytest
 
 from dpsim.synth import generate
 
@@ -72,3 +75,39 @@ def finish(procs: Sequence[subprocess.Popen[str]], timeout: float = 600) -> list
 
 def error_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith("dpsim: error:")]
+
+
+@contextlib.contextmanager
+def tmpfs(path: Path, size_kb: int) -> Iterator[Path]:
+    """A small filesystem of its own at `path` (a tmpfs: needs root), unmounted at the end; skips the test
+    where it cannot be mounted."""
+    path.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs", str(path)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (root needed): {mounted.stderr.decode().strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def remount(path: Path, mode: str) -> None:
+    """Remount a `tmpfs` read-only ("ro") or read-write ("rw")."""
+    subprocess.run(["mount", "-o", f"remount,{mode}", str(path)], check=True)
+
+
+def fill(path: Path, leave_kb: int) -> Path:
+    """Fill the filesystem of `path` up to `leave_kb` free kilobytes with one file; returns it."""
+    filler = path / "filler"
+    free = os.statvfs(path).f_bavail * os.statvfs(path).f_frsize // 1024
+    with open(filler, "wb") as f:
+        f.write(b"\0" * max(0, free - leave_kb) * 1024)
+    return filler
+
+
+def stray_temp_files(lake: Path) -> list[Path]:
+    """Temp files anywhere in the lake, and anything left in its scratch folder."""
+    temps = [p for p in lake.rglob("*") if ".tmp" in p.name]
+    return temps + (list((lake / "_tmp").rglob("*")) if (lake / "_tmp").exists() else [])

@@ -186,7 +186,7 @@ def test_connect_applies_the_memory_limit_and_temp_directory(lake: Lake, tmp_pat
     con = connect(lake)
     try:
         assert con.execute("SELECT current_setting('temp_directory')").fetchone() == (
-            str(lake.local_dir("duckdb").resolve()),
+            str(lake.own_dir("duckdb").resolve()),
         )
     finally:
         con.close()

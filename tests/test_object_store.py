@@ -132,7 +132,7 @@ def test_drr_day_in_a_bucket_gives_the_local_lake_files(s3: str, local_lake: Lak
     assert run_sql(lake, query, cfg).equals(run_sql(local_lake, query))
     assert lake.catalog_path.exists() and not _keys("drr/dpsim.duckdb")  # the catalog is a local cache
     assert not _keys("drr/_tmp")  # nothing staged in the bucket
-    assert not lake.local_dir("shred").exists()  # the local staging folder is gone too
+    assert not lake.own_dir("shred").exists()  # the local staging folder is gone too
 
 
 def test_unchanged_sources_and_partitions_are_skipped_in_a_bucket(s3: str, local_lake: Lake) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,7 @@ import pyarrow as pa
 from upath import UPath
 
 from dpsim.lake import layout
-from dpsim.lake.layout import RESULT_TABLES, SCENARIO_TABLES, PartitionKey
+from dpsim.lake.layout import PartitionKey
 from dpsim.lake.store import open_store
 
 
@@ -27,10 +27,25 @@ class Lake:
         """One clear line when an object store's bucket is missing or unreachable, before any work starts."""
         self.store.check_reachable()
 
-    def lock(self, scope: str, *, wait_s: float = 0.0) -> AbstractContextManager[None]:
+    @contextmanager
+    def lock(self, scope: str, *, wait_s: float = 0.0) -> Iterator[None]:
         """One writer per scope ("results", "catalog", "source-<id>"): held for the block; another
-        process holding it makes this wait up to `wait_s`, then fail with one line naming the holder."""
-        return self.store.lock(scope, wait_s)
+        process holding it makes this wait up to `wait_s`, then fail with one line naming the holder.
+        A writer first removes what killed writers left in the scratch folder, and tidies its own after."""
+        with self.store.lock(scope, wait_s):
+            self.store.clean_scratch()
+            try:
+                yield
+            finally:
+                self.store.tidy_scratch()
+
+    def clean_scratch(self) -> None:
+        """Remove the scratch folders of this host's processes that are gone (killed workers' temp files)."""
+        self.store.clean_scratch()
+
+    def tidy_scratch(self) -> None:
+        """Remove this process's empty scratch folders (and `_tmp` when nothing else is in it)."""
+        self.store.tidy_scratch()
 
     @property
     def is_local(self) -> bool:
@@ -81,13 +96,18 @@ class Lake:
         return layout.scratch_dir(self.root, name)
 
     def local_dir(self, name: str) -> Path:
-        """A local scratch folder `name`: `<root>/_tmp/<name>` for a local lake, else under the system temp
-        folder, one per lake."""
+        """A local scratch folder `name` shared by the lake's processes: `<root>/_tmp/<name>` for a local
+        lake, else under the system temp folder, one per lake."""
         return self.store.local_dir(name)
+
+    def own_dir(self, name: str) -> Path:
+        """This process's local scratch folder `name` (`<root>/_tmp/<host>-<pid>/<name>` for a local lake),
+        removed by the next writer once the process is gone, however it ended."""
+        return self.store.own_dir(name)
 
     def staging_dir(self, source: str) -> Path:
         """The local folder where a source's files are staged before they are published."""
-        return self.local_dir("shred") / source
+        return self.own_dir("shred") / source
 
     def shared_staging_dir(self, source: str) -> UPath:
         """The in-lake folder where cluster workers stage a source's files for a client on another machine."""
@@ -168,15 +188,10 @@ class Lake:
         folders = [self.partition_dir(kind, key) for key in partitions]
         return self.store.remove_parts(self.table_dir(kind), folders, source, keep)
 
-    def clear_partition_results(self, key: PartitionKey, scenarios: tuple[str, ...]) -> None:
-        """Remove a partition's previous results for the tables and scenarios about to be rewritten,
-        so a job that fails half-way leaves no stale mix of old and new files."""
-        for d in self._result_dirs(key, scenarios):
-            self.remove_tree(d)
-
-    def _result_dirs(self, key: PartitionKey, scenarios: tuple[str, ...]) -> Iterator[UPath]:
-        for table in RESULT_TABLES:
-            if table in SCENARIO_TABLES:
-                yield from (self.partition_dir(table, key, s) for s in scenarios)
-            else:
-                yield self.partition_dir(table, key)
+    def publish_results(self, tables: Mapping[UPath, pa.Table], *, row_group_rows: int = 131072) -> None:
+        """A partition's result files, published together: every file is written to a temp file first and
+        renamed into place only when all are written, so readers never see a result disappear or a job
+        that failed half-way leave a mix of old and new files."""
+        self.store.write_parquet_many(
+            tables, compression="zstd", write_statistics=True, row_group_size=row_group_rows
+        )

@@ -8,7 +8,8 @@
     <root>/_runs/<run-id>.json  (+ <run-id>.log)
     <root>/aggregates/<name>.parquet (+ .csv)
     <root>/dpsim.duckdb
-    <root>/_tmp/<name>                    scratch (shred staging, DuckDB spill), empty after a run
+    <root>/_tmp/<host>-<pid>/<name>       a process's scratch (temp files, staging, DuckDB spill), removed
+                                          by the next writer once that process is gone
     <root>/_locks/<scope>.lock            one writer per scope (see `locks`)
 Partition keys live in the path only.
 """
@@ -133,9 +134,14 @@ def locks_dir(root: UPath) -> UPath:
     return root / "_locks"
 
 
+def scratch_root(root: UPath) -> UPath:
+    """`<root>/_tmp`: the lake's scratch folders (per process: `<host>-<pid>`, see `store`)."""
+    return root / "_tmp"
+
+
 def scratch_dir(root: UPath, name: str) -> UPath:
     """`<root>/_tmp/<name>`: a scratch folder inside the lake."""
-    return root / "_tmp" / name
+    return scratch_root(root) / name
 
 
 def relative_key(root: UPath, path: UPath) -> str:

@@ -39,7 +39,7 @@ from typing import Any
 import psutil
 from upath import UPath
 
-from dpsim.errors import LakeError
+from dpsim.errors import LakeError, file_in_the_way
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,17 @@ class Holder:
             return False
         except psutil.Error:  # pragma: no cover - not ours to inspect: assume alive
             return True
+
+
+def owner_tag() -> str:
+    """This process as a folder name: `<host>-<pid>` (its scratch folder in the lake)."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def owner_gone(tag: str) -> bool:
+    """Whether `tag` (see `owner_tag`) names a process of this host that no longer runs."""
+    host, _, pid = tag.rpartition("-")
+    return host == socket.gethostname() and pid.isdigit() and not psutil.pid_exists(int(pid))
 
 
 class LakeLocked(LakeError):
@@ -213,7 +224,10 @@ def unwritable(root: UPath, exc: OSError) -> str:
     if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
         return f"{root}: the lake is read-only ({where}: {exc.strerror}); use a writable --lake, or fix its permissions"
     if exc.errno in (errno.ENOTDIR, errno.EEXIST):
-        return f"{root}: not a lake folder ({where} is a file, not a folder); pass --lake DIR of a folder"
+        blocking = file_in_the_way(exc.filename) if exc.filename else None
+        if blocking == os.path.abspath(str(root)):
+            return f"{root}: not a lake folder (it is a file); pass --lake DIR of a folder"
+        return f"{root}: a file is where a folder should be ({blocking or where}): move it away, then rerun"
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return f"{root}: no space left on the lake's disk ({where}); free some space, then rerun"
     return (

@@ -9,6 +9,7 @@ fingerprint, rows, partitions, …); a run manifest is one JSON object per `dpsi
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections.abc import Iterator
@@ -18,10 +19,12 @@ from typing import Any, Generic, TypeVar
 
 from upath import UPath
 
+from dpsim.errors import LakeError
 from dpsim.lake.lake import Lake
 from dpsim.lake.layout import PartitionKey, run_path
 
 Record = TypeVar("Record")
+log = logging.getLogger(__name__)
 
 
 def now() -> str:
@@ -71,12 +74,14 @@ def unchanged(body: dict[str, Any] | None, path: str, st: os.stat_result) -> boo
 class RunManifest(Generic[Record]):
     """`_runs/<run-id>.json`, rewritten atomically as jobs finish (at most every `every_s` seconds).
 
-    `Record`s are dataclasses (a job's record); the file lists them under `jobs`.
+    `Record`s are dataclasses (a job's record); the file lists them under `jobs`. A write that fails (a
+    full disk) does not stop the run: `error` keeps why, and the next flush tries again.
     """
 
     def __init__(self, lake: Lake, run_id: str, header: dict[str, Any], every_s: float = 2.0) -> None:
         self.lake, self.path, self.header, self.every_s = lake, run_path(lake.root, run_id), header, every_s
         self.records: list[Record] = []
+        self.error: str | None = None  # why the last write failed; None once written
         self._last = 0.0
 
     def add(self, record: Record) -> None:
@@ -84,11 +89,20 @@ class RunManifest(Generic[Record]):
         if time.monotonic() - self._last >= self.every_s:
             self.flush()
 
-    def flush(self, **extra: Any) -> None:
+    def flush(self, **extra: Any) -> bool:
+        """Write the manifest; False (and `error` set, logged once) when it cannot be written."""
         self.header.update(extra)
         body = {**self.header, "jobs": [asdict(r) for r in self.records]}  # type: ignore[call-overload]
-        self.lake.write_json(body, self.path)
         self._last = time.monotonic()
+        try:
+            self.lake.write_json(body, self.path)
+        except LakeError as exc:
+            if self.error is None:
+                log.error("cannot record the run: %s", exc)
+            self.error = str(exc)
+            return False
+        self.error = None
+        return True
 
 
 def log_path(lake: Lake, run_id: str) -> UPath:

@@ -181,11 +181,4 @@ def _remove_staging(lake: Lake, stage: SourceStage) -> None:
     if stage.shared is not None:
         lake.remove_tree(stage.shared)
     shutil.rmtree(stage.staging, ignore_errors=True)
-    for d in (
-        stage.staging.parent,
-        stage.staging.parent.parent,
-    ):  # _tmp/shred and _tmp, if nothing else uses them
-        try:
-            d.rmdir()
-        except OSError:
-            break
+    lake.tidy_scratch()
