@@ -50,8 +50,12 @@ class JobTask:
     scenarios: tuple[str, ...]
     fingerprint: str
     # Fault injection for resilience tests: comma-separated "<action>:<sec>/<date>" with action kill (every
-    # attempt), killonce (first attempt only; a marker file in the lake's _tmp remembers it), raise or sleep.
+    # attempt), killonce (first attempt only; a marker file in the lake's _tmp remembers it), raise, sleep,
+    # or vanish (the partition's orders files are moved to the lake's _tmp/faults before the job reads them).
     faults: str = ""
+    # The raw file names the plan fingerprinted, per table of RAW_INPUTS: the job reads exactly these, and
+    # fails when one is gone (None: the job lists its partition's files itself).
+    inputs: tuple[tuple[str, ...], ...] | None = None
 
 
 @dataclass
@@ -141,16 +145,28 @@ def config_hash(cfg: Config, scenarios: Sequence[str]) -> str:
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
 
+RAW_INPUTS = ("orders", "trades", "nbbo")
+
+
 def input_fingerprints(lake: Lake, keys: Sequence[PartitionKey]) -> dict[PartitionKey, str]:
     """Names, sizes and mtimes of each partition's raw files: changes when a new drop touches it."""
-    signatures = {table: lake.file_signatures(table, keys) for table in ("orders", "trades", "nbbo")}
+    return {key: fp for key, (fp, _) in planned_inputs(lake, keys).items()}
+
+
+def planned_inputs(
+    lake: Lake, keys: Sequence[PartitionKey]
+) -> dict[PartitionKey, tuple[str, tuple[tuple[str, ...], ...]]]:
+    """Per partition: the fingerprint of its raw files (names, sizes, mtimes) and their names per raw table
+    (`RAW_INPUTS` order), from one listing per table: what its job reads, and nothing else."""
+    signatures = {table: lake.file_signatures(table, keys) for table in RAW_INPUTS}
     out = {}
     for key in keys:
         h = hashlib.sha256()
         for table, files in signatures.items():
             for f in files[key]:
                 h.update(f"{table}/{f};".encode())
-        out[key] = h.hexdigest()[:16]
+        names = tuple(tuple(f.split(":", 1)[0] for f in signatures[table][key]) for table in RAW_INPUTS)
+        out[key] = (h.hexdigest()[:16], names)
     return out
 
 
@@ -167,7 +183,8 @@ def run_job(task: JobTask) -> JobRecord:
         _inject_fault(Lake(task.lake_root), task.key, task.faults)
         from dpsim.partition import process_partition  # imported here: workers pay for polars once
 
-        counts = process_partition(Lake(task.lake_root), task.key, task.config, task.scenarios)
+        inputs = dict(zip(RAW_INPUTS, task.inputs, strict=True)) if task.inputs is not None else None
+        counts = process_partition(Lake(task.lake_root), task.key, task.config, task.scenarios, inputs)
         record.rows_in, record.rows_out, record.sweeps = counts.rows_in, counts.rows_out, counts.sweeps
     except BaseException as exc:  # a job must never take the worker (or the run) down with it
         if isinstance(exc, KeyboardInterrupt):
@@ -207,6 +224,10 @@ def _inject_fault(lake: Lake, key: PartitionKey, spec: str) -> None:
             raise RuntimeError(f"injected fault for {key}")
         elif action == "sleep":
             time.sleep(3600)
+        elif action == "vanish":
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            for f in lake.partition_files("orders", key):
+                os.replace(f.path, marker.with_name(f"vanished-{f.name}"))
 
 
 # ---- the parent side ------------------------------------------------------------------------------
@@ -405,15 +426,17 @@ def _tasks(
     manifest: RunManifest[JobRecord],
     force: bool,
 ) -> list[JobTask]:
-    """The jobs to run; partitions whose inputs and config are unchanged are recorded as skipped."""
+    """The jobs to run; partitions whose inputs and config are unchanged, and whose results are there, are
+    recorded as skipped."""
     done = {} if force else completed_fingerprints(lake)
+    have = lake.partitions_with_results(scenarios) if done else set()
     tasks: list[JobTask] = []
-    for key, inputs in input_fingerprints(lake, partitions).items():
+    for key, (inputs, names) in planned_inputs(lake, partitions).items():
         fp = f"{chash}:{inputs}"
-        if done.get(str(key)) == fp:
+        if done.get(str(key)) == fp and key in have:
             manifest.add(JobRecord(partition=str(key), status="skipped", fingerprint=fp, attempts=0))
         else:
-            tasks.append(JobTask(str(lake.root), key, cfg, scenarios, fp, faults))
+            tasks.append(JobTask(str(lake.root), key, cfg, scenarios, fp, faults, names))
     return tasks
 
 

@@ -122,6 +122,13 @@ class Lake:
         """Partitions present for a table, from the folder names (no file is opened)."""
         return self.store.partitions(self.table_dir(table, scenario))
 
+    def partitions_with_results(self, scenarios: Sequence[str]) -> set[PartitionKey]:
+        """Partitions whose sweeps and every scenario's sim_orders are in the lake (one listing each)."""
+        have = set(self.partitions("sweeps"))
+        for name in scenarios:
+            have &= set(self.partitions("sim_orders", name))
+        return have
+
     def partition_files(self, table: str, key: PartitionKey, scenario: str | None = None) -> list[UPath]:
         d = self.partition_dir(table, key, scenario)
         return sorted(d.glob("*.parquet")) if d.is_dir() else []
