@@ -18,10 +18,10 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from dpsim import stats
-from dpsim.catalog import connect, refresh_catalog, view_names
+from dpsim.catalog import connect, corrupt_file_hint, refresh_catalog, view_names
 from dpsim.config import Config
 from dpsim.errors import DpsimError, LakeError
-from dpsim.lake import Lake
+from dpsim.lake import Lake, publish
 from dpsim.schema import (
     DATE_COL,
     PARTITION_TYPES,
@@ -149,6 +149,9 @@ def run_aggregates(cfg: Config, lake: Lake) -> dict[str, pa.Table]:
 
 
 def _run_aggregates(cfg: Config, lake: Lake) -> dict[str, pa.Table]:
+    pruned = publish.prune_dropped_results(lake)  # results of partitions a re-shred left without orders
+    if pruned:
+        log.warning("removed the results of %d partition(s) that have no orders any more", len(pruned))
     refresh_catalog(lake)  # results written since the last refresh may be the first of their table
     scenarios = _scenarios(cfg, lake)
     con = connect(lake, cfg)
@@ -171,23 +174,66 @@ def _run_aggregates(cfg: Config, lake: Lake) -> dict[str, pa.Table]:
     return tables
 
 
-def run_sql(lake: Lake, query: str, cfg: Config | None = None) -> pa.Table:
-    """Run ad hoc SQL against the catalog (read-only); any DuckDB error becomes a one-line DpsimError."""
+# What `dpsim sql` runs without --unsafe: queries (SELECT, WITH, FROM, VALUES, DESCRIBE, SHOW, SUMMARIZE
+# parse as SELECT) and EXPLAIN. COPY, ATTACH, INSTALL/LOAD, SET, PRAGMA, CALL, EXPORT and writes do not run.
+_READING = (duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN)
+
+
+def run_sql(lake: Lake, query: str, cfg: Config | None = None, *, unsafe: bool = False) -> pa.Table:
+    """Run ad hoc SQL against the lake's views; any DuckDB error becomes a one-line DpsimError.
+
+    Safe by default: only queries run (no COPY, ATTACH, SET, writes: checked on the parsed statements), and
+    nothing outside the lake can be read (`catalog.connect(safe=True)`). `unsafe` lifts both."""
     if not query.strip():
         raise DpsimError('empty SQL query: pass a statement, e.g. "SELECT * FROM global_summary"')
-    con = connect(lake, cfg)
+    con = connect(lake, cfg, safe=not unsafe)
     try:
+        if not unsafe:
+            _only_queries(con, query)
         rel = con.sql(query)
         return rel.to_arrow_table() if rel is not None else pa.table({})
     except duckdb.Error as exc:
-        raise DpsimError(_sql_error(exc, con)) from exc
+        raise DpsimError(_sql_error(exc, con, lake, unsafe)) from exc
     finally:
         con.close()
 
 
+def _only_queries(con: duckdb.DuckDBPyConnection, query: str) -> None:
+    for statement in con.extract_statements(query):
+        if statement.type not in _READING:
+            kind = statement.type.name.replace("_", " ")
+            raise DpsimError(
+                f"{kind} statements do not run here: `dpsim sql` only reads the lake (queries and EXPLAIN); "
+                "pass --unsafe to run it anyway"
+            )
+
+
+def csv_bytes(table: pa.Table) -> bytes:
+    """A table as CSV; nested columns (lists, structs, maps) as their JSON text, which CSV cannot hold."""
+    nested = [f.name for f in table.schema if pa.types.is_nested(f.type)]
+    if nested:
+        con = duckdb.connect()
+        try:
+            con.register("result", table)
+            columns = ", ".join(
+                f"to_json({_ident(c)})::VARCHAR AS {_ident(c)}" if c in nested else _ident(c)
+                for c in table.column_names
+            )
+            table = con.sql(f"SELECT {columns} FROM result").to_arrow_table()
+        finally:
+            con.close()
+    buf = io.BytesIO()
+    pacsv.write_csv(table, buf)
+    return buf.getvalue()
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
 def describe_catalog(lake: Lake) -> list[tuple[str, str, str]]:
     """(view, column, type) of every catalog view, for `dpsim sql` with no query."""
-    con = connect(lake)
+    con = connect(lake, safe=True)
     try:
         rows = con.execute(
             "SELECT table_name, column_name, data_type FROM information_schema.columns "
@@ -252,7 +298,7 @@ def _execute(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, object
     try:
         con.execute(sql_text(name), params)
     except duckdb.Error as exc:
-        raise LakeError(f"aggregate {name}: {_first_line(exc)}") from exc
+        raise LakeError(_aggregate_error(name, exc)) from exc
 
 
 def _query(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, object] | None = None) -> pa.Table:
@@ -260,7 +306,14 @@ def _query(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, object] 
     try:
         return con.sql(sql_text(name), params=params).to_arrow_table()
     except duckdb.Error as exc:
-        raise LakeError(f"aggregate {name}: {_first_line(exc)}") from exc
+        raise LakeError(_aggregate_error(name, exc)) from exc
+
+
+def _aggregate_error(name: str, exc: duckdb.Error) -> str:
+    first = _first_line(exc)
+    if "No space left on device" in first:
+        return f"aggregate {name}: no space left on device ({first}): free space on that disk, then rerun"
+    return corrupt_file_hint(first) or f"aggregate {name}: {first}"
 
 
 def _headline(con: duckdb.DuckDBPyConnection, cfg: Config) -> pa.Table:
@@ -332,19 +385,20 @@ def _stats_tests(con: duckdb.DuckDBPyConnection, scenarios: list[str]) -> pa.Tab
 def _write(lake: Lake, name: str, table: pa.Table) -> None:
     """aggregates/<name>.parquet and a .csv copy, each written atomically."""
     lake.write_parquet(table, lake.aggregates_dir / f"{name}.parquet")
-    buf = io.BytesIO()
-    pacsv.write_csv(table, buf)
-    lake.write_bytes(buf.getvalue(), lake.aggregates_dir / f"{name}.csv")
+    lake.write_bytes(csv_bytes(table), lake.aggregates_dir / f"{name}.csv")
 
 
-def _sql_error(exc: duckdb.Error, con: duckdb.DuckDBPyConnection) -> str:
-    """DuckDB's first line, plus the available views when a table is unknown."""
+def _sql_error(exc: duckdb.Error, con: duckdb.DuckDBPyConnection, lake: Lake, unsafe: bool) -> str:
+    """DuckDB's first line, plus what to do: the available views when a table is unknown, how to rebuild
+    a corrupt lake file, why a file outside the lake cannot be read."""
     first = _first_line(exc)
     if isinstance(exc, duckdb.CatalogException) and _MISSING_TABLE.search(first):
         return f"{first} (available views: {', '.join(view_names(con))})"
-    if isinstance(exc, duckdb.IOException) and "No files found" in first:
-        return f"{first} (was the lake moved? run `dpsim catalog --lake DIR` to rewrite the views)"
-    return first
+    if isinstance(exc, duckdb.PermissionException) and not unsafe:
+        return (
+            f"{first} (`dpsim sql` reads only inside the lake {lake.root}; pass --unsafe to read elsewhere)"
+        )
+    return corrupt_file_hint(first) or first
 
 
 def _first_line(exc: duckdb.Error) -> str:

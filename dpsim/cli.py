@@ -140,6 +140,11 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("query", nargs="?", help="SQL text")
     sp.add_argument("--format", choices=("table", "csv", "json", "parquet"), default="table")
     sp.add_argument("--out", type=Path, help="write the result to this file")
+    sp.add_argument(
+        "--unsafe",
+        action="store_true",
+        help="also run statements other than queries (COPY, ATTACH, SET, ...) and read outside the lake",
+    )
 
     cmd("catalog", "rewrite lake/dpsim.duckdb (e.g. after moving the lake)", _cmd_catalog)
     return p
@@ -502,15 +507,12 @@ def _cmd_sql(args: argparse.Namespace) -> int:
     if not args.query:
         for_terminal().table(f"{lake.catalog_path}", ("view", "column", "type"), describe_catalog(lake))
         return 0
-    table = run_sql(lake, args.query, cfg)
+    table = run_sql(lake, args.query, cfg, unsafe=args.unsafe)
     _write_result(table, args.format, args.out)
     return 0
 
 
 def _write_result(table: pa.Table, fmt: str, out: Path | None) -> None:
-    import io
-
-    import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
     if fmt == "parquet":
@@ -526,9 +528,9 @@ def _write_result(table: pa.Table, fmt: str, out: Path | None) -> None:
             return
         fmt = "csv"  # a table written to a file is a CSV
     if fmt == "csv":
-        buf = io.BytesIO()
-        pacsv.write_csv(table, buf)
-        text = buf.getvalue().decode()
+        from dpsim.aggregate import csv_bytes
+
+        text = csv_bytes(table).decode()
     else:
         import json
 

@@ -31,8 +31,8 @@ from upath import UPath
 
 from dpsim import __version__
 from dpsim.config import Config
-from dpsim.errors import DpsimError, os_error_text
-from dpsim.lake import Lake, PartitionKey
+from dpsim.errors import DpsimError, LakeError, os_error_text
+from dpsim.lake import Lake, PartitionKey, publish
 from dpsim.lake.manifests import RunManifest, completed_fingerprints, last_failed, log_path
 from dpsim.pools import Lost, Supervisor, open_executor
 from dpsim.progress import Progress, SilentProgress
@@ -134,6 +134,24 @@ def plan_partitions(
     if dates is not None and not securities and not chosen:
         missing.append(f"no partitions between {dates[0]} and {dates[1]}")
     return chosen, missing
+
+
+PUBLISH_WAIT_S = 120.0  # a shred publishing its files (renames) is waited for this long
+
+
+def refuse_half_published(lake: Lake, partitions: Sequence[PartitionKey]) -> None:
+    """Stop before any job when a planned partition holds a source whose publish a crash interrupted (a mix
+    of two shreds), naming the command that completes it; a publish under way is waited for."""
+    wanted = {str(k) for k in partitions}
+    for body in publish.crashed_publishes(lake, wait_s=PUBLISH_WAIT_S):
+        hit = sorted(wanted & set(body.get("partitions", [])))
+        if hit:
+            raise LakeError(
+                f"{body['path']}: its shred was interrupted while publishing, so partition(s) "
+                f"{', '.join(hit[:5])}{' ...' if len(hit) > 5 else ''} hold a mix of two shreds; complete it "
+                f"first with: dpsim shred --{body['kind']} {shlex.quote(body['path'])} (same --config and "
+                "--lake), then rerun"
+            )
 
 
 def config_hash(cfg: Config, scenarios: Sequence[str]) -> str:
@@ -294,6 +312,8 @@ def _process(
         partitions, missing = plan_partitions(lake, request.securities, request.dates)
         for m in missing:
             note(m)
+    refuse_half_published(lake, partitions)
+    publish.prune_dropped_results(lake)  # results of partitions a re-shred left without orders
     with open_executor(cfg.run) as executor:
         result = run_jobs(
             cfg,

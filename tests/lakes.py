@@ -39,7 +39,7 @@ def write_config(path: Path, drop: Path, lake: Path, *, extra: str = "") -> Path
     return path
 
 
-def dpsim_args(*args: str | Path) -> list[str]:
+def dpsim_args(*args: object) -> list[str]:
     return [sys.executable, "-m", "dpsim", *map(str, args)]
 
 
@@ -47,13 +47,13 @@ def env(**extra: str) -> dict[str, str]:
     return {**os.environ, "CI": "1", **extra}
 
 
-def run_dpsim(*args: str | Path, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run_dpsim(*args: object, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         dpsim_args(*args), cwd=REPO, capture_output=True, text=True, env=env(**(extra_env or {}))
     )
 
 
-def start_dpsim(*args: str | Path, extra_env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+def start_dpsim(*args: object, extra_env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen(
         dpsim_args(*args),
         cwd=REPO,

@@ -12,7 +12,7 @@ import pyarrow as pa
 from upath import UPath
 
 from dpsim.lake import layout
-from dpsim.lake.layout import PartitionKey
+from dpsim.lake.layout import RESULT_TABLES, SCENARIO_TABLES, PartitionKey
 from dpsim.lake.store import open_store
 
 
@@ -194,6 +194,26 @@ class Lake:
         (before re-shredding it: `keep` holds the files about to be replaced in place)."""
         folders = [self.partition_dir(kind, key) for key in partitions]
         return self.store.remove_parts(self.table_dir(kind), folders, source, keep)
+
+    def remove_results(self, keys: Sequence[PartitionKey]) -> list[PartitionKey]:
+        """Remove every result of these partitions (every table and scenario) and, when there were any,
+        the aggregates that counted them. Returns the partitions that had results. Hold "results"."""
+        wanted, removed = set(keys), set()
+        for table in RESULT_TABLES:
+            for scenario in self.scenarios(table) if table in SCENARIO_TABLES else [None]:
+                for key in wanted & set(self.partitions(table, scenario)):
+                    self.remove_tree(self.partition_dir(table, key, scenario))
+                    removed.add(key)
+        if removed:
+            self.remove_aggregates()
+        return sorted(removed)
+
+    def remove_aggregates(self) -> None:
+        """Remove every aggregate file (they are rebuilt whole by the next aggregation)."""
+        folder = self.aggregates_dir
+        for f in sorted(folder.glob("*")) if folder.is_dir() else []:
+            if f.suffix in (".parquet", ".csv"):
+                f.unlink(missing_ok=True)
 
     def publish_results(self, tables: Mapping[UPath, pa.Table], *, row_group_rows: int = 131072) -> None:
         """A partition's result files, published together: every file is written to a temp file first and
