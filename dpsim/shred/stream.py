@@ -115,7 +115,7 @@ class SourceRun:
             pending: deque[tuple[Future[ChunkResult], int, bytes]] = deque()
             line = 2  # the next physical line to number (the header is line 1)
             if plan is None:
-                header, rest = self._guard(lambda: split_header(blocks), stored, lambda: 1)
+                header, rest = self._guard(lambda: split_header(blocks, self.path), stored, lambda: 1)
                 if header is None:
                     raise InputError(f"{self.path}: the file is empty (no header line): re-export it")
                 plan = make_plan(self.kind, self.path, header, self.cfg)
