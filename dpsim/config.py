@@ -483,7 +483,10 @@ def _build(
             return None
         obj = tp(**kwargs)  # type: ignore[operator]
         for key, msg in getattr(obj, "problems", list)():
-            problems.append(f"{_where(source, lines, (*path, *key.split('.')))}: {msg}")
+            where = (*path, *key.split("."))
+            if where not in lines:  # a key that holds a dot itself (a bad scenario name like "a/../b")
+                where = (*path, *key.split(".", 1))
+            problems.append(f"{_where(source, lines, where)}: {msg}")
         return obj
     if origin is tuple:
         (item_tp, _) = get_args(tp)

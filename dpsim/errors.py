@@ -17,7 +17,10 @@ class ConfigError(DpsimError):
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
-        super().__init__("invalid configuration:\n  " + "\n  ".join(problems))
+        if len(problems) == 1:  # one problem: one line
+            super().__init__(f"invalid configuration: {problems[0]}")
+        else:
+            super().__init__("invalid configuration:\n  " + "\n  ".join(problems))
 
 
 class InputError(DpsimError):

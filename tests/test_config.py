@@ -148,4 +148,4 @@ def test_cli_config_prints_resolved_and_errors_exit_1(tmp_path: Path) -> None:
         text=True,
     )
     assert err.returncode == 1
-    assert err.stderr.startswith(f"dpsim: error: invalid configuration:\n  {bad}:1: nope: unknown key")
+    assert err.stderr.startswith(f"dpsim: error: invalid configuration: {bad}:1: nope: unknown key")

@@ -136,7 +136,8 @@ class Lake:
     def scenarios(self, table: str = "sim_orders") -> list[str]:
         d = self.table_dir(table)
         names = (p.name for p in d.iterdir() if p.is_dir()) if d.is_dir() else iter(())
-        return sorted(n.split("=", 1)[1] for n in names if n.startswith("scenario="))
+        found = (n.split("=", 1)[1] for n in names if n.startswith("scenario="))
+        return sorted(n for n in found if layout.NAME_RE.match(n))  # a folder no scenario could make: not one
 
     def any_match(self, pattern: UPath) -> bool:
         """Whether a glob under the root matches a file (the catalog makes views only over existing tables)."""

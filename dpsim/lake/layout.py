@@ -34,10 +34,17 @@ _DATE_RE = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
 
 @dataclass(frozen=True, order=True)
 class PartitionKey:
-    """One (security_code, trading date) partition: the unit of work of `dpsim process`."""
+    """One (security_code, trading date) partition: the unit of work of `dpsim process`. Both become
+    folder names, so both are checked: an integer and a date, never text."""
 
     security_code: int
     date: date
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.security_code, int) and not isinstance(self.security_code, bool)):
+            raise ValueError(f"security code {self.security_code!r}: expected an integer")
+        if not isinstance(self.date, date):
+            raise ValueError(f"trading date {self.date!r}: expected a date")
 
     def __str__(self) -> str:
         return f"{self.security_code}/{self.date.isoformat()}"
@@ -71,9 +78,16 @@ def source_id(path: str | Path) -> str:
 # ---- paths under a root ---------------------------------------------------------------------------
 
 
+NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")  # a name that becomes a folder: data, never a path
+
+
 def table_dir(root: UPath, table: str, scenario: str | None = None) -> UPath:
     base = root / table if table in RAW_TABLES else root / "results" / table
-    return base / f"scenario={scenario}" if scenario is not None else base
+    if scenario is None:
+        return base
+    if not NAME_RE.match(scenario):  # the config checks names; this is the lake's own guard
+        raise ValueError(f"scenario name {scenario!r}: only letters, digits, _ and - make a folder name")
+    return base / f"scenario={scenario}"
 
 
 def partition_dir(root: UPath, table: str, key: PartitionKey, scenario: str | None = None) -> UPath:

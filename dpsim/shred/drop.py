@@ -88,8 +88,12 @@ def _resolve_inputs(cfg: Config, inputs: Mapping[str, Sequence[str]]) -> dict[st
         globs = inputs[kind] if kind in inputs else getattr(cfg.inputs, kind)
         paths: dict[str, None] = {}
         for pattern in globs:
-            matches = sorted(
-                p for p in glob.glob(os.path.expanduser(pattern), recursive=True) if os.path.isfile(p)
+            literal = os.path.expanduser(pattern)
+            # a file named as given is that file, even when its name holds glob characters ("orders[1].csv")
+            matches = (
+                [literal]
+                if os.path.isfile(literal)
+                else sorted(p for p in glob.glob(literal, recursive=True) if os.path.isfile(p))
             )
             if not matches:
                 if kind in REQUIRED_KINDS:
