@@ -242,3 +242,40 @@ def test_a_missing_bucket_is_one_clear_line(s3: str) -> None:
         "Not Found); check the name, the credentials and the endpoint in the environment "
         "(AWS_ACCESS_KEY_ID, AWS_ENDPOINT_URL, …)"
     ]
+
+
+def test_one_writer_per_scope_in_a_bucket(s3: str, caplog: pytest.LogCaptureFixture) -> None:
+    """The lock of a bucket lake is an object created only when absent (a conditional PUT)."""
+    import json
+    import socket
+
+    from dpsim.lake.locks import LakeLocked
+
+    lake = Lake(f"s3://{BUCKET}/locked")
+    lock = lake.root / "_locks" / "results.lock"
+    with lake.lock("results"):
+        held = json.loads(lock.read_bytes())
+        assert (held["pid"], held["host"]) == (os.getpid(), socket.gethostname())
+    assert not lock.exists()  # released: deleted
+    # held by a run on another machine: named, with the object to delete once that run is known gone
+    other = {
+        "pid": 4242,
+        "host": "elsewhere.example",
+        "command": "dpsim process",
+        "since": "2026-01-01T00:00:00",
+    }
+    lock.write_bytes(json.dumps(other).encode())
+    with pytest.raises(LakeLocked) as err, lake.lock("results", wait_s=0.5):
+        pass
+    assert str(err.value) == (
+        f"{lake.root}: another dpsim process is writing the results and aggregates (pid 4242 on "
+        "elsewhere.example, since 2026-01-01T00:00:00 UTC: dpsim process); wait for it to finish and rerun "
+        f"(if that run is known to be gone, delete the lock object {lock} and rerun)"
+    )
+    # left by a process of this host that is gone: removed, and the lock taken
+    dead = {**other, "host": socket.gethostname(), "pid": 2**22 + 12345}
+    lock.write_bytes(json.dumps(dead).encode())
+    with caplog.at_level(logging.INFO, logger="dpsim.lake.locks"), lake.lock("results"):
+        assert json.loads(lock.read_bytes())["pid"] == os.getpid()
+    assert f"its holder pid {2**22 + 12345} on {socket.gethostname()}" in caplog.text
+    assert not lock.exists()
