@@ -57,3 +57,37 @@ def test_workers_die_with_their_parent(lake_conf: tuple[Path, Lake], sig: signal
                 p.kill()
         proc.communicate()
     assert not alive, f"{len(alive)} workers outlived their parent"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_a_dask_local_cluster_dies_with_its_parent(lake_conf: tuple[Path, Lake], sig: signal.Signals) -> None:
+    pytest.importorskip("distributed")
+    conf, lake = lake_conf
+    stuck = ",".join(f"sleep:{key}" for key in lake.partitions("orders"))
+    proc = start_dpsim(
+        "process",
+        "--config",
+        conf,
+        "--force",
+        "--no-aggregate",
+        "--executor",
+        "dask-local:2",
+        extra_env={"DPSIM_FAULT_INJECT": stuck},
+    )
+    parent = psutil.Process(proc.pid)
+    deadline = time.monotonic() + 120
+    while len(parent.children(recursive=True)) < 3 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    time.sleep(5.0)  # the tasks are running (sleeping)
+    descendants = parent.children(recursive=True)
+    try:
+        proc.send_signal(sig)
+        proc.wait(timeout=60)
+        _, alive = psutil.wait_procs(descendants, timeout=60)
+    finally:
+        for p in descendants:
+            if p.is_running():
+                p.kill()
+        proc.communicate()
+    assert not alive, f"{len(alive)} processes of the cluster outlived their parent"
