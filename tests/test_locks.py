@@ -69,7 +69,7 @@ def test_a_second_writer_exits_1_with_one_line_naming_the_holder(
 _HOLD = """
 import sys, time
 from dpsim.lake import Lake
-with Lake(sys.argv[1]).lock("results"):
+with Lake(sys.argv[1]).lock(sys.argv[2] if len(sys.argv) > 2 else "results"):
     print("held", flush=True)
     time.sleep(600)
 """
@@ -142,3 +142,26 @@ def test_two_process_runs_at_once_one_writes_the_other_is_told(shredded: tuple[P
     assert Lake(lake).partitions("sweeps") == partitions
     assert (lake / "aggregates" / "headline.parquet").exists()
     assert not list(lake.rglob("*.tmp"))
+
+
+def test_reference_files_have_one_writer(tmp_path: Path) -> None:
+    from dpsim.shred.reference import shred_reference
+
+    ref = tmp_path / "session.csv"
+    ref.write_text("orderbookid,open\n110621,10:00\n", encoding="utf-8")
+    lake = Lake(tmp_path / "lake")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD, str(lake.root), "reference-session"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(LakeLocked, match=rf"is writing the session reference file \(pid {holder.pid} "):
+            shred_reference("session", [str(ref)], lake, force=False)
+    finally:
+        holder.kill()
+        holder.wait()
+    (r,) = shred_reference("session", [str(ref)], lake, force=False)
+    assert r.status == "shredded"

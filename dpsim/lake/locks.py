@@ -122,6 +122,8 @@ def _busy(root: UPath, scope: str, holder: Holder | None, extra: str = "") -> La
 def _what(scope: str) -> str:
     if scope.startswith("source-"):
         return f"source {scope.removeprefix('source-')}"
+    if scope.startswith("reference-"):
+        return f"the {scope.removeprefix('reference-')} reference file"
     return {"results": "the results and aggregates", "catalog": "the catalog"}.get(scope, scope)
 
 
