@@ -7,6 +7,7 @@ Layout (DOMAIN §4):
     <root>/_manifest/<source-id>.json     one record per shredded source file
     <root>/_rejects/<kind>/<source-id>.parquet
     <root>/_runs/<run-id>.json  (+ <run-id>.log)
+    <root>/_exports/<target>.json         what `dpsim export` sent to each target (partition signatures)
     <root>/aggregates/<name>.parquet (+ .csv)
     <root>/dpsim.duckdb
 Partition keys live in the path only. Every file is written to a hidden temp name and renamed into place,
@@ -132,6 +133,11 @@ class Lake:
         return self.root / "_runs"
 
     @property
+    def exports_dir(self) -> UPath:
+        """One JSON per export target: the signatures of the partitions sent there (incremental exports)."""
+        return self.root / "_exports"
+
+    @property
     def aggregates_dir(self) -> UPath:
         return self.root / "aggregates"
 
@@ -182,6 +188,11 @@ class Lake:
             if m and d:
                 keys.add(PartitionKey(int(m.group(1)), date.fromisoformat(d.group(1))))
         return sorted(keys)
+
+    def result_tables(self) -> list[str]:
+        """Every table under results/, from the folder names: the result set grows with the metrics, so
+        exports discover it rather than relying on RESULT_TABLES."""
+        return sorted(p.name for p in _subdirs(self.root / "results") if not p.name.startswith((".", "_")))
 
     def scenarios(self, table: str = "sim_orders") -> list[str]:
         return sorted(
