@@ -137,9 +137,14 @@ def _export_table(
     stats.unchanged = len(parts) - len(todo)
     present = {str(p.key) for p in parts}
     gone = [label for label in sent if label not in present and selection.wants_key(key_of(label))]
+    # A table to create takes the union of the schemas of everything about to be sent (footers only), so
+    # partitions written before and after a metrics change fit it; an existing table grows column by column.
+    create_as = (
+        file_schema(lake, [f for p in todo for _, f in p.files]) if todo and db.oid(table) is None else None
+    )
     with progress.task(f"export {table}", total=len(todo) + len(gone), unit="partitions") as bar:
         for part in todo:
-            rows = db.replace_partition(lake, table, table in inv.scenario_tables, part)
+            rows = db.replace_partition(lake, table, table in inv.scenario_tables, part, create_as)
             info["id"] = db.oid(table)
             sent[str(part.key)] = part.signature
             stats.sent += 1
@@ -352,13 +357,16 @@ class _Database:
         self._sql(f"DROP TABLE IF EXISTS {self._q(table)}", what=f"drop {table}")
         self._commit(f"drop {table}")
 
-    def replace_partition(self, lake: Lake, table: str, scenario_table: bool, part: Part) -> int:
-        """One transaction: create or widen the table if needed, delete the partition's rows, ingest its files."""
+    def replace_partition(
+        self, lake: Lake, table: str, scenario_table: bool, part: Part, create_as: pa.Schema | None = None
+    ) -> int:
+        """One transaction: create (as `create_as`) or widen the table if needed, delete the partition's rows,
+        ingest its files."""
         keys = hive_fields(scenario_table)
         lake_schema = file_schema(lake, [f for _, f in part.files])
         existing = self.columns(table)
         if not existing:
-            self._create(table, keys, lake_schema, index=True)
+            self._create(table, keys, create_as or lake_schema, index=True)
             existing = self.columns(table)
         send = self._conform(table, existing, keys, lake_schema)
         self._sql(
@@ -497,10 +505,11 @@ _WIDER = {"smallint": 0, "integer": 1, "bigint": 2}
 
 
 def _widens(lake: str, target: str) -> bool:
-    """A lake type the target column takes without loss (narrower integers, real into double)."""
+    """A lake type the target column takes: narrower integers, and integers or reals into double (what a
+    table created from partitions that disagree takes, as Arrow's permissive schema union does)."""
     if lake in _WIDER and target in _WIDER:
         return _WIDER[lake] <= _WIDER[target]
-    return lake == "real" and target == "double precision"
+    return target == "double precision" and (lake == "real" or lake in _WIDER)
 
 
 def pg_type(t: pa.DataType, column: str = "", label: str = "") -> str | None:

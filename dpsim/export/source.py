@@ -187,7 +187,15 @@ def file_schema(lake: Lake, paths: Sequence[UPath]) -> pa.Schema:
         pf = open_file(lake, p)
         schemas.append(pf.schema_arrow)
         pf.close()
-    return normalise(pa.unify_schemas(schemas, promote_options="permissive")) if schemas else pa.schema([])
+    if not schemas:
+        return pa.schema([])
+    try:
+        return normalise(pa.unify_schemas(schemas, promote_options="permissive"))
+    except (pa.ArrowTypeError, pa.ArrowInvalid) as exc:
+        raise LakeError(
+            f"{paths[0].parent}: the files to export disagree on a column's type ({exc}); rerun "
+            "`dpsim process --force` so that every partition has the current schema"
+        ) from exc
 
 
 def normalise(schema: pa.Schema) -> pa.Schema:
