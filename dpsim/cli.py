@@ -132,6 +132,13 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--securities", type=_int_list, help="comma-separated security codes")
     sp.add_argument("--dates", type=_date_range, help="YYYY-MM-DD..YYYY-MM-DD (or one date)")
     sp.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        metavar="N",
+        help="database connections sending partitions (default 2)",
+    )
+    sp.add_argument(
         "--rebuild",
         action="store_true",
         help="drop the selected tables in the target and send everything again",
@@ -441,7 +448,13 @@ def _cmd_export(args: argparse.Namespace) -> int:
         if args.profile is not None:
             raise DpsimError("--profile applies to --to parquet DIR, not to a database")
         result = export_postgres(
-            lake, kind, schema=args.schema, selection=selection, rebuild=args.rebuild, progress=progress
+            lake,
+            kind,
+            schema=args.schema,
+            selection=selection,
+            rebuild=args.rebuild,
+            workers=args.workers,
+            progress=progress,
         )
     unit = "files" if kind == "parquet" else "partitions"
     progress.table(

@@ -277,7 +277,7 @@ def test_export_killed_between_partitions_then_rerun_gives_exactly_the_lake(
         target = partition_counts_target(pg, schema, table, bool(synth_lake.scenarios(table)))
         assert all(n == lake_counts[k] for k, n in target.items()), table  # no half partition
         present += len({k[-2:] for k in target})
-    assert present == killed_after
+    assert killed_after <= present <= killed_after + 1  # the other connection may have committed one more
     assert pg.sql(f'SELECT status FROM "{schema}".dpsim_exports') == [("running",)]
 
     rerun = export_postgres(synth_lake, pg.url(), schema=schema)

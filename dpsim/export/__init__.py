@@ -4,8 +4,9 @@ changed since the last export to a target, the rows as Arrow batches with the hi
 
 from __future__ import annotations
 
+from dpsim.export.pgdb import redact
 from dpsim.export.portable import export_portable
-from dpsim.export.postgres import export_postgres, redact
+from dpsim.export.postgres import export_postgres
 from dpsim.export.source import ExportResult, Selection, TableStats, parse_tables
 
 __all__ = [

@@ -233,7 +233,8 @@ def file_batches(
     try:
         names = set(pf.schema_arrow.names)
         wanted = [f.name for f in schema if f.name in names and f.name not in keys]
-        for batch in pf.iter_batches(batch_size=BATCH_ROWS, columns=wanted, use_threads=True):
+        # One thread: files are a partition each (small); pool hand-offs cost more than they save here.
+        for batch in pf.iter_batches(batch_size=BATCH_ROWS, columns=wanted, use_threads=False):
             yield conform(batch, schema, keys)
     except (OSError, pa.ArrowException) as exc:
         raise LakeError(f"{path}: cannot read ({exc}); rerun `dpsim process` for this partition") from exc
@@ -249,10 +250,25 @@ def conform(batch: pa.RecordBatch, schema: pa.Schema, keys: dict[str, Any]) -> p
             arrays.append(pa.repeat(pa.scalar(keys[f.name], f.type), n))
         elif f.name in batch.schema.names:
             col = batch.column(f.name)
-            arrays.append(col if col.type == f.type else col.cast(f.type))
+            arrays.append(_without_validity(col if col.type == f.type else col.cast(f.type)))
         else:
             arrays.append(pa.nulls(n, f.type))
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def _without_validity(array: pa.Array) -> pa.Array:
+    """The array without its validity bitmap when it has no null (zero copy): Parquet readers allocate one
+    for every nullable column, and a writer then tests a bit per value for nothing."""
+    buffers = array.buffers()
+    if array.null_count or not buffers or buffers[0] is None or not _flat(array.type):
+        return array
+    return pa.Array.from_buffers(
+        array.type, len(array), [None, *buffers[1:]], null_count=0, offset=array.offset
+    )
+
+
+def _flat(t: pa.DataType) -> bool:
+    return not (pa.types.is_nested(t) or pa.types.is_dictionary(t) or isinstance(t, pa.ExtensionType))
 
 
 # ---- what was sent where ---------------------------------------------------------------------------------
