@@ -253,6 +253,17 @@ def targets(res: dict[str, Any]) -> list[dict[str, Any]]:
             "per-event time ratio <= 1.5",
             v <= 1.5,
         )
+    for r in _rows(res, "export"):
+        vs = r.get("vs_peer") or {}
+        if r["tool"] == "dpsim export" and vs.get("speed"):
+            peer = next((p for p in _rows(res, "export") if p["tool"].startswith("psycopg")), {})
+            add(
+                f"export {r['case']}: rows/s vs psycopg COPY FROM STDIN",
+                f"{vs['speed']:.2f}x ({r['rows_s']:,} vs {peer.get('rows_s', 0):,} rows/s; peak RSS "
+                f"{r['peak_rss_mb']:.0f} vs {peer.get('peak_rss_mb', 0):.0f} MB)",
+                ">= 1.0x at bounded memory",
+                vs["speed"] >= 1.0,
+            )
     return out
 
 
@@ -450,6 +461,29 @@ def tables(res: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
                     "script peak RSS MB",
                     "notes",
                 ],
+                body,
+            )
+        )
+    rows = _rows(res, "export")
+    if rows:
+        body = []
+        for r in rows:
+            vs = r.get("vs_peer") or {}
+            body.append(
+                [
+                    r["case"],
+                    r["tool"],
+                    _f(r.get("wall_s"), 2),
+                    _f(r.get("rows_s")),
+                    _f(r.get("peak_rss_mb"), 0),
+                    _f(vs.get("speed"), 2),
+                    ("FAILED: " + r["error"][:120].replace("|", "/")) if r.get("error") else "",
+                ]
+            )
+        out.append(
+            (
+                "8. Export to PostgreSQL (one server, default durability; every run re-creates the table)",
+                ["case", "tool", "wall s", "rows/s", "peak RSS MB", "rows/s vs peer", "notes"],
                 body,
             )
         )

@@ -19,9 +19,10 @@ import copy
 import json
 import os
 import statistics
+import subprocess
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ SECTIONS = (
     "process",
     "seed",
     "kernel",
+    "export",
     "profile",
 )
 QUICK_SECTIONS = ("shred_peers", "gzip", "process", "seed", "kernel")
@@ -59,6 +61,7 @@ MODES: dict[str, dict[str, Any]] = {
         "shred_tools": ["dpsim", "duckdb_mem", "polars", "cat"],
         "gzip_tools": ["dpsim", "gzip_dc"],
         "process_drop": False,
+        "export_partitions": 200,
     },
     "full": {
         "reps": 3,
@@ -73,6 +76,7 @@ MODES: dict[str, dict[str, Any]] = {
         "shred_tools": ["dpsim", "duckdb", "duckdb_mem", "polars", "cat"],
         "gzip_tools": ["dpsim", "gzip_dc", "duckdb", "duckdb_mem", "polars"],
         "process_drop": True,
+        "export_partitions": 1000,
     },
 }
 SHRED_SECURITIES, SHRED_DAYS = 60, 5  # every shred input: 60 securities x 5 days = 300 partitions
@@ -609,6 +613,87 @@ class Bench:
                     "error": m.error or "no output",
                 }
             )
+
+    def export(self) -> None:
+        """`dpsim export` of the sweeps of a >= 1,000-partition lake into PostgreSQL against psycopg's
+        `COPY … FROM STDIN` (bench/peers.py pgcopy: pyarrow CSV, one transaction per partition), both into
+        one server started here (tests/pgserver.py) with PostgreSQL's default durability, both re-creating
+        the table each run (--rebuild); then an export with nothing changed (the incremental check alone)."""
+        sys.path.insert(0, str(H.REPO))
+        from tests import pgserver
+
+        bins = pgserver.bin_dir()
+        if bins is None:
+            raise RuntimeError("PostgreSQL server binaries not found: apt-get install postgresql")
+        n = int(self.cfg["export_partitions"])
+        lake, rows = self._export_lake(n)
+        inp = {"path": H.rel(lake), "partitions": n, "rows": rows}
+        case = f"sweeps of {n:,} partitions ({rows:,} rows, DRR day's file linked under each key)"
+        with pgserver.running(bins, durable=True) as server:
+            env = {"PGPASSWORD": pgserver.PASSWORD}  # libpq reads it: no password in the recorded commands
+            url = server.url(password=None)
+            base = [*H.DPSIM, "export", "--config", H.rel(self.config), "--lake", H.rel(lake), "--to", url]
+            base += ["--tables", "sweeps"]
+            tools = (
+                ("dpsim export", [*base, "--schema", "bench_dpsim", "--rebuild"]),
+                (
+                    "dpsim export --workers 1",
+                    [*base, "--schema", "bench_dpsim_w1", "--rebuild", "--workers", "1"],
+                ),
+                (
+                    "psycopg COPY FROM STDIN",
+                    [H.PY, "bench/peers.py", "pgcopy", H.rel(lake), url, "--schema", "peer"],
+                ),
+                ("dpsim export (nothing changed)", [*base, "--schema", "bench_dpsim"]),
+            )
+            measured: dict[str, dict[str, Any]] = {}
+            for tool, cmd in tools:
+                m = H.measure(
+                    cmd, label=f"export-{tool.split(' (')[0].replace(' ', '_')}", reps=self.reps, env=env
+                )
+                row = self._row("export", case, tool, inp, m)
+                if m.runs and "nothing" not in tool:
+                    row["rows_s"] = round(rows / m.wall_s)
+                measured[tool] = row
+                self.rows.append(row)
+        peer = measured["psycopg COPY FROM STDIN"]
+        for tool in ("dpsim export", "dpsim export --workers 1"):
+            d = measured[tool]
+            if d.get("rows_s") and peer.get("rows_s"):
+                d["vs_peer"] = {
+                    "speed": round(d["rows_s"] / peer["rows_s"], 2),
+                    "rss": round(d["peak_rss_mb"] / peer["peak_rss_mb"], 2) if peer["peak_rss_mb"] else None,
+                }
+
+    def _export_lake(self, n: int) -> tuple[Path, int]:
+        """A lake whose results/sweeps has n partitions, each a hard link to the DRR day's sweeps file (the
+        export reads and sends every one in full); built once under bench/work."""
+        src_lake = H.WORK / "export-src"
+        src = src_lake / "results" / "sweeps" / "security_code=110621" / "date=2024-09-05" / "part-0.parquet"
+        if not src.exists():
+            conf = ["--config", "conf/drr.yaml", "--lake", H.rel(src_lake)]
+            for step in (
+                ["shred", "--force"],
+                ["process", "--force", "--no-aggregate", "--scenario", "baseline"],
+            ):
+                H.say(f"  building {H.rel(src_lake)}: dpsim {step[0]}")
+                subprocess.run(
+                    [*H.DPSIM, step[0], *conf, *step[1:]], cwd=H.REPO, check=True, capture_output=True
+                )
+        import pyarrow.parquet as pq
+
+        per = pq.ParquetFile(src).metadata.num_rows
+        lake = H.WORK / f"lake-export-{n}"
+        days = 25
+        keys = [(100_000 + i // days, date(2024, 1, 1) + timedelta(days=i % days)) for i in range(n)]
+        sweeps = lake / "results" / "sweeps"
+        if not sweeps.exists() or sum(1 for _ in sweeps.glob("*/*/part-0.parquet")) != n:
+            H.rm(lake)
+            for sec, day in keys:
+                part = sweeps / f"security_code={sec}" / f"date={day}" / "part-0.parquet"
+                part.parent.mkdir(parents=True, exist_ok=True)
+                os.link(src, part)
+        return lake, per * n
 
     def profile(self) -> None:
         """py-spy (native, all threads) and pyinstrument profiles of dpsim shred: plain, .gz, many partitions."""
