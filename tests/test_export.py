@@ -283,6 +283,10 @@ def test_export_killed_between_partitions_then_rerun_gives_exactly_the_lake(
     rerun = export_postgres(synth_lake, pg.url(), schema=schema)
     assert rerun.sent >= 18 - killed_after
     assert_target_equals_lake(pg, schema, synth_lake)  # no duplicate, nothing missing
+    indexes = pg.sql(f"SELECT tablename, indexname FROM pg_indexes WHERE schemaname = '{schema}' ORDER BY 1")
+    assert indexes == [(t, f"{t}_partition") for t in synth_lake.result_tables()] + [
+        ("dpsim_exports", "dpsim_exports_pkey")
+    ]  # a first load builds its index at the end; a killed one gets it on the rerun
 
 
 def test_new_tables_columns_and_types_follow_the_lake(pg: pgserver.Server, tmp_path: Path) -> None:

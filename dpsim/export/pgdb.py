@@ -61,7 +61,7 @@ class Database:
                 f"{label}: exporting to PostgreSQL needs the ADBC driver: pip install 'dpsim[postgres]'"
             ) from exc
         try:
-            con = pg.connect(url)
+            con = pg.connect(_with_timeout(url))
         except pg.Error as exc:
             raise TargetError(_connect_error(label, url, _text(exc, password))) from None
         db = cls(con, url, schema, label, password)
@@ -98,9 +98,8 @@ class Database:
             raise TargetError(self._error(exc, what)) from None
 
     def _identify(self) -> None:
-        user, database, port = self._sql("SELECT current_user, current_database(), current_setting('port')")[
-            0
-        ]
+        rows = self._sql("SELECT current_user, current_database(), current_setting('port')")
+        user, database, port = rows[0]
         parsed = urlparse(self.url)
         host = parsed.hostname or os.environ.get("PGHOST") or "localhost"
         self.user = str(user)
@@ -193,13 +192,16 @@ class Database:
         self._sql(f"DROP TABLE IF EXISTS {self._q(table)}", what=f"drop {table}")
         self._commit(f"drop {table}")
 
-    def ensure_table(self, table: str, keys: list[pa.Field], schema: pa.Schema) -> dict[str, str]:
-        """The table ready for rows of `schema` (the union of what is about to be sent): created with the keys
-        first and an index on them, or given the columns it lacks; a type it cannot take is an error naming
-        the fix. Committed; returns the columns (name -> type)."""
+    def ensure_table(
+        self, table: str, keys: list[pa.Field], schema: pa.Schema
+    ) -> tuple[dict[str, str], bool]:
+        """The table ready for rows of `schema` (the union of what is about to be sent), committed: created
+        with the keys first (and no index yet: `index` adds it once the first load is in, which is cheaper
+        than keeping it up to date row by row), or given the columns and the index it lacks; a type it
+        cannot take is an error naming the fix. Returns its columns (name -> type) and whether it is new."""
         existing = self.columns(table)
         if not existing:
-            self._create(table, keys, schema, index=True)
+            self._create(table, keys, schema)
         else:
             for f in schema:
                 want = pg_type(f.type, f"{table}.{f.name}", self.label)
@@ -216,21 +218,41 @@ class Database:
                         f"{self.label}: column {self.schema}.{table}.{f.name} is {have} in the target but {want} "
                         f"in the lake; rerun with --rebuild to drop and re-create {table}"
                     )
+            self._index(table)  # a first load that was killed before its index was built
         self._commit(f"prepare table {table}")
-        return self.columns(table)
+        return self.columns(table), not existing
+
+    def index(self, table: str) -> None:
+        """The index each partition's DELETE looks up, (security_code, date): scenario is not in it, all the
+        scenarios of a partition go together."""
+        self._index(table)
+        self._commit(f"index {table}")
+
+    def _index(self, table: str) -> None:
+        key_cols = ", ".join(_ident(k) for k in (SECURITY_CODE, DATE_COL))
+        self._sql(
+            f"CREATE INDEX IF NOT EXISTS {_ident(table + '_partition')} ON {self._q(table)} ({key_cols})",
+            what=f"index {table}",
+        )
 
     def replace_partition(
-        self, lake: Lake, table: str, keys: list[pa.Field], part: Part, columns: dict[str, str]
+        self,
+        lake: Lake,
+        table: str,
+        part: Part,
+        send: pa.Schema,
+        *,
+        fresh: bool = False,
     ) -> int:
-        """One transaction: delete the partition's rows, stream its files in (COPY), commit. `columns` are the
-        table's (ensure_table made it take every column of the files)."""
-        send = send_schema(keys, file_schema(lake, [f for _, f in part.files]), columns)
+        """One transaction: delete the partition's rows (not in a table created by this export, which holds
+        only partitions it sent once each), stream its files in as `send` (COPY), commit."""
         what = f"replace {part.label}"
-        self._sql(
-            f"DELETE FROM {self._q(table)} WHERE {_ident(SECURITY_CODE)} = $1 AND {_ident(DATE_COL)} = $2",
-            (part.key.security_code, part.key.date),
-            what,
-        )
+        if not fresh:
+            self._sql(
+                f"DELETE FROM {self._q(table)} WHERE {_ident(SECURITY_CODE)} = $1 AND {_ident(DATE_COL)} = $2",
+                (part.key.security_code, part.key.date),
+                what,
+            )
         rows = self._ingest(
             table, pa.RecordBatchReader.from_batches(send, part_batches(lake, part, send)), what
         )
@@ -250,30 +272,20 @@ class Database:
         schema = file_schema(lake, [agg.path])
         what = f"replace aggregate {agg.name}"
         self._sql(f"DROP TABLE IF EXISTS {self._q(agg.name)}", what=what)
-        self._create(agg.name, [], schema, index=False, commit=False)
+        self._create(agg.name, [], schema)
         batches = file_batches(lake, agg.path, schema, {})
         rows = self._ingest(agg.name, pa.RecordBatchReader.from_batches(schema, batches), what)
         self._commit(what)
         return rows
 
-    def _create(
-        self, table: str, keys: list[pa.Field], schema: pa.Schema, *, index: bool, commit: bool = False
-    ) -> None:
+    def _create(self, table: str, keys: list[pa.Field], schema: pa.Schema) -> None:
         cols = [f"{_ident(k.name)} {pg_type(k.type)} NOT NULL" for k in keys]
         names = {k.name for k in keys}
         for f in schema:
             t = pg_type(f.type, f"{table}.{f.name}", self.label)
             if t is not None and f.name not in names:
                 cols.append(f"{_ident(f.name)} {t}")
-        what = f"create table {table}"
-        self._sql(f"CREATE TABLE {self._q(table)} ({', '.join(cols)})", what=what)
-        if index:  # what each partition's DELETE looks up (scenario is not in it: all scenarios go together)
-            key_cols = ", ".join(_ident(k) for k in (SECURITY_CODE, DATE_COL))
-            self._sql(
-                f"CREATE INDEX {_ident(table + '_partition')} ON {self._q(table)} ({key_cols})", what=what
-            )
-        if commit:
-            self._commit(what)
+        self._sql(f"CREATE TABLE {self._q(table)} ({', '.join(cols)})", what=f"create table {table}")
 
     def _ingest(self, table: str, reader: pa.RecordBatchReader, what: str) -> int:
         try:
@@ -398,9 +410,18 @@ def redact(url: str) -> str:
     if not p.scheme or not p.netloc:
         return re.sub(r"password=[^\s&]*", "password=***", url)
     user = f"{unquote(p.username)}@" if p.username else ""
-    host = p.hostname or ""
-    port = f":{p.port}" if p.port else ""
-    return f"{p.scheme}://{user}{host}{port}{p.path}"
+    hostport = p.netloc.rpartition("@")[2]  # as given (a bad port is the server's to report)
+    return f"{p.scheme}://{user}{hostport}{p.path}"
+
+
+CONNECT_TIMEOUT_S = 10
+
+
+def _with_timeout(url: str) -> str:
+    """A host that drops packets must not hang the export: libpq waits forever unless told otherwise."""
+    if "connect_timeout=" in url:
+        return url
+    return f"{url}{'&' if urlparse(url).query else '?'}connect_timeout={CONNECT_TIMEOUT_S}"
 
 
 def _ident(name: str) -> str:
@@ -418,7 +439,8 @@ def _text(exc: BaseException, password: str | None) -> str:
     text = re.sub(r"\bERROR: +", "", text)
     text = re.sub(r"\. SQLSTATE: [0-9A-Z]{5}.*$", "", text)
     if password:
-        text = text.replace(password, "***")
+        for form in {password, unquote(password)}:
+            text = text.replace(form, "***")
     return text.strip()
 
 

@@ -24,7 +24,7 @@ from contextlib import ExitStack, closing
 
 import pyarrow as pa
 
-from dpsim.export.pgdb import Database
+from dpsim.export.pgdb import Database, send_schema
 from dpsim.export.source import (
     WHOLE,
     AggregateFile,
@@ -40,6 +40,7 @@ from dpsim.export.source import (
     load_state,
     new_export_id,
     save_state,
+    unify,
 )
 from dpsim.lake import Lake
 from dpsim.progress import Progress, SilentProgress
@@ -134,14 +135,16 @@ class _Export:
         keys = hive_fields(table in self.inv.scenario_tables)
         with progress.task(f"export {table}", total=len(todo) + len(gone), unit="partitions") as bar:
             if todo:
-                # The union of the schemas about to be sent (footers only): the table takes every column
-                # before any partition goes, so partitions written before and after a metrics change fit.
-                columns = db.ensure_table(
-                    table, keys, file_schema(self.lake, [f for p in todo for _, f in p.files])
-                )
+                # Footers only: each partition's schema, and their union, which the table takes before any
+                # partition goes, so partitions written before and after a metrics change all fit.
+                schemas = [file_schema(self.lake, [f for _, f in p.files]) for p in todo]
+                columns, fresh = db.ensure_table(table, keys, unify(schemas, f"results/{table}"))
                 info["id"] = db.oid(table)
-                with closing(self._send(table, keys, todo, columns)) as sending:  # an error stops the workers
-                    for part, rows in sending:
+                send = {sc: send_schema(keys, sc, columns) for sc in set(schemas)}  # few distinct ones
+                with closing(
+                    self._send(table, [(p, send[sc]) for p, sc in zip(todo, schemas, strict=True)], fresh)
+                ) as sending:
+                    for part, rows in sending:  # leaving this loop early stops the workers (closing)
                         sent[str(part.key)] = part.signature
                         stats.sent += 1
                         stats.rows += rows
@@ -149,6 +152,8 @@ class _Export:
                         bar.advance(1)
                         if on_part is not None:
                             on_part(part, rows)
+                if fresh:
+                    db.index(table)
             for label in gone:
                 db.delete_partition(table, label)
                 del sent[label]
@@ -157,24 +162,25 @@ class _Export:
                 bar.advance(1)
 
     def _send(
-        self, table: str, keys: list[pa.Field], todo: list[Part], columns: dict[str, str]
+        self, table: str, todo: list[tuple[Part, pa.Schema]], fresh: bool
     ) -> Generator[tuple[Part, int], None, None]:
-        """Replace every partition of `todo`, `workers` at a time, each on its own connection; yields
-        (partition, rows) as each commits. On an error the partitions not started are not sent."""
+        """Replace every partition of `todo` (with the schema to send it as), `workers` at a time, each on its
+        own connection; yields (partition, rows) as each commits. Closing the generator cancels the
+        partitions not started and waits for those under way."""
         dbs = self._connections(min(self.workers, len(todo)))
         free: queue.SimpleQueue[Database] = queue.SimpleQueue()
         for d in dbs:
             free.put(d)
 
-        def replace(part: Part) -> tuple[Part, int]:
+        def replace(part: Part, send: pa.Schema) -> tuple[Part, int]:
             d = free.get()
             try:
-                return part, d.replace_partition(self.lake, table, keys, part, columns)
+                return part, d.replace_partition(self.lake, table, part, send, fresh=fresh)
             finally:
                 free.put(d)
 
         with cf.ThreadPoolExecutor(len(dbs), thread_name_prefix="dpsim-export") as pool:
-            futures = [pool.submit(replace, p) for p in todo]
+            futures = [pool.submit(replace, p, send) for p, send in todo]
             try:
                 for fut in cf.as_completed(futures):
                     yield fut.result()

@@ -187,15 +187,29 @@ def file_schema(lake: Lake, paths: Sequence[UPath]) -> pa.Schema:
         pf = open_file(lake, p)
         schemas.append(pf.schema_arrow)
         pf.close()
+    return unify(schemas, str(paths[0].parent) if paths else "")
+
+
+def unify(schemas: Sequence[pa.Schema], where: str = "") -> pa.Schema:
+    """One schema for files written by different metric versions: columns of all, null types resolved,
+    integers widened to float where files disagree; `where` names the files in the error when they conflict."""
     if not schemas:
         return pa.schema([])
     try:
-        return normalise(pa.unify_schemas(schemas, promote_options="permissive"))
+        return _interned(normalise(pa.unify_schemas(list(schemas), promote_options="permissive")))
     except (pa.ArrowTypeError, pa.ArrowInvalid) as exc:
         raise LakeError(
-            f"{paths[0].parent}: the files to export disagree on a column's type ({exc}); rerun "
+            f"{where}: the files to export disagree on a column's type ({exc}); rerun "
             "`dpsim process --force` so that every partition has the current schema"
         ) from exc
+
+
+_SCHEMAS: dict[pa.Schema, pa.Schema] = {}
+
+
+def _interned(schema: pa.Schema) -> pa.Schema:
+    """One object per distinct schema: an export holds one per partition it sends (thousands, mostly equal)."""
+    return _SCHEMAS.setdefault(schema, schema)
 
 
 def normalise(schema: pa.Schema) -> pa.Schema:
