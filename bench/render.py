@@ -477,12 +477,17 @@ def tables(res: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
                     _f(r.get("rows_s")),
                     _f(r.get("peak_rss_mb"), 0),
                     _f(vs.get("speed"), 2),
-                    ("FAILED: " + r["error"][:120].replace("|", "/")) if r.get("error") else "",
+                    ("FAILED: " + r["error"][:120].replace("|", "/"))
+                    if r.get("error")
+                    else ("per round: " + ", ".join(f"{x:.2f}" for x in vs["per_round"]))
+                    if vs.get("per_round")
+                    else "",
                 ]
             )
         out.append(
             (
-                "8. Export to PostgreSQL (one server, default durability; every run re-creates the table)",
+                "8. Export to PostgreSQL (one server, default durability; every run re-creates the table; "
+                "the tools take turns, round after round)",
                 ["case", "tool", "wall s", "rows/s", "peak RSS MB", "rows/s vs peer", "notes"],
                 body,
             )

@@ -618,7 +618,8 @@ class Bench:
         """`dpsim export` of the sweeps of a >= 1,000-partition lake into PostgreSQL against psycopg's
         `COPY … FROM STDIN` (bench/peers.py pgcopy: pyarrow CSV, one transaction per partition), both into
         one server started here (tests/pgserver.py) with PostgreSQL's default durability, both re-creating
-        the table each run (--rebuild); then an export with nothing changed (the incremental check alone)."""
+        the table each run (--rebuild); then an export with nothing changed (the incremental check alone).
+        The tools take turns, round after round (_interleaved)."""
         sys.path.insert(0, str(H.REPO))
         from tests import pgserver
 
@@ -646,24 +647,54 @@ class Bench:
                 ),
                 ("dpsim export (nothing changed)", [*base, "--schema", "bench_dpsim"]),
             )
-            measured: dict[str, dict[str, Any]] = {}
-            for tool, cmd in tools:
-                m = H.measure(
-                    cmd, label=f"export-{tool.split(' (')[0].replace(' ', '_')}", reps=self.reps, env=env
-                )
-                row = self._row("export", case, tool, inp, m)
-                if m.runs and "nothing" not in tool:
-                    row["rows_s"] = round(rows / m.wall_s)
-                measured[tool] = row
-                self.rows.append(row)
+            ms = self._interleaved(tools, env)
+        measured: dict[str, dict[str, Any]] = {}
+        for tool, _ in tools:
+            m = ms[tool]
+            row = self._row("export", case, tool, inp, m)
+            if m.runs and "nothing" not in tool:
+                row["rows_s"] = round(rows / m.wall_s)
+            measured[tool] = row
+            self.rows.append(row)
         peer = measured["psycopg COPY FROM STDIN"]
         for tool in ("dpsim export", "dpsim export --workers 1"):
             d = measured[tool]
             if d.get("rows_s") and peer.get("rows_s"):
+                rounds = [
+                    p.wall_s / r.wall_s for r, p in zip(ms[tool].runs, ms[peer["tool"]].runs, strict=False)
+                ]
                 d["vs_peer"] = {
                     "speed": round(d["rows_s"] / peer["rows_s"], 2),
                     "rss": round(d["peak_rss_mb"] / peer["peak_rss_mb"], 2) if peer["peak_rss_mb"] else None,
+                    "per_round": [round(x, 2) for x in rounds],  # same round = about the same machine load
                 }
+
+    def _interleaved(
+        self, tools: tuple[tuple[str, list[str]], ...], env: dict[str, str]
+    ) -> dict[str, H.Measured]:
+        """Each tool once per round, rounds repeated (round 0 a warm-up): the machine is shared, and a load
+        that comes and goes then weighs on every tool alike instead of on whichever ran during it."""
+        ms = {t: H.Measured(command=" ".join(cmd), env=env, runs=[], warmup=1) for t, cmd in tools}
+        for rnd in range(self.reps + 1):
+            for tool, cmd in tools:
+                m = ms[tool]
+                if m.error:
+                    continue
+                log = H.WORK / "logs" / f"export-{tool.split(' (')[0].replace(' ', '_')}.log"
+                sample = H.run_once(cmd, log=log, env=env)
+                label = "warm-up" if rnd == 0 else f"round {rnd}/{self.reps}"
+                H.say(
+                    f"  [{tool}] {label}: {sample.wall_s:.2f} s, peak RSS {sample.peak_rss_mb:.0f} MB (load {sample.load_1m:.1f})"
+                )
+                if sample.rc:
+                    m.error = f"exit {sample.rc} (log {H.rel(log)})"
+                elif rnd:
+                    m.runs.append(sample)
+        for m in ms.values():
+            if m.runs:
+                m.wall_s = round(statistics.median(r.wall_s for r in m.runs), 3)
+                m.peak_rss_mb = round(statistics.median(r.peak_rss_mb for r in m.runs), 1)
+        return ms
 
     def _export_lake(self, n: int) -> tuple[Path, int]:
         """A lake whose results/sweeps has n partitions, each a hard link to the DRR day's sweeps file (the
