@@ -8,7 +8,9 @@ TIMESTAMPTZ holds microseconds only, and ASX events that share a microsecond wou
 
 Each (table, security, date) partition (every scenario's file of it) is replaced in one transaction: DELETE
 its rows, stream its batches with COPY (ADBC ingest), COMMIT; a kill at any point leaves the partition
-either as it was or as the lake has it. `workers` connections send partitions side by side (the client
+either as it was or as the lake has it. A table this export creates holds only what it sends, once per
+partition: it is filled without the DELETEs and indexed at the end (a killed first load gets its index at
+the start of the next export). `workers` connections send partitions side by side (the client
 encodes one while the server stores another). Aggregates are dropped, re-created and filled in one
 transaction. The lake remembers what it sent (source.ExportState), so a rerun sends only what changed.
 """
