@@ -277,16 +277,18 @@ def test_export_killed_between_partitions_then_rerun_gives_exactly_the_lake(
         target = partition_counts_target(pg, schema, table, bool(synth_lake.scenarios(table)))
         assert all(n == lake_counts[k] for k, n in target.items()), table  # no half partition
         present += len({k[-2:] for k in target})
-    assert killed_after <= present <= killed_after + 1  # the other connection may have committed one more
+    # At least the partitions reported committed; the workers may have committed a few more before the kill.
+    assert killed_after <= present < 18
     assert pg.sql(f'SELECT status FROM "{schema}".dpsim_exports') == [("running",)]
 
     rerun = export_postgres(synth_lake, pg.url(), schema=schema)
     assert rerun.sent >= 18 - killed_after
     assert_target_equals_lake(pg, schema, synth_lake)  # no duplicate, nothing missing
-    indexes = pg.sql(f"SELECT tablename, indexname FROM pg_indexes WHERE schemaname = '{schema}' ORDER BY 1")
-    assert indexes == [(t, f"{t}_partition") for t in synth_lake.result_tables()] + [
+    indexes = set(pg.sql(f"SELECT tablename, indexname FROM pg_indexes WHERE schemaname = '{schema}'"))
+    expected = {(t, f"{t}_partition") for t in synth_lake.result_tables()} | {
         ("dpsim_exports", "dpsim_exports_pkey")
-    ]  # a first load builds its index at the end; a killed one gets it on the rerun
+    }
+    assert indexes == expected  # a first load builds its index at the end; a killed one gets it on the rerun
 
 
 def test_new_tables_columns_and_types_follow_the_lake(pg: pgserver.Server, tmp_path: Path) -> None:
