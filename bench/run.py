@@ -26,6 +26,7 @@ from pathlib import Path
 from bench import harness as H
 from bench import render
 from bench.sections_code import kernel, profile
+from bench.sections_export import export
 from bench.sections_process import process, seed
 from bench.sections_shred import gzip, many_partitions, scaling, shred_peers, shred_workers
 from bench.session import MODES, THREADS, Session
@@ -39,6 +40,7 @@ SECTIONS = (
     "process",
     "seed",
     "kernel",
+    "export",
     "profile",
 )
 QUICK_SECTIONS = ("shred_peers", "gzip", "process", "seed", "kernel")
@@ -51,6 +53,7 @@ RUNNERS: dict[str, Callable[[Session], None]] = {
     "process": process,
     "seed": seed,
     "kernel": kernel,
+    "export": export,
     "profile": profile,
 }
 

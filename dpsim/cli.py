@@ -135,6 +135,40 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", type=Path, help="write the result to this file")
 
     cmd("catalog", "rewrite lake/dpsim.duckdb (e.g. after moving the lake)", _cmd_catalog)
+
+    sp = cmd(
+        "export", "send results and aggregates to PostgreSQL or to warehouse-loadable Parquet", _cmd_export
+    )
+    sp.add_argument(
+        "--to",
+        required=True,
+        nargs="+",
+        metavar="TARGET",
+        help="postgresql://USER@HOST:PORT/DB (password: PGPASSWORD or ~/.pgpass) | parquet DIR",
+    )
+    sp.add_argument(
+        "--schema", default="public", help="PostgreSQL schema (created when missing; default public)"
+    )
+    sp.add_argument("--profile", choices=("portable",), help="Parquet profile (--to parquet DIR): portable")
+    sp.add_argument(
+        "--tables",
+        metavar="T,…|all",
+        help="result tables and aggregates (`aggregates` = every one); default all",
+    )
+    sp.add_argument("--securities", type=_int_list, help="comma-separated security codes")
+    sp.add_argument("--dates", type=_date_range, help="YYYY-MM-DD..YYYY-MM-DD (or one date)")
+    sp.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        metavar="N",
+        help="database connections sending partitions (default 2)",
+    )
+    sp.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="drop the selected tables in the target and send everything again",
+    )
     return p
 
 
@@ -537,6 +571,55 @@ def _cmd_catalog(args: argparse.Namespace) -> int:
     lake = _lake(cfg)
     views = refresh_catalog(lake)
     print(f"{lake.catalog_path}: {len(views)} views: {', '.join(views)}")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from dpsim.export import Selection, export_portable, export_postgres, parse_tables
+    from dpsim.progress import for_terminal
+
+    cfg = _load(args)
+    lake = _lake(cfg)
+    selection = Selection(
+        tables=parse_tables(args.tables),
+        securities=tuple(args.securities) if args.securities else None,
+        dates=args.dates,
+    )
+    progress = for_terminal()
+    kind, *rest = args.to
+    if kind == "parquet":
+        if len(rest) != 1:
+            raise DpsimError("--to parquet needs one folder: --to parquet DIR --profile portable")
+        if args.profile is None:
+            raise DpsimError("--to parquet DIR needs --profile portable (the only Parquet profile)")
+        result = export_portable(
+            lake, rest[0], profile=args.profile, selection=selection, rebuild=args.rebuild, progress=progress
+        )
+    else:
+        if rest:
+            raise DpsimError(f"--to takes one URL, got {len(args.to)} words; quote it if it has spaces")
+        if args.profile is not None:
+            raise DpsimError("--profile applies to --to parquet DIR, not to a database")
+        result = export_postgres(
+            lake,
+            kind,
+            schema=args.schema,
+            selection=selection,
+            rebuild=args.rebuild,
+            workers=args.workers,
+            progress=progress,
+        )
+    unit = "files" if kind == "parquet" else "partitions"
+    progress.table(
+        f"export {result.export_id} to {result.target}",
+        ("table", f"{unit} sent", "unchanged", "removed", "rows"),
+        [(t, s.sent, s.unchanged, s.removed, s.rows) for t, s in result.tables.items()],
+    )
+    rate = f", {result.rows / result.seconds:,.0f} rows/s" if result.seconds and result.rows else ""
+    print(
+        f"dpsim: exported {result.rows:,} rows ({result.sent} {unit}, {result.aggregates_sent} aggregates; "
+        f"{result.unchanged} unchanged) to {result.target} in {result.seconds:.1f} s{rate}"
+    )
     return 0
 
 

@@ -25,6 +25,10 @@ class LakeError(DpsimError):
     """The lake is missing something a command needs (run `dpsim shred` first, ...)."""
 
 
+class TargetError(DpsimError):
+    """An export target (a database, a folder) cannot be reached or written; names it, never its password."""
+
+
 class JobsFailed(DpsimError):
     """Some partition jobs failed; the message ends with the command that reruns only them."""
 

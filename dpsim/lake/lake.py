@@ -67,6 +67,11 @@ class Lake:
         return layout.aggregates_dir(self.root)
 
     @property
+    def exports_dir(self) -> UPath:
+        """One JSON per export target: the signatures of the partitions sent there (incremental exports)."""
+        return layout.exports_dir(self.root)
+
+    @property
     def catalog_path(self) -> Path:
         """The DuckDB catalog: in the lake, or for an object store in a local cache (rebuilt when missing)."""
         return self.store.catalog_path()
@@ -100,6 +105,13 @@ class Lake:
     def partition_files(self, table: str, key: PartitionKey, scenario: str | None = None) -> list[UPath]:
         d = self.partition_dir(table, key, scenario)
         return sorted(d.glob("*.parquet")) if d.is_dir() else []
+
+    def result_tables(self) -> list[str]:
+        """Every table under results/, from the folder names: the result set grows with the metrics, so
+        exports discover it rather than relying on RESULT_TABLES."""
+        d = layout.results_dir(self.root)
+        names = (p.name for p in d.iterdir() if p.is_dir()) if d.is_dir() else iter(())
+        return sorted(n for n in names if not n.startswith((".", "_")))
 
     def scenarios(self, table: str = "sim_orders") -> list[str]:
         d = self.table_dir(table)

@@ -6,6 +6,7 @@
     <root>/_manifest/<source-id>.json     one record per shredded source file
     <root>/_rejects/<kind>/<source-id>.parquet
     <root>/_runs/<run-id>.json  (+ <run-id>.log)
+    <root>/_exports/<target>.json         what `dpsim export` sent to each target (partition signatures)
     <root>/aggregates/<name>.parquet (+ .csv)
     <root>/dpsim.duckdb
     <root>/_tmp/<name>                    scratch (shred staging, DuckDB spill), empty after a run
@@ -126,6 +127,15 @@ def run_path(root: UPath, run_id: str, suffix: str = ".json") -> UPath:
 
 def aggregates_dir(root: UPath) -> UPath:
     return root / "aggregates"
+
+
+def exports_dir(root: UPath) -> UPath:
+    """One JSON per export target: the signatures of the partitions sent there (incremental exports)."""
+    return root / "_exports"
+
+
+def results_dir(root: UPath) -> UPath:
+    return root / "results"
 
 
 def scratch_dir(root: UPath, name: str) -> UPath:
