@@ -132,7 +132,7 @@ def compute_partition(
             cfg.metrics.horizons_s,
             cfg.time.max_quote_age_s,
         ).collect()
-        results.sim_fills[name] = fills.filter(pl.col("sweep_order_id").is_in(kept))
+        results.sim_fills[name] = fills.filter(pl.col(schema.SWEEP_ORDER_ID).is_in(kept))
         results.sim_orders[name] = sim_orders.filter(pl.col(schema.ORDER_ID).is_in(kept))
     return results
 

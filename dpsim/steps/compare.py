@@ -25,10 +25,10 @@ ZERO_DELTA = 1e-9  # bps (or shares, seconds): differences below this are float 
 def simulated_path(sweeps: pl.LazyFrame, trades: pl.LazyFrame, sim_fills: pl.LazyFrame) -> pl.LazyFrame:
     """The simulated path's fills [order_id, timestamp, quantity, price, fill_class] of every sweep."""
     at_arrival = (
-        trades.join(sweeps.select(schema.ORDER_ID, "arrival_time"), on=schema.ORDER_ID, how="inner")
+        trades.join(sweeps.select(schema.ORDER_ID, schema.ARRIVAL_TIME), on=schema.ORDER_ID, how="inner")
         .filter(
             pl.col(schema.FILL_CLASS).is_in(AT_ARRIVAL_CLASSES)
-            & (pl.col(schema.TIMESTAMP) == pl.col("arrival_time"))
+            & (pl.col(schema.TIMESTAMP) == pl.col(schema.ARRIVAL_TIME))
         )
         .select(
             schema.ORDER_ID,
@@ -39,7 +39,7 @@ def simulated_path(sweeps: pl.LazyFrame, trades: pl.LazyFrame, sim_fills: pl.Laz
         )
     )
     replayed = sim_fills.select(
-        pl.col("sweep_order_id").alias(schema.ORDER_ID),
+        pl.col(schema.SWEEP_ORDER_ID).alias(schema.ORDER_ID),
         schema.TIMESTAMP,
         schema.QUANTITY,
         schema.PRICE,
@@ -62,31 +62,31 @@ def compare(
     orders = sweeps.select(
         schema.ORDER_ID,
         schema.SIDE,
-        "arrival_time",
-        "order_quantity",
-        "arrival_bid",
-        "arrival_offer",
-        "arrival_mid",
+        schema.ARRIVAL_TIME,
+        schema.ORDER_QUANTITY,
+        schema.ARRIVAL_BID,
+        schema.ARRIVAL_OFFER,
+        schema.ARRIVAL_MID,
     ).join(rested, on=schema.ORDER_ID, how="left")
     orders = orders.with_columns(
-        pl.min_horizontal("sim_window_end", pl.lit(session.close, dtype=pl.Int64)).alias("end_time")
+        pl.min_horizontal(schema.SIM_WINDOW_END, pl.lit(session.close, dtype=pl.Int64)).alias(schema.END_TIME)
     )
     path = simulated_path(sweeps, trades, sim_fills)
     sim = execution_metrics(orders, path, quotes, horizons_s, session.close, max_quote_age_s, prefix="sim_")
-    by_role = sim_fills.group_by("sweep_order_id").agg(
-        pl.col(schema.QUANTITY).filter(pl.col("role") == role).sum().alias(f"sim_filled_{role}")
+    by_role = sim_fills.group_by(schema.SWEEP_ORDER_ID).agg(
+        pl.col(schema.QUANTITY).filter(pl.col(schema.ROLE) == role).sum().alias(f"sim_filled_{role}")
         for role in ("resting", "incoming")
     )
     real = sweeps.select(schema.ORDER_ID, *schema.COMPARED_METRICS)
-    real_filled = pl.col("filled_quantity") > 0
+    real_filled = pl.col(schema.FILLED_QUANTITY) > 0
     sim_filled = pl.col("sim_filled_quantity") > 0
     return (
-        orders.select(schema.ORDER_ID, "sim_quantity", "sim_window_end")
+        orders.select(schema.ORDER_ID, schema.SIM_QUANTITY, schema.SIM_WINDOW_END)
         .join(sim, on=schema.ORDER_ID, how="left")
-        .join(by_role, left_on=schema.ORDER_ID, right_on="sweep_order_id", how="left")
+        .join(by_role, left_on=schema.ORDER_ID, right_on=schema.SWEEP_ORDER_ID, how="left")
         .join(real, on=schema.ORDER_ID, how="left")
         .with_columns(
-            pl.col("sim_quantity", "sim_filled_resting", "sim_filled_incoming").fill_null(0),
+            pl.col(schema.SIM_QUANTITY, "sim_filled_resting", "sim_filled_incoming").fill_null(0),
             set=pl.when(real_filled & sim_filled)
             .then(pl.lit("both"))
             .when(real_filled)
