@@ -12,6 +12,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dpsim import __version__
 from dpsim.errors import DpsimError, JobsFailed
 
 if TYPE_CHECKING:  # the commands import their modules when they run: `dpsim --help` stays fast
@@ -52,6 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dpsim", description=__import__("dpsim").__doc__)
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging and full tracebacks")
+    p.add_argument("--version", action="version", version=f"dpsim {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def cmd(
@@ -60,8 +62,9 @@ def _parser() -> argparse.ArgumentParser:
         func: Callable[[argparse.Namespace], int],
         config: bool = True,
         lake: bool = True,
+        epilog: str | None = None,
     ) -> argparse.ArgumentParser:
-        sp = sub.add_parser(name, help=help_, description=help_)
+        sp = sub.add_parser(name, help=help_, description=help_, epilog=epilog)
         sp.set_defaults(func=func)
         if config:
             sp.add_argument("--config", metavar="F", help="YAML config (default: conf/default.yaml)")
@@ -78,6 +81,15 @@ def _parser() -> argparse.ArgumentParser:
 
     cmd("config", "print the resolved configuration", _cmd_config)
 
+    sp = cmd(
+        "version",
+        "dpsim's version and those of the packages it runs on",
+        _cmd_version,
+        config=False,
+        lake=False,
+    )
+    sp.add_argument("--json", action="store_true", help="one JSON object on stdout")
+
     sp = cmd("synth", "generate a realistic synthetic raw data drop", _cmd_synth, config=False, lake=False)
     sp.add_argument("--out", required=True, type=Path, help="output folder")
     sp.add_argument("--securities", type=int, default=5)
@@ -87,11 +99,18 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--scale", help="orders file size (400MB, 2GB) or row count (5000000)")
     sp.add_argument("--gzip", action="store_true", help="write .csv.gz files")
 
-    sp = cmd("shred", "stream raw CSV exports into the Parquet lake", _cmd_shred)
+    sp = cmd(
+        "shred",
+        "stream raw CSV exports into the Parquet lake",
+        _cmd_shred,
+        epilog="Inputs named on the command line replace the config's inputs of that kind; when any of "
+        "--orders/--trades/--nbbo is given, the optional --reference/--session/--participants are read "
+        "only if given too. `none` names no file (e.g. --reference none).",
+    )
     for kind in ("orders", "trades", "nbbo"):
         sp.add_argument(f"--{kind}", nargs="+", metavar="GLOB", help=f"{kind} files (override config inputs)")
     for kind in ("reference", "session", "participants"):
-        sp.add_argument(f"--{kind}", nargs="+", metavar="GLOB")
+        sp.add_argument(f"--{kind}", nargs="+", metavar="GLOB", help=f"optional {kind} files, or none")
     sp.add_argument("--force", action="store_true", help="re-shred sources whose fingerprint is unchanged")
     sp.add_argument("--workers", type=int, metavar="N", help="worker processes (overrides shred.workers)")
     sp.add_argument(
@@ -198,6 +217,25 @@ def _cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_version(args: argparse.Namespace) -> int:
+    from dpsim import versions
+
+    found = versions()
+    if args.json:
+        _print_json(found)
+    else:
+        for name, version in found.items():
+            print(f"{name:<12} {version or 'not installed'}")
+    return 0
+
+
+def _print_json(obj: Any) -> None:
+    """A command's result as JSON on stdout (progress and logs go to stderr)."""
+    import json
+
+    sys.stdout.write(json.dumps(obj, indent=1, default=str) + "\n")
+
+
 def _cmd_synth(args: argparse.Namespace) -> int:
     from dpsim import synth
     from dpsim.progress import for_terminal
@@ -228,7 +266,7 @@ def _cmd_shred(args: argparse.Namespace) -> int:
 
     cfg = _load(args, **{"shred.workers": args.workers, "run.executor": args.executor})
     kinds = ("orders", "trades", "nbbo", "reference", "session", "participants")
-    inputs = {k: getattr(args, k) for k in kinds if getattr(args, k)}
+    inputs = {k: _globs(getattr(args, k)) for k in kinds if getattr(args, k)}
     progress = for_terminal()
     results = shred_drop(cfg, _lake(cfg), inputs=inputs or None, force=args.force, progress=progress)
     progress.table(
@@ -257,6 +295,11 @@ def _cmd_shred(args: argparse.Namespace) -> int:
             f"{len(failed)} source file(s) failed; fix them and rerun `dpsim shred` (done files are skipped)"
         )
     return 0
+
+
+def _globs(values: list[str]) -> list[str]:
+    """`--KIND none` names no file."""
+    return [] if [v.lower() for v in values] == ["none"] else values
 
 
 def _cmd_process(args: argparse.Namespace) -> int:

@@ -79,13 +79,24 @@ def shred(
 
 
 def _resolve_inputs(cfg: Config, inputs: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
-    """Expand the globs of every kind (absolute paths, sorted, de-duplicated); fail early on missing orders."""
+    """Expand the globs of every kind (absolute paths, sorted, de-duplicated); fail early on missing orders.
+
+    A kind named in `inputs` takes its globs from there (an empty list: none). When `inputs` names a drop
+    (any of orders, trades, nbbo), the optional reference kinds it does not name are not read: the config's
+    would belong to another drop.
+    """
     unknown = sorted(set(inputs) - set(KINDS))
     if unknown:
         raise InputError(f"unknown input kind(s) {', '.join(unknown)}: use {', '.join(KINDS)}")
+    names_drop = any(k in inputs for k in schema.PARTITIONED_KINDS)
     out: dict[str, list[str]] = {}
     for kind in KINDS:
-        globs = inputs[kind] if kind in inputs else getattr(cfg.inputs, kind)
+        if kind in inputs:
+            globs: Sequence[str] = inputs[kind]
+        elif names_drop and kind in schema.REFERENCE_KINDS:
+            globs = ()
+        else:
+            globs = getattr(cfg.inputs, kind)
         paths: dict[str, None] = {}
         for pattern in globs:
             matches = sorted(
