@@ -126,7 +126,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     sp.add_argument("--workers", type=int, help="parallel jobs (default: config run.workers, 0 = cores)")
     sp.add_argument("--executor", help="local | dask://HOST:PORT | dask-local[:N]")
-    sp.add_argument("--job-timeout", type=float, metavar="S", help="per-job timeout in seconds")
+    sp.add_argument(
+        "--job-timeout",
+        type=float,
+        metavar="S",
+        help="per-job timeout in seconds (>= 5: shorter ones cannot be enforced)",
+    )
     sp.add_argument(
         "--only-failed", action="store_true", help="rerun only the partitions that failed last run"
     )

@@ -253,6 +253,11 @@ DEFAULT_SCENARIOS: dict[str, Scenario] = {
 }
 
 
+# The shortest job timeout that can be enforced: a job's clock starts when it is submitted, and a new
+# worker process spends seconds starting Python and importing Polars inside its first job's time.
+MIN_JOB_TIMEOUT_S = 5.0
+
+
 @dataclass(frozen=True)
 class Run:
     workers: int = 0
@@ -264,8 +269,14 @@ class Run:
         out = []
         if self.workers < 0:
             out.append(("workers", "must be >= 0 (0 = number of cores)"))
-        if self.job_timeout_s <= 0:
-            out.append(("job_timeout_s", "must be > 0"))
+        if self.job_timeout_s < MIN_JOB_TIMEOUT_S:
+            out.append(
+                (
+                    "job_timeout_s",
+                    f"{self.job_timeout_s:g} s is too short to enforce: it must be >= {MIN_JOB_TIMEOUT_S:g} s "
+                    "(a new worker spends seconds starting inside its first job's time)",
+                )
+            )
         if self.max_retries < 0:
             out.append(("max_retries", "must be >= 0"))
         ex = self.executor

@@ -150,7 +150,7 @@ class Supervisor(Generic[Task, Result]):
                 except cf.process.BrokenProcessPool:  # a worker died since the last wait
                     pending.append(task)
                     return [t for t, _ in in_flight.values()]
-            done, _ = cf.wait(in_flight, timeout=1.0, return_when=cf.FIRST_COMPLETED)
+            done, _ = cf.wait(in_flight, timeout=self._next_check(in_flight), return_when=cf.FIRST_COMPLETED)
             for fut in done:
                 task, _t0 = in_flight.pop(fut)
                 try:
@@ -167,6 +167,14 @@ class Supervisor(Generic[Task, Result]):
                 kill_pool(pool)
                 return survivors
         return []
+
+    def _next_check(self, in_flight: dict[cf.Future[Result], tuple[Task, float]]) -> float:
+        """Seconds to wait for a result: at most 1 s, and no later than the first running task's deadline
+        (so a timeout is enforced within a few hundredths of a second)."""
+        if not in_flight:
+            return 1.0
+        first = min(t0 for _, t0 in in_flight.values()) + self.timeout_s
+        return min(1.0, max(first - time.monotonic(), 0.0) + 0.01)
 
     def _late(self, in_flight: dict[cf.Future[Result], tuple[Task, float]]) -> list[Task]:
         """Fail (and take out of `in_flight`) the tasks running longer than the timeout."""

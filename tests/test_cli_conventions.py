@@ -74,3 +74,13 @@ def test_none_names_no_optional_file(
     assert kinds == ["nbbo", "orders", "participants", "trades"]
     assert "matches" not in caplog.text  # `none` is no glob that matches nothing: no warning
     shutil.rmtree(lake)
+
+
+def test_a_job_timeout_too_short_to_enforce_is_refused_and_says_why(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    conf = tmp_path / "c.yaml"
+    conf.write_text(f"lake: {tmp_path / 'lake'}\n", encoding="utf-8")
+    assert cli.main(["process", "--config", str(conf), "--job-timeout", "0.2"]) == 1
+    err = capsys.readouterr().err
+    assert "command line: run.job_timeout_s: 0.2 s is too short to enforce: it must be >= 5 s" in err
