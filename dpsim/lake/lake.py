@@ -63,8 +63,16 @@ class Lake:
         return layout.runs_dir(self.root)
 
     @property
+    def shred_runs_dir(self) -> UPath:
+        return layout.shred_runs_dir(self.root)
+
+    @property
     def aggregates_dir(self) -> UPath:
         return layout.aggregates_dir(self.root)
+
+    @property
+    def aggregates_state_path(self) -> UPath:
+        return layout.aggregates_state_path(self.root)
 
     @property
     def catalog_path(self) -> Path:
