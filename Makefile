@@ -36,6 +36,9 @@ demo: $(STAMP) ## generate a sample drop, shred it, process it, print the summar
 	$(DPSIM) process --config $(CONF)
 	@echo
 	@echo "Next, try (dpsim is in .venv/bin: run 'source .venv/bin/activate' to call it as plain 'dpsim'):"
+	@echo "  $(DPSIM) status                      # the runs of the lake, as a table (--json, --watch)"
+	@echo "  $(DPSIM) monitor                     # the live dashboard: open http://127.0.0.1:8765/"
+	@echo "  $(DPSIM) process --dry-run           # what a rerun would do (every partition is unchanged)"
 	@echo "  $(DPSIM) sql \"SELECT scenario, world, delta_is_bps, ci_low, ci_high FROM headline\""
 	@echo "  $(DPSIM) sql                         # the catalog's views and their columns"
 	@echo "  $(DPSIM) fidelity                    # the real Centre Point trades the replay misses, by cause"

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dpsim import __version__
-from dpsim.errors import DpsimError, JobsFailed
+from dpsim.errors import DpsimError, Interrupted, JobsFailed
 
 if TYPE_CHECKING:  # the commands import their modules when they run: `dpsim --help` stays fast
     import pyarrow as pa
@@ -40,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DpsimError as exc:
         if args.verbose:
             raise
-        print(f"dpsim: error: {exc}", file=sys.stderr)
+        print(f"dpsim: {'' if isinstance(exc, Interrupted) else 'error: '}{exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("dpsim: interrupted", file=sys.stderr)
@@ -79,7 +79,8 @@ def _parser() -> argparse.ArgumentParser:
         )
         return sp
 
-    cmd("config", "print the resolved configuration", _cmd_config)
+    sp = cmd("config", "print the resolved configuration", _cmd_config)
+    _json_flag(sp)
 
     sp = cmd(
         "version",
@@ -117,13 +118,10 @@ def _parser() -> argparse.ArgumentParser:
         "--executor",
         help="where --workers > 1 pieces run: local processes (default) | dask://HOST:PORT | dask-local[:N]",
     )
+    _json_flag(sp)
 
     sp = cmd("process", "run the per-partition pipeline (one job per security x date)", _cmd_process)
-    sp.add_argument("--securities", type=_int_list, help="comma-separated security codes")
-    sp.add_argument("--dates", type=_date_range, help="YYYY-MM-DD..YYYY-MM-DD (or one date)")
-    sp.add_argument(
-        "--scenario", action="append", metavar="NAME", help="run only these scenarios (repeatable)"
-    )
+    _selection_flags(sp)
     sp.add_argument("--workers", type=int, help="parallel jobs (default: config run.workers, 0 = cores)")
     sp.add_argument("--executor", help="local | dask://HOST:PORT | dask-local[:N]")
     sp.add_argument(
@@ -133,15 +131,22 @@ def _parser() -> argparse.ArgumentParser:
         help="per-job timeout in seconds (>= 5: shorter ones cannot be enforced)",
     )
     sp.add_argument(
-        "--only-failed", action="store_true", help="rerun only the partitions that failed last run"
+        "--dry-run", action="store_true", help="show what would run and why (as `dpsim plan`); write nothing"
     )
-    sp.add_argument(
-        "--force", action="store_true", help="rerun partitions whose inputs and config are unchanged"
-    )
-    sp.add_argument("--no-aggregate", action="store_true", help="skip the aggregation at the end")
+    _json_flag(sp)
     _rematch_flag(sp)
 
-    cmd("aggregate", "run the DuckDB aggregations and statistics over the results", _cmd_aggregate)
+    sp = cmd(
+        "plan",
+        "the partitions `dpsim process` would run and why the others are skipped; writes nothing",
+        _cmd_plan,
+    )
+    _selection_flags(sp)
+    _json_flag(sp)
+    _rematch_flag(sp)
+
+    sp = cmd("aggregate", "run the DuckDB aggregations and statistics over the results", _cmd_aggregate)
+    _json_flag(sp)
 
     sp = cmd(
         "fidelity",
@@ -159,7 +164,41 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", type=Path, help="write the result to this file")
 
     cmd("catalog", "rewrite lake/dpsim.duckdb (e.g. after moving the lake)", _cmd_catalog)
+
+    sp = cmd("status", "the running and recent shred and process runs of the lake", _cmd_status)
+    _json_flag(sp)
+    sp.add_argument("--watch", action="store_true", help="show it again every 2 s until Ctrl-C")
+    sp.add_argument("--limit", type=int, default=10, metavar="N", help="the N most recent runs (10)")
+
+    sp = cmd(
+        "monitor",
+        "a live dashboard of the lake's runs in the browser (http://127.0.0.1:PORT/)",
+        _cmd_monitor,
+    )
+    sp.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (0: any free port)")
     return p
+
+
+def _selection_flags(sp: argparse.ArgumentParser) -> None:
+    """What `process` and `plan` select: partitions, scenarios, and what to rerun."""
+    sp.add_argument("--securities", type=_int_list, help="comma-separated security codes")
+    sp.add_argument("--dates", type=_date_range, help="YYYY-MM-DD..YYYY-MM-DD (or one date)")
+    sp.add_argument(
+        "--scenario", action="append", metavar="NAME", help="run only these scenarios (repeatable)"
+    )
+    sp.add_argument(
+        "--only-failed", action="store_true", help="rerun only the partitions that failed last run"
+    )
+    sp.add_argument(
+        "--force", action="store_true", help="rerun partitions whose inputs and config are unchanged"
+    )
+    sp.add_argument("--no-aggregate", action="store_true", help="skip the aggregation at the end")
+
+
+def _json_flag(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument(
+        "--json", action="store_true", help="print the result as JSON on stdout (progress and logs on stderr)"
+    )
 
 
 def _rematch_flag(sp: argparse.ArgumentParser) -> None:
@@ -215,9 +254,12 @@ def _cmd_config(args: argparse.Namespace) -> int:
     import yaml
 
     cfg = _load(args)
-    print(f"# resolved from {cfg.source}")
     data = cfg.to_dict()
+    if args.json:
+        _print_json(data)
+        return 0
     data.pop("source", None)
+    print(f"# resolved from {cfg.source}")
     print(yaml.safe_dump(data, sort_keys=False), end="")
     return 0
 
@@ -266,6 +308,8 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
 
 def _cmd_shred(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
     from dpsim.progress import for_terminal
     from dpsim.shred import shred_drop
 
@@ -273,26 +317,36 @@ def _cmd_shred(args: argparse.Namespace) -> int:
     kinds = ("orders", "trades", "nbbo", "reference", "session", "participants")
     inputs = {k: _globs(getattr(args, k)) for k in kinds if getattr(args, k)}
     progress = for_terminal()
-    results = shred_drop(cfg, _lake(cfg), inputs=inputs or None, force=args.force, progress=progress)
-    progress.table(
-        "shred",
-        ("kind", "source", "status", "rows read", "written", "rejected", "partitions", "seconds", "MB/s"),
-        [
-            (
-                r.kind,
-                Path(r.path).name,
-                r.status,
-                r.rows_read,
-                r.rows_written,
-                r.rows_rejected,
-                len(r.partitions),
-                r.seconds,
-                r.size / 1e6 / r.seconds if r.seconds else None,
-            )
-            for r in results
-        ],
+    results = shred_drop(
+        cfg,
+        _lake(cfg),
+        inputs=inputs or None,
+        force=args.force,
+        progress=progress,
+        command=shlex.join(sys.argv),
     )
     failed = [r for r in results if r.status == "failed"]
+    if args.json:
+        _print_json({"sources": [asdict(r) for r in results], "failed": len(failed)})
+    else:
+        progress.table(
+            "shred",
+            ("kind", "source", "status", "rows read", "written", "rejected", "partitions", "seconds", "MB/s"),
+            [
+                (
+                    r.kind,
+                    Path(r.path).name,
+                    r.status,
+                    r.rows_read,
+                    r.rows_written,
+                    r.rows_rejected,
+                    len(r.partitions),
+                    r.seconds,
+                    r.size / 1e6 / r.seconds if r.seconds else None,
+                )
+                for r in results
+            ],
+        )
     for r in failed:
         print(f"dpsim: {r.error}", file=sys.stderr)  # shred errors start with the file name
     if failed:
@@ -307,19 +361,24 @@ def _globs(values: list[str]) -> list[str]:
     return [] if [v.lower() for v in values] == ["none"] else values
 
 
-def _cmd_process(args: argparse.Namespace) -> int:
+def _process_request(args: argparse.Namespace) -> tuple[Config, Any]:
+    """The config and `jobs.ProcessRequest` of `process` and `plan`."""
     from dpsim import jobs
-    from dpsim.progress import for_terminal
 
     cfg = _load(
         args,
         **{
-            "run.workers": args.workers,
-            "run.executor": args.executor,
-            "run.job_timeout_s": args.job_timeout,
+            "run.workers": getattr(args, "workers", None),
+            "run.executor": getattr(args, "executor", None),
+            "run.job_timeout_s": getattr(args, "job_timeout", None),
             "replay.rematch_on_quote": args.rematch_on_quote,
         },
     )
+    rerun = ["dpsim", "process", "--only-failed"]
+    if args.config:
+        rerun += ["--config", args.config]
+    if args.lake:
+        rerun += ["--lake", args.lake]
     request = jobs.ProcessRequest(
         securities=args.securities,
         dates=args.dates,
@@ -329,23 +388,93 @@ def _cmd_process(args: argparse.Namespace) -> int:
         aggregate=not args.no_aggregate,
         command=shlex.join(sys.argv),
         faults=os.environ.get(FAULT_ENV, ""),
+        rerun=rerun,
     )
+    return cfg, request
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from dpsim import jobs
+
+    cfg, request = _process_request(args)
+    found = jobs.plan(cfg, _lake(cfg), request)
+    for m in found.missing:
+        _note(m)
+    rows = [(str(p.key), "run" if p.run else "skip", p.reason) for p in found.partitions]
+    n_run = len(found.to_run)
+    if args.json:
+        _print_json(
+            {
+                "partitions": [dict(zip(("partition", "action", "reason"), r, strict=True)) for r in rows],
+                "to_run": n_run,
+                "skipped": len(rows) - n_run,
+                "missing": found.missing,
+                "aggregate": found.aggregate,
+            }
+        )
+        return 0
+    from dpsim.progress import for_terminal
+
+    for_terminal().table(
+        f"dpsim process would run {n_run} of {len(rows)} partitions"
+        + ("" if found.aggregate else "; the aggregates are up to date"),
+        ("partition", "action", "why"),
+        rows,
+    )
+    return 0
+
+
+def _cmd_process(args: argparse.Namespace) -> int:
+    from dpsim import jobs
+    from dpsim.progress import for_terminal
+
+    if args.dry_run:
+        return _cmd_plan(args)
+    cfg, request = _process_request(args)
     progress = for_terminal()
     outcome = jobs.process(cfg, _lake(cfg), request, progress=progress, note=_note)
-    if outcome.run is None:
-        print("dpsim: the last run had no failed partitions; nothing to do")
-        return 0
-    _render_run(progress, outcome.run)
-    if outcome.headline is not None:
+    run = outcome.run
+    if args.json:
+        _print_json(_process_json(outcome))
+    elif run is None:
+        print("dpsim: the last run had no failed partitions; nothing to do", file=sys.stderr)
+    elif outcome.nothing_ran:
+        done = "nothing to do" if outcome.headline is None else "only the aggregates were out of date"
+        print(
+            f"dpsim: all {len(run.records)} partitions unchanged; {done} (--force reruns them; "
+            f"run {run.run_id})",
+            file=sys.stderr,
+        )
+    else:
+        _render_run(progress, run)
+    if outcome.headline is not None and not args.json:
         _print_headline(progress, *outcome.headline, cfg.time.timezone)
-    if outcome.run.failed:
-        rerun = ["dpsim", "process", "--only-failed"]
-        if args.config:
-            rerun += ["--config", args.config]
-        if args.lake:
-            rerun += ["--lake", args.lake]
-        raise JobsFailed(outcome.run.failure_message(rerun))
+    if run is not None and run.failed:
+        raise JobsFailed(run.failure_message(request.rerun))
     return 0
+
+
+def _process_json(outcome: Any) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    run = outcome.run
+    body: dict[str, Any] = {"run_id": None, "nothing_to_do": True}
+    if run is not None:
+        by = {s: sum(1 for r in run.records if r.status == s) for s in ("ok", "failed", "skipped")}
+        body = {
+            "run_id": run.run_id,
+            "manifest": str(run.manifest_path),
+            "nothing_to_do": outcome.nothing_ran,
+            "partitions": len(run.records),
+            **by,
+            "seconds": run.seconds,
+            "failures": [{"partition": r.partition, "error": r.error} for r in run.failed],
+            "jobs": [asdict(r) for r in run.records],
+        }
+    body["aggregates_unchanged"] = outcome.aggregates_unchanged
+    if outcome.headline is not None:
+        body["headline"] = outcome.headline[0].to_pylist()
+    return body
 
 
 def _note(text: str) -> None:
@@ -485,13 +614,22 @@ def _p(v: Any) -> str:
 
 
 def _cmd_aggregate(args: argparse.Namespace) -> int:
-    from dpsim.aggregate import headline, run_aggregates
+    from dpsim import jobs
     from dpsim.progress import for_terminal
 
     cfg = _load(args)
-    lake = _lake(cfg)
-    run_aggregates(cfg, lake)
-    _print_headline(for_terminal(), *headline(lake), cfg.time.timezone)
+    progress = for_terminal()
+    summary, tests, quality = jobs.aggregate(cfg, _lake(cfg), progress)
+    if args.json:
+        _print_json(
+            {
+                "headline": summary.to_pylist(),
+                "stats_tests": tests.to_pylist(),
+                "quality_summary": quality.to_pylist(),
+            }
+        )
+    else:
+        _print_headline(progress, summary, tests, quality, cfg.time.timezone)
     return 0
 
 
@@ -585,6 +723,87 @@ def _cmd_catalog(args: argparse.Namespace) -> int:
     lake = _lake(cfg)
     views = refresh_catalog(lake)
     print(f"{lake.catalog_path}: {len(views)} views: {', '.join(views)}")
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    import json
+    import time
+
+    from dpsim.monitor import lake_state
+    from dpsim.progress import for_terminal
+
+    cfg = _load(args)
+    lake = _lake(cfg)
+    last = ""
+    while True:
+        state = lake_state(lake, args.limit)
+        if args.json:
+            text = json.dumps(state, default=str)
+            if text != last:  # --watch: one line per change
+                print(text if args.watch else json.dumps(state, default=str, indent=1), flush=True)
+            last = text
+        else:
+            if args.watch and sys.stdout.isatty():
+                print("\x1b[H\x1b[2J", end="")  # clear the screen: the table replaces the last one
+            _render_status(for_terminal(), state)
+        if not args.watch:
+            return 0
+        try:
+            time.sleep(2.0)
+        except KeyboardInterrupt:
+            return 0
+
+
+def _render_status(progress: Progress, state: dict[str, Any]) -> None:
+    runs = state["runs"]
+    if not runs:
+        print(f"{state['lake']}: no runs yet")
+        return
+    rows = []
+    for r in runs:
+        if r["kind"] == "shred":
+            done = f"{(r.get('bytes_done') or 0) / 1e6:,.1f} / {(r.get('bytes_total') or 0) / 1e6:,.1f} MB"
+            counts = f"rows {r.get('rows_read') or 0:,} / {r.get('rows_written') or 0:,} / {r.get('rows_rejected') or 0:,}"
+            rate = f"{r['rate_mb_s']} MB/s" if r.get("rate_mb_s") else ""
+        else:
+            done = f"{r.get('done') or 0:,} / {r.get('to_run') or 0:,} jobs"
+            counts = (
+                f"ok {r.get('ok') or 0:,}  failed {r.get('failed') or 0:,}  retried {r.get('retried') or 0:,}  "
+                f"running {r.get('n_running') or 0:,}  skipped {r.get('skipped') or 0:,}"
+            )
+            rate = f"{r['rate_jobs_s']:.2f} jobs/s" if r.get("rate_jobs_s") else ""
+        eta = f"{r['eta_s']:,.0f} s" if r["state"] == "running" and r.get("eta_s") is not None else ""
+        rows.append((r["run_id"], r["kind"], r["state"], done, counts, rate, eta))
+    progress.table(
+        f"runs of {state['lake']} (newest first)",
+        ("run", "kind", "state", "done", "rows read/written/rejected | jobs", "rate", "ETA"),
+        rows,
+    )
+    for r in runs:
+        for f in r.get("failures") or []:
+            print(f"{r['run_id']}: FAILED {f['partition']}: {f['error']}")
+        if r.get("failures") and r.get("rerun"):
+            print(f"{r['run_id']}: rerun only the failed partitions with: {r['rerun']}")
+
+
+def _cmd_monitor(args: argparse.Namespace) -> int:
+    from dpsim.monitor import serve
+
+    cfg = _load(args)
+    lake = _lake(cfg)
+
+    def ready(address: str) -> None:
+        print(f"dpsim monitor: {address} (lake {lake.root}); Ctrl-C stops it", flush=True)
+
+    try:
+        serve(lake, args.port, on_ready=ready)
+    except OSError as exc:
+        raise DpsimError(
+            f"cannot listen on 127.0.0.1:{args.port} ({exc.strerror or exc}): pass another --port, or 0 for any"
+        ) from exc
+    except KeyboardInterrupt:
+        print("dpsim monitor: stopped", file=sys.stderr)
     return 0
 
 
