@@ -67,7 +67,9 @@ def _parser() -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=help_, description=help_, epilog=epilog)
         sp.set_defaults(func=func)
         if config:
-            sp.add_argument("--config", metavar="F", help="YAML config (default: conf/default.yaml)")
+            sp.add_argument(
+                "--config", metavar="F", help="YAML config (default: $DPSIM_CONFIG, else conf/default.yaml)"
+            )
         if lake:
             sp.add_argument(
                 "--lake",
@@ -79,8 +81,18 @@ def _parser() -> argparse.ArgumentParser:
         )
         return sp
 
-    sp = cmd("config", "print the resolved configuration", _cmd_config)
+    sp = cmd(
+        "config",
+        "print the resolved configuration",
+        _cmd_config,
+        epilog="Settings resolve as: command-line flag > DPSIM_* environment variable (DPSIM_CONFIG, "
+        "DPSIM_LAKE, DPSIM_EXECUTOR, DPSIM_WORKERS, DPSIM_JOB_TIMEOUT, DPSIM_MAX_RETRIES, "
+        "DPSIM_SHRED_WORKERS, DPSIM_MEMORY_LIMIT_MB, DPSIM_TEMP_DIRECTORY) > config file > default.",
+    )
     _json_flag(sp)
+    sp.add_argument(
+        "--show-origin", action="store_true", help="every setting with where it came from (file:line, …)"
+    )
 
     sp = cmd(
         "version",
@@ -232,11 +244,17 @@ def _date_range(text: str) -> tuple[date, date]:
 
 
 def _load(args: argparse.Namespace, **overrides: Any) -> Config:
-    from dpsim.config import load_config
+    return _load_with_origins(args, **overrides)[0]
+
+
+def _load_with_origins(args: argparse.Namespace, **overrides: Any) -> tuple[Config, dict[str, str]]:
+    """The config of a command: flags > DPSIM_* environment variables > config file > defaults."""
+    from dpsim.config import load_config_with_origins
 
     if getattr(args, "lake", None):
         overrides["lake"] = args.lake
-    return load_config(args.config, {k: v for k, v in overrides.items() if v is not None})
+    given = {k: v for k, v in overrides.items() if v is not None}
+    return load_config_with_origins(args.config, given, os.environ)
 
 
 def _lake(cfg: Config) -> Lake:
@@ -251,10 +269,21 @@ def _lake(cfg: Config) -> Lake:
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
+    import json
+
     import yaml
 
-    cfg = _load(args)
+    cfg, origins = _load_with_origins(args)
     data = cfg.to_dict()
+    if args.show_origin:
+        values = _flatten({k: v for k, v in data.items() if k != "source"})
+        if args.json:
+            _print_json({k: {"value": v, "origin": origins[k]} for k, v in values.items()})
+        else:
+            width = max(len(o) for o in origins.values())
+            for key, value in values.items():
+                print(f"{origins[key]:<{width}}  {key} = {json.dumps(value, default=str)}")
+        return 0
     if args.json:
         _print_json(data)
         return 0
@@ -262,6 +291,17 @@ def _cmd_config(args: argparse.Namespace) -> int:
     print(f"# resolved from {cfg.source}")
     print(yaml.safe_dump(data, sort_keys=False), end="")
     return 0
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested settings as dotted keys (what `--show-origin` lists)."""
+    out: dict[str, Any] = {}
+    for k, v in data.items():
+        if isinstance(v, dict) and v:
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
 
 
 def _cmd_version(args: argparse.Namespace) -> int:
