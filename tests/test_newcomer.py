@@ -42,3 +42,16 @@ def test_readme_says_how_to_reach_dpsim_and_duckdb() -> None:
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     assert ".venv/bin/dpsim" in readme and "source .venv/bin/activate" in readme
     assert "pip install duckdb-cli" in readme
+
+
+def test_readme_documents_the_conventions_and_every_subcommand() -> None:
+    from dpsim import cli
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    for name in ("DPSIM_CONFIG", "DPSIM_LAKE", "DPSIM_EXECUTOR", "--show-origin", "--json", "--dry-run"):
+        assert name in readme, name
+    import argparse
+
+    (sub,) = (a for a in cli._parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for command in sub.choices:
+        assert f"`dpsim {command}" in readme, command
