@@ -253,6 +253,8 @@ def process(
     with _session(cfg, lake, scen, planned, request.command, request.rerun) as session:
         result = session.run(progress, request.faults)
         ran = not all(r.status == "skipped" for r in result.records)
+        # what follows reads the run manifests, this one too (an object store must not replace it meanwhile)
+        session.heartbeat.pause()
         # imported here, not at the top: job workers import this module and need neither DuckDB nor SciPy,
         # and a run without aggregation needs no SciPy either
         if not request.aggregate:

@@ -25,8 +25,10 @@ from dpsim.lake.manifests import RunManifest
 from dpsim.progress import Progress
 
 HEARTBEAT_S = 1.0  # how often a running session rewrites its manifest
-# A running session whose manifest is older than this has stopped writing (killed, machine lost).
+# A running session of another machine whose manifest is older than this has stopped (killed, machine
+# lost); while it aggregates it does not rewrite its manifest (the aggregation reads it), so longer then.
 STALE_S = 30.0
+STALE_AGGREGATING_S = 1800.0
 RUNNING = "running"
 ENDED = ("finished", "failed", "interrupted")  # the final states a session writes itself
 
@@ -285,6 +287,14 @@ class Heartbeat:
         self._thread.start()
         return self
 
+    def pause(self) -> None:
+        """Write once more and stop rewriting until `stop`: before the session reads its own manifest
+        (the catalog's `runs` view), which an object store must not replace while it is being read."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+        self.beat()
+
     def stop(self, state: str, **extra: Any) -> None:
         """Stop the thread and write the final state."""
         self._stop.set()
@@ -308,19 +318,21 @@ class Heartbeat:
 
 
 def effective_state(body: Mapping[str, Any], now: datetime | None = None) -> str:
-    """The state a manifest says, except that a "running" session that stopped writing is "stopped"
-    (its process is gone from this machine, or nothing was written for `STALE_S` seconds)."""
+    """The state a manifest says, except that a "running" session that stopped is "stopped": on this
+    machine, its process is gone; on another, its manifest has not changed for `STALE_S` seconds
+    (`STALE_AGGREGATING_S` while it aggregates)."""
     state = str(body.get("state") or ("finished" if body.get("finished") else "unknown"))
     if state != RUNNING:
         return state
-    if body.get("host") == socket.gethostname() and not _alive(body.get("pid")):
-        return "stopped"
+    if body.get("host") == socket.gethostname():
+        return RUNNING if _alive(body.get("pid")) else "stopped"
     try:
         updated = datetime.fromisoformat(str(body.get("updated")))
     except ValueError:
         return "stopped"
     age = ((now or datetime.now(UTC)) - updated).total_seconds()
-    return "stopped" if age > STALE_S else RUNNING
+    aggregating = (body.get("live") or {}).get("phase") == "aggregate"
+    return "stopped" if age > (STALE_AGGREGATING_S if aggregating else STALE_S) else RUNNING
 
 
 def _alive(pid: Any) -> bool:

@@ -268,6 +268,12 @@ def test_a_running_manifest_whose_writer_is_gone_reads_as_stopped() -> None:
     assert live.effective_state(elsewhere, now + timedelta(seconds=live.STALE_S - 1)) == "running"
     assert live.effective_state(elsewhere, now + timedelta(seconds=live.STALE_S + 1)) == "stopped"
     assert live.effective_state({**fresh, "state": "interrupted"}, now) == "interrupted"
+    aggregating = {**elsewhere, "live": {"phase": "aggregate"}}  # it does not rewrite its manifest then
+    assert live.effective_state(aggregating, now + timedelta(seconds=live.STALE_S + 1)) == "running"
+    late = now + timedelta(seconds=live.STALE_AGGREGATING_S + 1)
+    assert live.effective_state(aggregating, late) == "stopped"
+    long_ago = now - timedelta(days=1)  # here, a live process is trusted whatever the file's age
+    assert live.effective_state({**fresh, "updated": long_ago.isoformat()}, now) == "running"
 
 
 def _wait(predicate: Any, seconds: float, what: str) -> None:
