@@ -779,9 +779,9 @@ def _cmd_status(args: argparse.Namespace) -> int:
     while True:
         state = lake_state(lake, args.limit)
         if args.json:
-            text = json.dumps(state, default=str)
-            if text != last:  # --watch: one line per change
-                print(text if args.watch else json.dumps(state, default=str, indent=1), flush=True)
+            text = json.dumps({k: v for k, v in state.items() if k != "read"}, default=str)
+            if text != last:  # --watch: one line per change (not per look)
+                print(json.dumps(state, default=str, indent=None if args.watch else 1), flush=True)
             last = text
         else:
             if args.watch and sys.stdout.isatty():

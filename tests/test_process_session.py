@@ -216,9 +216,10 @@ def test_the_run_manifest_holds_the_live_status_and_the_rerun_command(
 ) -> None:
     cfg = load_config(conf)
     lake = Lake(cfg.lake)
-    key = lake.partitions("orders")[2]
+    key, crashes = lake.partitions("orders")[2], lake.partitions("orders")[4]
     request = jobs.ProcessRequest(
-        faults=f"raise:{key}", rerun=["dpsim", "process", "--only-failed", "--config", str(conf)]
+        faults=f"raise:{key},killonce:{crashes}",  # a worker dies once: its job is retried and succeeds
+        rerun=["dpsim", "process", "--only-failed", "--config", str(conf)],
     )
     run = jobs.process(cfg, lake, request).run
     assert run is not None
@@ -238,6 +239,7 @@ def test_the_run_manifest_holds_the_live_status_and_the_rerun_command(
     assert len(live["slowest"]) == len(live["fastest"]) == 3
     assert live["slowest"][0]["seconds"] >= live["fastest"][0]["seconds"] > 0
     assert live["rate_jobs_s"] > 0 and live["eta_s"] is None
+    assert live["retried"] >= 1  # the crashed job, and any that ran beside it on the broken pool
 
     assert cli.main(["status", "--config", str(conf)]) == 0
     out = capsys.readouterr().out
@@ -257,6 +259,28 @@ def test_the_run_manifest_holds_the_live_status_and_the_rerun_command(
     assert [s["kind"] for s in sources] == ["orders", "trades", "nbbo"]
     assert all(s["status"] == "shredded" and s["rows_read"] == s["rows_written"] > 0 for s in sources)
     assert session["live"]["bytes_done"] == session["live"]["bytes_total"] > 0
+
+
+def test_status_watch_prints_each_change_until_ctrl_c(conf: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dpsim", "status", "--config", str(conf), "--watch", "--json"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "CI": "1"},
+    )
+    try:
+        assert proc.stdout is not None
+        first = json.loads(proc.stdout.readline())
+        assert first["runs"] == [] and first["running"] == 0
+        time.sleep(2.5)  # one more look: nothing changed, nothing printed
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0 and out == "" and "Traceback" not in err
 
 
 def test_a_running_manifest_whose_writer_is_gone_reads_as_stopped() -> None:
