@@ -42,7 +42,7 @@ demo: $(STAMP) ## generate a sample drop, shred it, process it, print the summar
 	@echo "  $(DPSIM) sql \"SELECT scenario, world, delta_is_bps, ci_low, ci_high FROM headline\""
 	@echo "  $(DPSIM) sql                         # the catalog's views and their columns"
 	@echo "  $(DPSIM) fidelity                    # the real Centre Point trades the replay misses, by cause"
-	@echo "  $(PY) -m pip install duckdb-cli && .venv/bin/duckdb lake/dpsim.duckdb   # plain DuckDB on the lake"
+	@echo "  $(PY) -m pip install duckdb-cli && $(VENV)/bin/duckdb lake/dpsim.duckdb   # plain DuckDB on the lake"
 
 drr: $(STAMP) ## the real DRR day (../shared/data/drr-2024-09-05) end to end into lake-drr/
 	$(DPSIM) shred --config conf/drr.yaml

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,19 @@ from tests.test_object_store import BUCKET, DRR, s3  # noqa: F401 (the in-proces
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_status_and_monitor_follow_runs_in_a_bucket(s3: str) -> None:  # noqa: F811
+@pytest.fixture(scope="module")
+def bucket(s3: str) -> Iterator[str]:  # noqa: F811
+    """The S3 server of this module. fsspec caches a filesystem per set of arguments, and its endpoint
+    comes from the environment: forget the cached ones before and after, or another module's server
+    (gone, or still to come) would be asked."""
+    from s3fs import S3FileSystem
+
+    S3FileSystem.clear_instance_cache()
+    yield s3
+    S3FileSystem.clear_instance_cache()
+
+
+def test_status_and_monitor_follow_runs_in_a_bucket(bucket: str) -> None:
     if not DRR.exists():
         pytest.skip("shared DRR data not present")
     orders, trades, nbbo = (str(DRR / f"{k}.csv.gz") for k in ("orders", "trades", "nbbo"))
