@@ -22,6 +22,7 @@ from dpsim.catalog import connect, refresh_catalog, view_names
 from dpsim.config import Config
 from dpsim.errors import DpsimError, LakeError
 from dpsim.lake import Lake
+from dpsim.progress import Progress, SilentProgress
 from dpsim.schema import (
     DATE_COL,
     PARTITION_TYPES,
@@ -141,27 +142,46 @@ def sql_text(name: str) -> str:
     return resources.files("dpsim").joinpath("sql", f"{name}.sql").read_text(encoding="utf-8")
 
 
-def run_aggregates(cfg: Config, lake: Lake) -> dict[str, pa.Table]:
-    """Compute every aggregate, write aggregates/<name>.parquet and .csv, then add their views to the catalog."""
-    refresh_catalog(lake)  # results written since the last refresh may be the first of their table
-    scenarios = _scenarios(cfg, lake)
-    con = connect(lake, cfg)
-    try:
-        # Lets DuckDB stream and spill instead of buffering to keep row order; every output has an ORDER BY.
-        con.execute("SET preserve_insertion_order = false")
-        _stand_in_missing_results(con, cfg)
-        _execute(con, "pairs", {"scenarios": scenarios})
-        _execute(con, "segment_fidelity")
-        _execute(con, "segment_measures")
-        tables = {name: _query(con, name) for name in SEGMENT_AGGREGATES}
-        tables["headline"] = _headline(con, cfg)
-        tables["stats_tests"] = _stats_tests(con, scenarios)
-        tables["quality_summary"] = _query(con, "quality_summary")
-    finally:
-        con.close()
-    for name, table in tables.items():
-        _write(lake, name, table)
-    refresh_catalog(lake)
+def run_aggregates(cfg: Config, lake: Lake, progress: Progress | None = None) -> dict[str, pa.Table]:
+    """Compute every aggregate, write aggregates/<name>.parquet and .csv, then add their views to the catalog.
+
+    `progress` gets one task advanced after each step (catalog, the shared temp tables, each aggregate,
+    the files)."""
+    steps = 2 + 3 + len(AGGREGATES) + 1
+    with (progress or SilentProgress()).task("aggregate", total=steps, unit="steps") as bar:
+        refresh_catalog(lake)  # results written since the last refresh may be the first of their table
+        bar.advance(1, status="catalog")
+        scenarios = _scenarios(cfg, lake)
+        con = connect(lake, cfg)
+        tables: dict[str, pa.Table] = {}
+        try:
+            # Lets DuckDB stream and spill instead of buffering to keep row order; every output has an ORDER BY.
+            con.execute("SET preserve_insertion_order = false")
+            _stand_in_missing_results(con, cfg)
+            shared: tuple[tuple[str, dict[str, object] | None], ...] = (
+                ("pairs", {"scenarios": scenarios}),
+                ("segment_fidelity", None),
+                ("segment_measures", None),
+            )
+            for name, params in shared:
+                _execute(con, name, params)
+                bar.advance(1, status=name)
+            for name in SEGMENT_AGGREGATES:
+                tables[name] = _query(con, name)
+                bar.advance(1, status=name)
+            tables["headline"] = _headline(con, cfg)
+            bar.advance(1, status="headline")
+            tables["stats_tests"] = _stats_tests(con, scenarios)
+            bar.advance(1, status="stats_tests")
+            tables["quality_summary"] = _query(con, "quality_summary")
+            bar.advance(1, status="quality_summary")
+        finally:
+            con.close()
+        for name, table in tables.items():
+            _write(lake, name, table)
+        bar.advance(1, status="files")
+        refresh_catalog(lake)
+        bar.advance(1, status="done")
     return tables
 
 

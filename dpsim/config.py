@@ -18,7 +18,24 @@ import yaml
 
 from dpsim.errors import ConfigError
 
-DEFAULT_CONFIG = Path("conf/default.yaml")
+DEFAULT_CONFIG = Path("conf/default.yaml")  # used when no --config or DPSIM_CONFIG names one, if present
+CONFIG_ENV = "DPSIM_CONFIG"
+# Settings from the environment: below command-line flags, above the config file (`load_config(env=…)`).
+ENV_SETTINGS: dict[str, str] = {
+    "DPSIM_LAKE": "lake",
+    "DPSIM_EXECUTOR": "run.executor",
+    "DPSIM_WORKERS": "run.workers",
+    "DPSIM_JOB_TIMEOUT": "run.job_timeout_s",
+    "DPSIM_MAX_RETRIES": "run.max_retries",
+    "DPSIM_SHRED_WORKERS": "shred.workers",
+    "DPSIM_MEMORY_LIMIT_MB": "aggregate.memory_limit_mb",
+    "DPSIM_TEMP_DIRECTORY": "aggregate.temp_directory",
+}
+_STRING_SETTINGS = {"lake", "run.executor", "aggregate.temp_directory"}
+# Markers of a project root: relative paths in a config file resolve from the nearest folder at or above
+# the file's own that holds one of these (else from the file's folder), never from the working directory.
+PROJECT_MARKERS = ("pyproject.toml", ".git")
+_ENV_LINE = -1  # in the key -> line map: the key was set by an environment variable
 
 
 @dataclass(frozen=True)
@@ -253,6 +270,11 @@ DEFAULT_SCENARIOS: dict[str, Scenario] = {
 }
 
 
+# The shortest job timeout that can be enforced: a job's clock starts when it is submitted, and a new
+# worker process spends seconds starting Python and importing Polars inside its first job's time.
+MIN_JOB_TIMEOUT_S = 5.0
+
+
 @dataclass(frozen=True)
 class Run:
     workers: int = 0
@@ -264,8 +286,14 @@ class Run:
         out = []
         if self.workers < 0:
             out.append(("workers", "must be >= 0 (0 = number of cores)"))
-        if self.job_timeout_s <= 0:
-            out.append(("job_timeout_s", "must be > 0"))
+        if self.job_timeout_s < MIN_JOB_TIMEOUT_S:
+            out.append(
+                (
+                    "job_timeout_s",
+                    f"{self.job_timeout_s:g} s is too short to enforce: it must be >= {MIN_JOB_TIMEOUT_S:g} s "
+                    "(a new worker spends seconds starting inside its first job's time)",
+                )
+            )
         if self.max_retries < 0:
             out.append(("max_retries", "must be >= 0"))
         ex = self.executor
@@ -367,21 +395,43 @@ def _time_problem(key: str, text: str) -> list[tuple[str, str]]:
 # ---- loading ------------------------------------------------------------------------------------
 
 
-def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> Config:
-    """Load `path` (default conf/default.yaml when present, else built-in defaults), then apply CLI overrides.
+def load_config(
+    path: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Config:
+    """The configuration from, in increasing precedence: the built-in defaults, the config file, the
+    `DPSIM_*` variables of `env` (`ENV_SETTINGS`; the CLI passes `os.environ`, a library call none) and
+    `overrides` (CLI flags: dotted keys such as "run.workers" or "lake", values typed by argparse).
 
-    `overrides` maps dotted keys ("run.workers", "lake") to values already typed by argparse.
+    The file is `path`, else `env`'s DPSIM_CONFIG, else conf/default.yaml when present, else none.
+    Relative paths in the file (lake, inputs, aggregate.temp_directory) resolve from its base
+    (`config_base`); those of flags and variables from the working directory, as any command's.
     """
+    return load_config_with_origins(path, overrides, env)[0]
+
+
+def load_config_with_origins(
+    path: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> tuple[Config, dict[str, str]]:
+    """`load_config`, and where each setting came from: dotted key -> "default", "<file>:<line>",
+    "environment DPSIM_…" or "command line"."""
     problems: list[str] = []
     data: dict[str, Any] = {}
     lines: dict[tuple[str, ...], int] = {}
+    env = env or {}
+    if path is None and env.get(CONFIG_ENV):
+        path = env[CONFIG_ENV]
     if path is None and DEFAULT_CONFIG.exists():
         path = DEFAULT_CONFIG
     where = str(path) if path is not None else "<defaults>"
     if path is not None:
         p = Path(path)
         if not p.exists():
-            raise ConfigError([f"{p}: file not found (pass an existing --config or omit it)"])
+            via = f" (from {CONFIG_ENV})" if env.get(CONFIG_ENV) == str(path) else ""
+            raise ConfigError([f"{p}{via}: file not found (pass an existing --config or omit it)"])
         try:
             node = yaml.compose(p.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
         except yaml.YAMLError as exc:
@@ -394,6 +444,11 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
                     [f"{p}:{node.start_mark.line + 1}: the top level must be a mapping of keys"]
                 )
             data = _to_python(node, (), lines)
+        _resolve_paths(data, config_base(p))
+    for var, key in ENV_SETTINGS.items():
+        if env.get(var) is not None:
+            _set_dotted(data, key.split("."), _env_value(key, env[var]))
+            lines[tuple(key.split("."))] = _ENV_LINE
     for key, value in (overrides or {}).items():
         _set_dotted(data, key.split("."), value)
         lines[tuple(key.split("."))] = 0
@@ -401,7 +456,78 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
     if problems:
         raise ConfigError(sorted(problems, key=_line_of))
     assert isinstance(cfg, Config)
-    return dataclasses.replace(cfg, source=where)
+    cfg = dataclasses.replace(cfg, source=where)
+    return cfg, _origins(cfg.to_dict(), where, lines)
+
+
+def config_base(path: Path) -> Path:
+    """Where a config file's relative paths start: the project root above it (the nearest folder at or
+    above the file's folder holding pyproject.toml or .git), or the file's own folder outside a project."""
+    folder = path.resolve().parent
+    for candidate in (folder, *folder.parents):
+        if any((candidate / marker).exists() for marker in PROJECT_MARKERS):
+            return candidate
+    return folder
+
+
+def _resolve_paths(data: dict[str, Any], base: Path) -> None:
+    """The file's relative paths and globs made absolute from `base` (URLs and absolute paths unchanged)."""
+
+    def resolve(value: Any) -> Any:
+        if not isinstance(value, str) or not value or "://" in value:
+            return value
+        if value.startswith("~") or os.path.isabs(value):
+            return value
+        return os.path.normpath(base / value)
+
+    if "lake" in data:
+        data["lake"] = resolve(data["lake"])
+    inputs = data.get("inputs")
+    if isinstance(inputs, dict):
+        for kind, globs in inputs.items():
+            inputs[kind] = [resolve(g) for g in globs] if isinstance(globs, list) else resolve(globs)
+    agg = data.get("aggregate")
+    if isinstance(agg, dict) and "temp_directory" in agg:
+        agg["temp_directory"] = resolve(agg["temp_directory"])
+
+
+def _env_value(key: str, text: str) -> Any:
+    """A variable's text as its setting's value: numbers are read as YAML would read them."""
+    if key in _STRING_SETTINGS:
+        return text
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text  # reported by the type check, with the variable's name
+
+
+def _origins(data: dict[str, Any], source: str, lines: dict[tuple[str, ...], int]) -> dict[str, str]:
+    """dotted key -> where its value came from: the file line, variable or flag that set it, else default."""
+    out: dict[str, str] = {}
+
+    def walk(node: Any, path: tuple[str, ...]) -> None:
+        if isinstance(node, dict) and node:
+            for k, v in node.items():
+                walk(v, (*path, str(k)))
+            return
+        line = lines.get(path)
+        out[".".join(path)] = "default" if line is None else _origin(source, line, path)
+
+    walk({k: v for k, v in data.items() if k != "source"}, ())
+    return out
+
+
+def _origin(source: str, line: int, path: tuple[str, ...]) -> str:
+    if line == 0:
+        return "command line"
+    if line == _ENV_LINE:
+        return "environment " + _env_var(path)
+    return f"{source}:{line}"
+
+
+def _env_var(path: tuple[str, ...]) -> str:
+    key = ".".join(path)
+    return next((var for var, k in ENV_SETTINGS.items() if k == key), "DPSIM_*")
 
 
 def _to_python(node: yaml.Node, path: tuple[str, ...], lines: dict[tuple[str, ...], int]) -> Any:
@@ -439,6 +565,8 @@ def _where(source: str, lines: dict[tuple[str, ...], int], path: tuple[str, ...]
     key = ".".join(path) or "<top>"
     if line == 0:
         return f"command line: {key}"
+    if line == _ENV_LINE:
+        return f"environment {_env_var(path)}: {key}"
     return f"{source}:{line}: {key}" if line else f"{source}: {key}"
 
 

@@ -33,3 +33,9 @@ class JobsFailed(DpsimError):
     """Some partition jobs failed; the message ends with the command that reruns only them."""
 
     exit_code = 3
+
+
+class Interrupted(DpsimError):
+    """The user stopped a run (Ctrl-C); the message says what was kept and how to go on."""
+
+    exit_code = 130

@@ -13,6 +13,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import logging
 import multiprocessing
+import signal
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -34,12 +35,17 @@ def process_pool(workers: int, *, quiet: bool = False) -> cf.ProcessPoolExecutor
     return cf.ProcessPoolExecutor(
         max_workers=workers,
         mp_context=multiprocessing.get_context("spawn"),
-        initializer=_quiet_worker if quiet else None,
+        initializer=_init_worker,
+        initargs=(quiet,),
     )
 
 
-def _quiet_worker() -> None:
-    logging.basicConfig(level=logging.WARNING)
+def _init_worker(quiet: bool) -> None:
+    """Ctrl-C in a terminal reaches every process of its group: the parent stops the workers itself, so
+    they ignore it instead of printing a traceback each."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if quiet:
+        logging.basicConfig(level=logging.WARNING)
 
 
 @contextmanager
@@ -115,6 +121,7 @@ class Supervisor(Generic[Task, Result]):
     on_lost: Callable[[Lost[Task]], None]
     workers: int
     timeout_s: float
+    on_submit: Callable[[Task], None] | None = None  # a task was handed to a worker (again, on a retry)
 
     def run(self, tasks: Iterable[Task], executor: cf.Executor | None = None) -> None:
         """On `executor` (a cluster: it retries lost workers itself), else on local pools that are replaced
@@ -142,6 +149,24 @@ class Supervisor(Generic[Task, Result]):
         """Submit from `pending` (consumed from the end) keeping `in_flight_max` running; returns the tasks
         lost to a broken pool (a task whose submit failed goes back to `pending`: it never started)."""
         in_flight: dict[cf.Future[Result], tuple[Task, float]] = {}
+        try:
+            return self._drain(pool, pending, in_flight, in_flight_max, own_pool)
+        except KeyboardInterrupt:  # stop now: the running tasks would otherwise finish first
+            if own_pool:
+                kill_pool(pool)
+            else:
+                for fut in in_flight:
+                    fut.cancel()
+            raise
+
+    def _drain(
+        self,
+        pool: cf.Executor,
+        pending: list[Task],
+        in_flight: dict[cf.Future[Result], tuple[Task, float]],
+        in_flight_max: int,
+        own_pool: bool,
+    ) -> list[Task]:
         while pending or in_flight:
             while pending and len(in_flight) < in_flight_max:
                 task = pending.pop()
@@ -150,7 +175,9 @@ class Supervisor(Generic[Task, Result]):
                 except cf.process.BrokenProcessPool:  # a worker died since the last wait
                     pending.append(task)
                     return [t for t, _ in in_flight.values()]
-            done, _ = cf.wait(in_flight, timeout=1.0, return_when=cf.FIRST_COMPLETED)
+                if self.on_submit is not None:
+                    self.on_submit(task)
+            done, _ = cf.wait(in_flight, timeout=self._next_check(in_flight), return_when=cf.FIRST_COMPLETED)
             for fut in done:
                 task, _t0 = in_flight.pop(fut)
                 try:
@@ -167,6 +194,14 @@ class Supervisor(Generic[Task, Result]):
                 kill_pool(pool)
                 return survivors
         return []
+
+    def _next_check(self, in_flight: dict[cf.Future[Result], tuple[Task, float]]) -> float:
+        """Seconds to wait for a result: at most 1 s, and no later than the first running task's deadline
+        (so a timeout is enforced within a few hundredths of a second)."""
+        if not in_flight:
+            return 1.0
+        first = min(t0 for _, t0 in in_flight.values()) + self.timeout_s
+        return min(1.0, max(first - time.monotonic(), 0.0) + 0.01)
 
     def _late(self, in_flight: dict[cf.Future[Result], tuple[Task, float]]) -> list[Task]:
         """Fail (and take out of `in_flight`) the tasks running longer than the timeout."""

@@ -63,6 +63,10 @@ class Lake:
         return layout.runs_dir(self.root)
 
     @property
+    def shred_runs_dir(self) -> UPath:
+        return layout.shred_runs_dir(self.root)
+
+    @property
     def aggregates_dir(self) -> UPath:
         return layout.aggregates_dir(self.root)
 
@@ -70,6 +74,10 @@ class Lake:
     def exports_dir(self) -> UPath:
         """One JSON per export target: the signatures of the partitions sent there (incremental exports)."""
         return layout.exports_dir(self.root)
+
+    @property
+    def aggregates_state_path(self) -> UPath:
+        return layout.aggregates_state_path(self.root)
 
     @property
     def catalog_path(self) -> Path:
