@@ -59,15 +59,20 @@ def execution_metrics(
     close: int,
     max_quote_age_s: float | None,
     prefix: str = "",
+    by: Sequence[str] = (),
 ) -> pl.LazyFrame:
-    """One row per order of `orders`: `order_id` + `schema.metric_columns(horizons_s)` named with `prefix`."""
+    """One row per order of `orders`: `order_id` + `schema.metric_columns(horizons_s)` named with `prefix`.
+
+    `by` names extra key columns that `orders` and `fills` both carry (e.g. `scenario`), so that one
+    query measures several sets of fills of the same orders at once."""
+    keys = [*by, schema.ORDER_ID]
     spreads = [
         (schema.realized_spread_column(h), schema.price_impact_column(h), schema.horizon_notional_column(h))
         for h in horizons_s
     ]
-    per_fill = _per_fill_terms(orders, fills, quotes, horizons_s, close, max_quote_age_s)
+    per_fill = _per_fill_terms(orders, fills, quotes, horizons_s, close, max_quote_age_s, keys)
     q = pl.col("_q")
-    totals = per_fill.group_by(schema.ORDER_ID).agg(
+    totals = per_fill.group_by(keys).agg(
         pl.col(schema.QUANTITY).sum().alias(schema.FILLED_QUANTITY),
         pl.len().cast(pl.Int64).alias(schema.N_FILLS),
         (_fsum(pl.col(schema.PRICE) * q) / q.sum()).alias(schema.VWAP),
@@ -80,7 +85,7 @@ def execution_metrics(
         *(_weighted(f"_pi{i}", f"_h{i}_q").alias(pi) for i, (_, pi, _) in enumerate(spreads)),
         *(_fsum(pl.col(f"_h{i}_n")).alias(notional) for i, (_, _, notional) in enumerate(spreads)),
     )
-    orders = prevailing(orders.select(list(ORDER_INPUT)), quotes, schema.END_TIME, "_end_", max_quote_age_s)
+    orders = prevailing(orders.select(*by, *ORDER_INPUT), quotes, schema.END_TIME, "_end_", max_quote_age_s)
     s = _sign(pl.col(schema.SIDE))
     vwap, m_arr, big_q = pl.col(schema.VWAP), pl.col(schema.ARRIVAL_MID), pl.col(schema.ORDER_QUANTITY)
     filled = pl.col(schema.FILLED_QUANTITY)
@@ -91,7 +96,7 @@ def execution_metrics(
         .otherwise(pl.col(schema.ARRIVAL_BID))
     )
     out = (
-        orders.join(totals, on=schema.ORDER_ID, how="left", maintain_order="left")
+        orders.join(totals, on=keys, how="left", maintain_order="left")
         .with_columns(
             pl.col(schema.FILLED_QUANTITY, schema.N_FILLS).fill_null(0),
             pl.col(schema.SPREAD_NOTIONAL, *(n for _, _, n in spreads)).fill_null(0.0),
@@ -116,7 +121,7 @@ def execution_metrics(
     )
     metric_types = pl_types(schema.metric_columns(horizons_s))
     return out.select(
-        schema.ORDER_ID,
+        *keys,
         *(_no_negative_zero(pl.col(c).cast(t)).alias(f"{prefix}{c}") for c, t in metric_types.items()),
     )
 
@@ -165,10 +170,12 @@ def _per_fill_terms(
     horizons_s: Sequence[float],
     close: int,
     max_quote_age_s: float | None,
+    keys: Sequence[str],
 ) -> pl.LazyFrame:
     """Fills of `orders` with their weight `_q` and the numerators/weights of every weighted metric."""
-    f = fills.select(list(FILL_INPUT)).join(
-        orders.select(schema.ORDER_ID, schema.SIDE, schema.ARRIVAL_TIME), on=schema.ORDER_ID, how="inner"
+    extra = [k for k in keys if k != schema.ORDER_ID]
+    f = fills.select(*extra, *FILL_INPUT).join(
+        orders.select(*keys, schema.SIDE, schema.ARRIVAL_TIME), on=list(keys), how="inner"
     )
     f = prevailing(f, quotes, schema.TIMESTAMP, "_t_", max_quote_age_s)
     for i, h in enumerate(horizons_s):
