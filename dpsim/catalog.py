@@ -30,8 +30,9 @@ log = logging.getLogger(__name__)
 
 # Older DuckDB clients (1.x) cannot open a file in 2.0's default storage format; views need nothing newer.
 STORAGE_VERSION = "v1.0.0"
-# Run JSONs list one job per partition: tens of thousands of jobs exceed read_json's 16 MB default.
-_MAX_JSON_BYTES = 1 << 30
+# Run JSONs list one job per partition: tens of thousands of jobs exceed read_json's 16 MB default. DuckDB
+# reserves twice this per read, so 1 GB failed under the default 2 GB memory limit; 128 MB holds ~400,000 jobs.
+_MAX_JSON_BYTES = 1 << 27
 _HIVE_TYPES = {"scenario": "VARCHAR", "security_code": "BIGINT", "date": "DATE"}
 
 
