@@ -144,24 +144,36 @@ def sql_text(name: str) -> str:
 def run_aggregates(cfg: Config, lake: Lake) -> dict[str, pa.Table]:
     """Compute every aggregate, write aggregates/<name>.parquet and .csv, then add their views to the catalog."""
     refresh_catalog(lake)  # results written since the last refresh may be the first of their table
-    scenarios = _scenarios(cfg, lake)
+    scenarios = scenarios_with_results(cfg, lake)
     con = connect(lake, cfg)
     try:
-        # Lets DuckDB stream and spill instead of buffering to keep row order; every output has an ORDER BY.
-        con.execute("SET preserve_insertion_order = false")
-        _stand_in_missing_results(con, cfg)
-        _execute(con, "pairs", {"scenarios": scenarios})
-        _execute(con, "segment_fidelity")
-        _execute(con, "segment_measures")
-        tables = {name: _query(con, name) for name in SEGMENT_AGGREGATES}
-        tables["headline"] = _headline(con, cfg)
-        tables["stats_tests"] = _stats_tests(con, scenarios)
-        tables["quality_summary"] = _query(con, "quality_summary")
+        tables = compute_aggregates(con, cfg, scenarios)
     finally:
         con.close()
     for name, table in tables.items():
         _write(lake, name, table)
     refresh_catalog(lake)
+    return tables
+
+
+def compute_aggregates(
+    con: duckdb.DuckDBPyConnection, cfg: Config, scenarios: list[str]
+) -> dict[str, pa.Table]:
+    """Every aggregate over the result views `con` sees, in memory (nothing written).
+
+    `run_aggregates` calls it on the catalog; a report of a selection calls it on a session whose temp
+    tables `sweeps`, `sim_orders`, … hold only the selected partitions, so the same definitions apply.
+    """
+    # Lets DuckDB stream and spill instead of buffering to keep row order; every output has an ORDER BY.
+    con.execute("SET preserve_insertion_order = false")
+    _stand_in_missing_results(con, cfg)
+    _execute(con, "pairs", {"scenarios": scenarios})
+    _execute(con, "segment_fidelity")
+    _execute(con, "segment_measures")
+    tables = {name: _query(con, name) for name in SEGMENT_AGGREGATES}
+    tables["headline"] = _headline(con, cfg)
+    tables["stats_tests"] = _stats_tests(con, scenarios)
+    tables["quality_summary"] = _query(con, "quality_summary")
     return tables
 
 
@@ -212,7 +224,7 @@ def headline(lake: Lake) -> tuple[pa.Table, pa.Table, pa.Table]:
 # ---- internals ----------------------------------------------------------------------------------
 
 
-def _scenarios(cfg: Config, lake: Lake) -> list[str]:
+def scenarios_with_results(cfg: Config, lake: Lake) -> list[str]:
     """Configured scenarios that have results; the others are reported, and stale folders are not read."""
     present = set(lake.scenarios("sim_orders"))
     missing = [s for s in cfg.scenarios if s not in present]
