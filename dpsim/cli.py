@@ -120,6 +120,21 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", type=Path, help="write the result to this file")
 
     cmd("catalog", "rewrite lake/dpsim.duckdb (e.g. after moving the lake)", _cmd_catalog)
+
+    sp = cmd(
+        "report",
+        "write the lake's report: one self-contained HTML page (with --sweep ID: one sweep's story)",
+        _cmd_report,
+    )
+    sp.add_argument(
+        "--out", type=Path, metavar="FILE", help="HTML file (default: report.html, or sweep-<ID>.html)"
+    )
+    sp.add_argument(
+        "--scenario", action="append", metavar="NAME", help="show only these scenarios (repeatable)"
+    )
+    sp.add_argument("--securities", type=_int_list, metavar="LIST", help="comma-separated security codes")
+    sp.add_argument("--dates", type=_date_range, metavar="A..B", help="trading dates YYYY-MM-DD..YYYY-MM-DD")
+    sp.add_argument("--sweep", type=int, metavar="ORDER_ID", help="one sweep's story instead of the lake's")
     return p
 
 
@@ -518,6 +533,26 @@ def _write_result(table: Any, fmt: str, out: Path | None) -> None:
         sys.stdout.write(text)
     else:
         out.write_text(text, encoding="utf-8")
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from dpsim.report import Selection, build_report, build_sweep_report
+
+    cfg = _load(args)
+    lake = _lake(cfg)
+    selection = Selection(
+        scenarios=tuple(args.scenario or ()), securities=tuple(args.securities or ()), dates=args.dates
+    )
+    if args.sweep is not None:
+        out = args.out or Path(f"sweep-{args.sweep}.html")
+        written = build_sweep_report(cfg, lake, args.sweep, out, selection)
+    else:
+        written = build_report(cfg, lake, args.out or Path("report.html"), selection)
+    print(
+        f"wrote {written.path} ({written.bytes / 1e6:.1f} MB, {len(written.sections)} sections, "
+        f"{written.figures} plots) in {written.seconds:.1f} s"
+    )
+    return 0
 
 
 def _cmd_catalog(args: argparse.Namespace) -> int:

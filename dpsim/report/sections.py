@@ -1,0 +1,794 @@
+"""The lake report's sections: one function per section, each from named queries in dpsim/report/sql/.
+
+Every section gets the session and returns a `Section`: its title, a one-line reading in the words of
+docs/methodology.md, and its figures and tables. Nothing here loads the sweeps themselves: the queries
+aggregate, bin or sample in DuckDB and return a few hundred rows at most.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import plotly.graph_objects as go
+import polars as pl
+from plotly.subplots import make_subplots
+
+from dpsim.aggregate import STATS_METRICS
+from dpsim.report.page import COLORS, Figure, Note, Section, Table, bare, bps, dollars, fixed, num, pct, sci
+from dpsim.report.session import ReportSession
+
+DELTA_BINS = 60
+SCATTER_POINTS = 2000
+INTRADAY_MINUTES = 15
+TABLE_ROWS = 25
+WORLD_MEANING = {
+    "plausible": "the orders as stated could have rested so",
+    "sensitivity": "one rule varied, to see how much the answer moves",
+    "bound": "not a world that could have happened: an upper bound or a contrast",
+}
+
+
+def primary_scenario(s: ReportSession) -> str:
+    """The scenario the single-scenario sections show: the first plausible one shown."""
+    return next((sc for sc in s.scenarios if s.worlds.get(sc) == "plausible"), s.scenarios[0])
+
+
+def _world(s: ReportSession, scenario: str) -> str:
+    return s.worlds.get(scenario) or "sensitivity"
+
+
+def _layout(fig: go.Figure, **kw: object) -> go.Figure:
+    fig.update_layout(margin={"l": 60, "r": 20, "t": 40, "b": 50}, legend={"orientation": "h", "y": -0.18})
+    fig.update_layout(**kw)
+    return fig
+
+
+# ---- 1. headline ----------------------------------------------------------------------------------
+
+
+def headline(s: ReportSession) -> Section:
+    df = s.query("headline", scenarios=s.scenarios)
+    rows = df.to_dicts()
+    main = next((r for r in rows if r["scenario"] == primary_scenario(s)), rows[0])
+    d, lo, hi = main["delta_is_bps"], main["ci_low"], main["ci_high"]
+    if d is None:
+        verdict = "no sweep has both a real and a simulated implementation shortfall"
+    elif hi is not None and hi < 0:
+        verdict = "resting would have been cheaper, and the 95 % interval excludes zero"
+    elif lo is not None and lo > 0:
+        verdict = "resting would have cost more, and the 95 % interval excludes zero"
+    else:
+        verdict = "the 95 % interval includes zero: no clear difference"
+    reading = (
+        f"In the plausible world ({main['scenario']}), resting the sweeps in Centre Point changes the "
+        f"notional-weighted implementation shortfall by {bps(d, True)} bps "
+        f"(real {bps(main['real_is_bps'])} → simulated {bps(main['sim_is_bps'])}, 95 % CI "
+        f"{bps(lo, True)} to {bps(hi, True)}, {num(main['n_with_delta'])} sweeps): {verdict}. "
+        f"The replay reproduces {pct(main['fidelity_mean'])} of the real Centre Point quantity."
+    )
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        column_widths=[0.55, 0.45],
+        subplot_titles=(
+            "implementation shortfall, bps (real vs simulated)",
+            "delta = sim − real, bps, 95 % CI",
+        ),
+    )
+    names = [r["scenario"] for r in rows]
+    fig.add_bar(
+        x=names, y=[r["real_is_bps"] for r in rows], name="real", marker_color=COLORS["real"], row=1, col=1
+    )
+    fig.add_bar(
+        x=names, y=[r["sim_is_bps"] for r in rows], name="simulated", marker_color=COLORS["sim"], row=1, col=1
+    )
+    for world in ("plausible", "sensitivity", "bound"):
+        sub = [r for r in rows if (r["world"] or "sensitivity") == world]
+        if not sub:
+            continue
+        fig.add_scatter(
+            x=[r["delta_is_bps"] for r in sub],
+            y=[r["scenario"] for r in sub],
+            error_x={
+                "type": "data",
+                "symmetric": False,
+                "array": [(r["ci_high"] or 0) - (r["delta_is_bps"] or 0) for r in sub],
+                "arrayminus": [(r["delta_is_bps"] or 0) - (r["ci_low"] or 0) for r in sub],
+            },
+            mode="markers",
+            marker={"size": 10, "color": COLORS[world]},
+            name=f"{world} world",
+            row=1,
+            col=2,
+        )
+    fig.add_vline(x=0, line_dash="dot", line_color="#888", row=1, col=2)
+    fig.update_yaxes(autorange="reversed", categoryorder="array", categoryarray=names, row=1, col=2)
+    _layout(fig, barmode="group")
+    table = Table(
+        columns=(
+            "scenario",
+            "world",
+            "sweeps",
+            "real IS",
+            "simulated IS",
+            "delta",
+            "95 % CI",
+            "CI resamples",
+            "fill ratio real → sim",
+            "rested filled",
+            "fidelity lowest / overall",
+        ),
+        rows=[
+            (
+                r["scenario"],
+                r["world"] or "",
+                num(r["n_with_delta"]),
+                bps(r["real_is_bps"]),
+                bps(r["sim_is_bps"]),
+                bps(r["delta_is_bps"], True),
+                f"[{bps(r['ci_low'], True)}, {bps(r['ci_high'], True)}]",
+                f"{num(r['n_clusters'])} {r['ci_unit'] or ''}s",
+                f"{pct(r['fill_ratio'])} → {pct(r['sim_fill_ratio'])}",
+                pct(r["sim_rested_fill_ratio"], 2),
+                f"{pct(r['fidelity_min'])} / {pct(r['fidelity_mean'])}",
+            )
+            for r in rows
+        ],
+        row_classes=[r["world"] or "" for r in rows],
+        key="headline",
+    )
+    worlds = "; ".join(f"{w}: {m}" for w, m in WORLD_MEANING.items())
+    note = Note(
+        "Implementation shortfall (Perold) on the same sweeps and shares, weighted by order quantity × "
+        "arrival mid; positive = cost. delta < 0: resting in Centre Point would have been cheaper. "
+        f"Worlds — {worlds}. Rested filled: the share of the quantity that rested which filled while "
+        "resting. Fidelity: the share of the day's real Centre Point quantity the reality replay reproduces "
+        "(`dpsim fidelity` explains the misses by cause)."
+    )
+    return Section(
+        "headline",
+        "Would resting in Centre Point have been cheaper?",
+        reading,
+        [Figure("headline", fig, 440), table, note],
+    )
+
+
+# ---- 2. distribution of the per-sweep delta ---------------------------------------------------------
+
+
+def delta_distribution(s: ReportSession) -> Section:
+    bins = s.query("delta_bins", scenarios=s.scenarios, bins=DELTA_BINS)
+    summary = s.query("delta_summary", scenarios=s.scenarios).to_dicts()
+    fig = go.Figure()
+    for sc in s.scenarios:
+        b = bins.filter(pl.col("scenario") == sc)
+        if b.is_empty():
+            continue
+        world = _world(s, sc)
+        fig.add_scatter(
+            x=((b["bin_lo"] + b["bin_hi"]) / 2).to_list(),
+            y=b["n_sweeps"].to_list(),
+            mode="lines",
+            line_shape="hvh",
+            name=sc,
+            visible=True if world != "sensitivity" else "legendonly",
+        )
+    fig.add_vline(x=0, line_dash="dot", line_color="#888")
+    _layout(
+        fig,
+        xaxis_title="delta implementation shortfall per sweep (sim − real), bps",
+        yaxis_title="sweeps",
+        yaxis_type="log",
+    )
+    main = next((r for r in summary if r["scenario"] == primary_scenario(s)), summary[0] if summary else None)
+    if main and main["n"]:
+        n = main["n"]
+        reading = (
+            f"Each sweep's simulated minus real implementation shortfall: in {main['scenario']}, "
+            f"{pct(main['n_cheaper'] / n)} of {num(n)} sweeps would have been cheaper resting in Centre "
+            f"Point, {pct(main['n_same'] / n)} the same, {pct(main['n_dearer'] / n)} dearer "
+            f"(median {bps(main['median'], True)} bps; unweighted, one sweep one count)."
+        )
+    else:
+        reading = "No sweep has both a real and a simulated implementation shortfall."
+    table = Table(
+        columns=(
+            "scenario",
+            "sweeps",
+            "cheaper (δ < 0)",
+            "same (δ = 0)",
+            "dearer (δ > 0)",
+            "5th pct",
+            "median",
+            "95th pct",
+        ),
+        rows=[
+            (
+                r["scenario"],
+                num(r["n"]),
+                num(r["n_cheaper"]),
+                num(r["n_same"]),
+                num(r["n_dearer"]),
+                bps(r["p05"], True),
+                bps(r["median"], True),
+                bps(r["p95"], True),
+            )
+            for r in summary
+        ],
+        key="delta_summary",
+    )
+    note = Note(
+        f"Sweeps with a non-zero delta, in {DELTA_BINS} bins between the 1st and 99th percentile of all "
+        "scenarios' non-zero deltas; the tails are counted in the end bins, the zeros only in the table. "
+        "The count axis is logarithmic. Sensitivity scenarios start hidden: click the legend."
+    )
+    return Section(
+        "delta", "Per-sweep difference: how the delta is spread", reading, [Figure("delta", fig), table, note]
+    )
+
+
+# ---- 3. cost and fill by order size and time of day; the intraday profile -----------------------------
+
+
+def segments(s: ReportSession) -> Section:
+    sc = primary_scenario(s)
+    min_n = s.cfg.stats.min_segment_n
+    df = s.query(
+        "segments",
+        scenario=sc,
+        size_order=[b.name for b in s.cfg.buckets.size],
+        time_order=[b.name for b in s.cfg.buckets.time_of_day],
+    )
+    fig = make_subplots(
+        rows=2,
+        cols=2,
+        subplot_titles=(
+            "implementation shortfall by order size, bps",
+            "fill ratio by order size",
+            "implementation shortfall by time of day, bps",
+            "fill ratio by time of day",
+        ),
+        vertical_spacing=0.16,
+    )
+    for row, kind in ((1, "size"), (2, "time")):
+        part = df.filter(pl.col("segment_type") == kind)
+        x = [str(v) for v in part["segment"].to_list()]
+        opacity = [0.35 if n < min_n else 1.0 for n in part["n_sweeps"].to_list()]
+        hover = [f"{n:,} sweeps" + (f" (< {min_n})" if n < min_n else "") for n in part["n_sweeps"].to_list()]
+        first = row == 1
+        for col, (real, sim) in ((1, ("real_is_bps", "sim_is_bps")), (2, ("fill_ratio", "sim_fill_ratio"))):
+            for label, column, color in (
+                ("real", real, COLORS["real"]),
+                (f"simulated ({sc})", sim, COLORS["sim"]),
+            ):
+                fig.add_bar(
+                    x=x,
+                    y=part[column].to_list(),
+                    name=label,
+                    marker={"color": color, "opacity": opacity},
+                    hovertext=hover,
+                    legendgroup=label,
+                    showlegend=first and col == 1,
+                    row=row,
+                    col=col,
+                )
+    fig.update_yaxes(tickformat=".0%", col=2)
+    _layout(fig, barmode="group")
+    small = df.filter(pl.col("n_sweeps") < min_n)["segment"].to_list()
+    reading = (
+        f"Notional-weighted implementation shortfall and fill ratio (Σ filled / Σ order quantity), real vs "
+        f"simulated ({sc}), by order size bucket and by local arrival time bucket"
+        + (f"; faded bars hold fewer than {min_n} sweeps ({', '.join(map(str, small))})." if small else ".")
+    )
+    table = Table(
+        columns=(
+            "segment",
+            "bucket",
+            "sweeps",
+            "notional",
+            "real IS",
+            "simulated IS",
+            "delta",
+            "fill ratio",
+            "sim fill ratio",
+        ),
+        rows=[
+            (
+                r["segment_type"],
+                bare(r["segment"]),
+                num(r["n_sweeps"]),
+                dollars((r["notional"] or 0) / 1000),
+                bps(r["real_is_bps"]),
+                bps(r["sim_is_bps"]),
+                bps(r["delta_is_bps"], True),
+                pct(r["fill_ratio"]),
+                pct(r["sim_fill_ratio"]),
+            )
+            for r in df.to_dicts()
+        ],
+        row_classes=["small" if r["n_sweeps"] < min_n else "" for r in df.to_dicts()],
+        key="segments",
+    )
+    return Section(
+        "segments",
+        "Cost and fill by order size and time of day",
+        reading,
+        [Figure("segments", fig, 620), table],
+    )
+
+
+def intraday(s: ReportSession) -> Section:
+    sc = primary_scenario(s)
+    df = s.query("intraday", scenario=sc, tz=s.cfg.time.timezone, minutes=INTRADAY_MINUTES)
+    fig = make_subplots(
+        rows=3,
+        cols=1,
+        shared_xaxes=True,
+        row_heights=[0.42, 0.38, 0.2],
+        subplot_titles=("implementation shortfall, bps", "fill ratio", "sweeps"),
+        vertical_spacing=0.07,
+    )
+    t = df["t"].to_list()
+    fig.add_scatter(x=t, y=df["real_is_bps"].to_list(), name="real", line_color=COLORS["real"], row=1, col=1)
+    fig.add_scatter(
+        x=t, y=df["sim_is_bps"].to_list(), name=f"simulated ({sc})", line_color=COLORS["sim"], row=1, col=1
+    )
+    fig.add_scatter(
+        x=t,
+        y=df["fill_ratio"].to_list(),
+        name="real fill",
+        line_color=COLORS["real"],
+        line_dash="dot",
+        row=2,
+        col=1,
+    )
+    fig.add_scatter(
+        x=t,
+        y=df["sim_fill_ratio"].to_list(),
+        name="simulated fill",
+        line_color=COLORS["sim"],
+        line_dash="dot",
+        row=2,
+        col=1,
+    )
+    fig.add_bar(x=t, y=df["n_sweeps"].to_list(), name="sweeps", marker_color="#bbb", row=3, col=1)
+    fig.update_yaxes(tickformat=".0%", row=2, col=1)
+    _layout(fig, xaxis3_title=f"local arrival time ({s.cfg.time.timezone}), {INTRADAY_MINUTES}-minute bins")
+    busiest = df.sort("n_sweeps", descending=True).head(1).to_dicts()
+    reading = (
+        f"The day's profile by local arrival time ({INTRADAY_MINUTES}-minute bins, every date together): "
+        f"notional-weighted implementation shortfall, real vs simulated ({sc}), and the fill ratio"
+        + (
+            f"; the busiest bin starts at {busiest[0]['t']} ({num(busiest[0]['n_sweeps'])} sweeps)."
+            if busiest
+            else "."
+        )
+    )
+    return Section(
+        "intraday", "Intraday profile of cost and fill rate", reading, [Figure("intraday", fig, 620)]
+    )
+
+
+# ---- 4. real vs simulated per sweep; the fill curve over the resting window ---------------------------
+
+
+def scatter(s: ReportSession) -> Section:
+    sc = primary_scenario(s)
+    df = s.query("scatter", scenario=sc, n=SCATTER_POINTS)
+    total = s.query("headline", scenarios=[sc])["n_with_delta"].to_list()
+    fig = go.Figure()
+    hover = [
+        f"order {o}<br>{c} {d}<br>{b}<br>dpsim report --sweep {o}"
+        for o, c, d, b in df.select("order_id", "security_code", "date", "size_bucket").iter_rows()
+    ]
+    fig.add_scattergl(
+        x=df["real_is_bps"].to_list(),
+        y=df["sim_is_bps"].to_list(),
+        mode="markers",
+        marker={"size": 5, "opacity": 0.5, "color": COLORS["sim"]},
+        text=hover,
+        hovertemplate="real %{x:.2f} bps<br>simulated %{y:.2f} bps<br>%{text}<extra></extra>",
+        name="sweep",
+    )
+    both = pl.concat([df["real_is_bps"], df["sim_is_bps"]]).drop_nulls()
+    if both.len():
+        lo, hi = float(both.quantile(0.01) or 0), float(both.quantile(0.99) or 0)
+        pad = (hi - lo) * 0.05 or 1.0
+        lo, hi = lo - pad, hi + pad
+        fig.add_scatter(
+            x=[lo, hi], y=[lo, hi], mode="lines", line={"dash": "dot", "color": "#888"}, name="sim = real"
+        )
+        fig.update_xaxes(range=[lo, hi])
+        fig.update_yaxes(range=[lo, hi])
+    _layout(fig, xaxis_title="real implementation shortfall, bps", yaxis_title=f"simulated ({sc}), bps")
+    reading = (
+        f"One point per sweep ({num(df.height)} of {num(total[0] if total else 0)}, a fixed sample): below the "
+        f"diagonal the simulated path ({sc}) was cheaper than the real one. Hover a point for its order id; "
+        "`dpsim report --sweep ID` writes that sweep's story."
+    )
+    note = Note(
+        "Axes cover the sample's 1st–99th percentile; points outside are off the chart, not dropped from any figure."
+    )
+    return Section(
+        "scatter", "Real vs simulated, sweep by sweep", reading, [Figure("scatter", fig, 520), note]
+    )
+
+
+def fill_curve(s: ReportSession) -> Section:
+    df = s.query("fill_curve", scenarios=s.scenarios)
+    fig = go.Figure()
+    finals = []
+    for sc in s.scenarios:
+        part = df.filter(pl.col("scenario") == sc)
+        if part.is_empty():
+            continue
+        finals.append((sc, part["filled_share"][-1]))
+        fig.add_scatter(
+            x=part["seconds"].to_list(),
+            y=part["filled_share"].to_list(),
+            mode="lines+markers",
+            line_shape="hv",
+            name=sc,
+            visible=True if _world(s, sc) != "sensitivity" else "legendonly",
+        )
+    _layout(
+        fig,
+        xaxis_title="seconds since the sweep's arrival",
+        yaxis_title="share of rested quantity filled",
+        xaxis_type="log",
+        yaxis_tickformat=".1%",
+    )
+    missing = [sc for sc in s.scenarios if sc not in {f for f, _ in finals}]
+    reading = (
+        "Of the quantity that rested in the simulation, the share filled while resting, by time since the "
+        "sweep's arrival; each curve ends at the headline's 'rested filled'"
+        + (f" ({', '.join(f'{sc} {pct(v, 2)}' for sc, v in finals[:3])})" if finals else "")
+        + (f". No resting fills in: {', '.join(missing)}." if missing else ".")
+    )
+    return Section(
+        "fill-curve", "Simulated fills over the resting window", reading, [Figure("fill_curve", fig)]
+    )
+
+
+# ---- 5. participants ------------------------------------------------------------------------------
+
+
+def participants(s: ReportSession) -> Section:
+    sc = primary_scenario(s)
+    min_n = s.cfg.stats.min_segment_n
+    df = s.query("participants", scenario=sc, min_n=min_n)
+    rows = df.to_dicts()
+
+    def label(r: dict[str, object]) -> str:
+        return f"{r['participantid']} {r['name']}" if r["name"] else str(r["participantid"])
+
+    top = [r for r in rows if not r["small"]][:15]
+    fig = go.Figure()
+    fig.add_bar(
+        y=[label(r) for r in top],
+        x=[r["real_is_bps"] for r in top],
+        orientation="h",
+        name="real",
+        marker_color=COLORS["real"],
+    )
+    fig.add_bar(
+        y=[label(r) for r in top],
+        x=[r["sim_is_bps"] for r in top],
+        orientation="h",
+        name=f"simulated ({sc})",
+        marker_color=COLORS["sim"],
+    )
+    fig.update_yaxes(autorange="reversed")
+    _layout(fig, barmode="group", xaxis_title="implementation shortfall, bps (notional-weighted)")
+    names = (
+        "names from the participants reference"
+        if s.has_participant_names
+        else "no participants reference in the lake: ids only"
+    )
+    reading = (
+        f"Participants by notional (order quantity × arrival mid) in {sc}, {names}; rows with fewer than "
+        f"{min_n} sweeps (stats.min_segment_n) are greyed out — too few to read. The chart shows the "
+        f"{len(top)} largest that are not."
+    )
+    table = Table(
+        columns=(
+            "participant",
+            "name",
+            "sweeps",
+            "notional",
+            "real IS",
+            "simulated IS",
+            "delta",
+            "fill ratio",
+            "sim fill ratio",
+        ),
+        rows=[
+            (
+                bare(r["participantid"]),
+                r["name"] or "",
+                num(r["n_sweeps"]),
+                dollars(r["notional_aud"]),
+                bps(r["real_is_bps"]),
+                bps(r["sim_is_bps"]),
+                bps(r["delta_is_bps"], True),
+                pct(r["fill_ratio"]),
+                pct(r["sim_fill_ratio"]),
+            )
+            for r in rows
+        ],
+        row_classes=["small" if r["small"] else "" for r in rows],
+        key="participants",
+    )
+    blocks: list[Figure | Table | Note] = [table]
+    if top:
+        blocks.insert(0, Figure("participants", fig, max(300, 40 + 34 * len(top))))
+    return Section("participants", "Participant league table", reading, blocks)
+
+
+# ---- 6. realized spread and price impact ------------------------------------------------------------
+
+
+def spreads(s: ReportSession) -> Section:
+    df = s.query("spreads")
+    labels = [m.group(1) for c in s.columns("sweeps") if (m := re.fullmatch(r"realized_spread_(.+)s_bps", c))]
+    horizons = [float(x.replace("p", ".")) for x in labels]
+    df = df.with_columns(
+        pl.Series("horizon_s", [horizons[i - 1] for i in df["i"].to_list()], dtype=pl.Float64)
+    )
+    fig = go.Figure()
+    x = df["horizon_s"].to_list()
+    fig.add_scatter(x=x, y=df["realized_spread_bps"].to_list(), mode="lines+markers", name="realized spread")
+    fig.add_scatter(x=x, y=df["price_impact_bps"].to_list(), mode="lines+markers", name="price impact")
+    eff = df["effective_spread_bps"].to_list()
+    fig.add_scatter(x=x, y=eff, mode="lines", line={"dash": "dot", "color": "#888"}, name="effective spread")
+    _layout(
+        fig,
+        xaxis_title="horizon h, seconds after the fill",
+        yaxis_title="bps (notional-weighted)",
+        xaxis_type="log",
+    )
+    fig.update_xaxes(tickvals=x, ticktext=[f"{h:g} s" for h in x])
+    last = df.tail(1).to_dicts()
+    reading = (
+        "The real lit and dark fills' effective spread splits into realized spread (what the liquidity "
+        "provider kept) and price impact (the mid's move h seconds after the fill, against the sweep when "
+        "positive)"
+        + (
+            f"; at {fixed(last[0]['horizon_s'], 0)} s: realized {bps(last[0]['realized_spread_bps'], True)}, "
+            f"impact {bps(last[0]['price_impact_bps'], True)} of an effective {bps(eff[0], True)} bps."
+            if last
+            else "."
+        )
+    )
+    table = Table(
+        columns=("horizon (s)", "sweeps", "realized spread", "price impact", "effective spread"),
+        rows=[
+            (
+                fixed(r["horizon_s"], 0 if float(r["horizon_s"]).is_integer() else 1),
+                num(r["n_sweeps"]),
+                bps(r["realized_spread_bps"], True),
+                bps(r["price_impact_bps"], True),
+                bps(r["effective_spread_bps"], True),
+            )
+            for r in df.to_dicts()
+        ],
+        key="spreads",
+    )
+    return Section(
+        "spreads",
+        "Realized spread and price impact over the horizons",
+        reading,
+        [Figure("spreads", fig), table],
+    )
+
+
+# ---- 7. statistics --------------------------------------------------------------------------------
+
+
+def statistics(s: ReportSession) -> Section:
+    df = s.query("stats", scenarios=s.scenarios, metrics=list(STATS_METRICS))
+    sc = primary_scenario(s)
+    min_n = s.cfg.stats.min_segment_n
+    seg = s.query("stats_segments", scenario=sc, metric=STATS_METRICS[0], min_n=min_n, limit=60)
+    cols = (
+        "family (scenario/metric)",
+        "n",
+        "mean δ",
+        "95 % CI",
+        "t",
+        "p (t)",
+        "q (t)",
+        "p (Wilcoxon)",
+        "q (Wilcoxon)",
+        "Cohen's d",
+        "note",
+    )
+    overall = Table(
+        columns=cols,
+        rows=[
+            (
+                r["family"],
+                num(r["n"]),
+                fixed(r["mean_diff"], 3),
+                f"[{fixed(r['ci_low'], 3)}, {fixed(r['ci_high'], 3)}]",
+                fixed(r["t"]),
+                sci(r["p_value_t"]),
+                sci(r["q_value_t"]),
+                sci(r["p_value_wilcoxon"]),
+                sci(r["q_value_wilcoxon"]),
+                fixed(r["cohens_d"], 3),
+                r["note"] or "",
+            )
+            for r in df.to_dicts()
+        ],
+        key="stats",
+    )
+    segments = Table(
+        columns=(
+            "segment",
+            "value",
+            "n",
+            "mean δ",
+            "95 % CI",
+            "p (t)",
+            "q (t)",
+            "p (Wilcoxon)",
+            "q (Wilcoxon)",
+            "family",
+        ),
+        rows=[
+            (
+                r["segment_type"],
+                bare(r["segment"]),
+                num(r["n"]),
+                fixed(r["mean_diff"], 3),
+                f"[{fixed(r['ci_low'], 3)}, {fixed(r['ci_high'], 3)}]",
+                sci(r["p_value_t"]),
+                sci(r["q_value_t"]),
+                sci(r["p_value_wilcoxon"]),
+                sci(r["q_value_wilcoxon"]),
+                r["family"],
+            )
+            for r in seg.to_dicts()
+        ],
+        row_classes=["small" if r["small"] else "" for r in seg.to_dicts()],
+        caption=f"segments of {sc}/{STATS_METRICS[0]}, smallest q first (greyed: n < {min_n})",
+        key="stats_segments",
+        collapsed=True,
+    )
+    reading = (
+        "Paired tests of the per-sweep difference (simulated − real; one sweep, one observation, unweighted): "
+        "Student's t and Wilcoxon signed-rank, with Benjamini–Hochberg q-values within each family "
+        "(scenario/metric, every segment and both tests). The headline is notional-weighted; these are not."
+    )
+    return Section("statistics", "Statistics", reading, [overall, segments])
+
+
+# ---- 8. data quality and run health -----------------------------------------------------------------
+
+
+def quality(s: ReportSession) -> Section:
+    (q,) = s.query("quality").to_dicts() or [{}]
+    classes = ("usable", "stale", "empty", "crossed", "locked")
+    fig = go.Figure()
+    fig.add_bar(
+        x=list(classes),
+        y=[q.get(f"n_{c}_quotes") or 0 for c in classes],
+        marker_color=["#2ca02c", "#d62728", "#ff7f0e", "#9467bd", "#8c564b"],
+        name="quote rows",
+    )
+    _layout(fig, yaxis_title="quote rows", showlegend=False, height=320)
+    facts = Table(
+        columns=("data quality", ""),
+        rows=[
+            (
+                "partitions (session opened by an auction print)",
+                f"{num(q.get('n_partitions'))} ({num(q.get('n_open_from_auction'))})",
+            ),
+            (
+                "sweeps: analysed / outside the session / without an arrival mid",
+                f"{num(q.get('n_sweeps_analysed'))} / {num(q.get('n_sweeps_outside_session'))} / {num(q.get('n_sweeps_without_mid'))}",
+            ),
+            (
+                "quote rows: usable / stale / empty / crossed / locked",
+                " / ".join(num(q.get(f"n_{c}_quotes")) for c in classes),
+            ),
+            (
+                "arrival quote age, s: median / p95",
+                f"{fixed(q.get('arrival_quote_age_median_s'), 1)} / {fixed(q.get('arrival_quote_age_p95_s'), 1)}",
+            ),
+            (
+                "traded quantity: lit / dark / auction / reported / booking",
+                " / ".join(
+                    num(q.get(f"quantity_{c}")) for c in ("lit", "dark", "auction", "reported", "booking")
+                ),
+            ),
+            (
+                "replay fidelity: lowest partition / overall",
+                f"{pct(q.get('fidelity_min'))} / {pct(q.get('fidelity_mean'))}",
+            ),
+        ],
+        key="quality",
+    )
+    params = s.selection.params()
+    rejects = s.query("rejects", limit=TABLE_ROWS)
+    runs = s.query("runs", **params, limit=5)
+    parts = s.query("partitions", **params, limit=10)
+    blocks: list[Figure | Table | Note] = [Figure("quality", fig, 320), facts]
+    if rejects.is_empty():
+        blocks.append(Note("Rejected rows at shred: none."))
+    else:
+        blocks.append(
+            Table(
+                ("kind", "source", "reason", "rows", "first line"),
+                [
+                    (r["kind"], r["source"], r["reason"], num(r["n_rows"]), bare(r["first_line"]))
+                    for r in rejects.to_dicts()
+                ],
+                caption="rows rejected at shred, by reason per source (every source file)",
+                key="rejects",
+            )
+        )
+    blocks.append(
+        Table(
+            ("run", "started (UTC)", "seconds", "jobs ok", "failed", "skipped"),
+            [
+                (
+                    r["run_id"],
+                    r["started"],
+                    fixed(r["seconds"], 1),
+                    num(r["ok"]),
+                    num(r["failed"]),
+                    num(r["skipped"]),
+                )
+                for r in runs.to_dicts()
+            ],
+            caption="latest process runs (jobs of the selected partitions)",
+            key="runs",
+        )
+    )
+    blocks.append(
+        Table(
+            ("partition", "status", "seconds", "rows in", "sweeps", "worker RSS MB", "fidelity", "error"),
+            [
+                (
+                    r["partition"],
+                    r["status"],
+                    fixed(r["seconds"], 3),
+                    num(r["rows_in"]),
+                    num(r["sweeps"]),
+                    fixed(r["worker_peak_rss_mb"], 0),
+                    pct(r["fidelity"]),
+                    (r["error"] or "")[:120],
+                )
+                for r in parts.to_dicts()
+            ],
+            row_classes=["failed" if r["status"] == "failed" else "" for r in parts.to_dicts()],
+            caption="slowest partitions (each partition's latest job that ran; failed ones first)",
+            key="partitions",
+        )
+    )
+    n_bad = sum(q.get(f"n_{c}_quotes") or 0 for c in classes[1:])
+    failed = int(runs["failed"][0]) if runs.height else 0
+    reading = (
+        f"How far to trust the figures: {num(n_bad)} of {num(q.get('n_quotes'))} quote rows unusable as benchmarks "
+        f"(by cause below), {num(q.get('n_sweeps_without_mid'))} analysed sweeps without an arrival mid (no cost "
+        f"figures), {num(rejects['n_rows'].sum() if rejects.height else 0)} rows rejected at shred, and "
+        f"{failed} failed jobs in the latest run."
+    )
+    return Section("quality", "Data quality and run health", reading, blocks)
+
+
+SECTIONS: tuple[Callable[[ReportSession], Section], ...] = (
+    headline,
+    delta_distribution,
+    segments,
+    intraday,
+    scatter,
+    fill_curve,
+    participants,
+    spreads,
+    statistics,
+    quality,
+)

@@ -1,0 +1,30 @@
+-- spreads: realized spread and price impact of the real fills over the horizons.
+-- Grain: one row per horizon, in the files' column order (metrics.horizons_s of the run that wrote them).
+-- Each figure is weighted by its own notional (spread_notional_<h>s: the fills having the mid at t + h),
+-- so effective = realized + impact holds per horizon up to the fills each covers.
+-- params: none
+-- reads:  sweeps
+-- Columns: i (1-based horizon position), n_sweeps (with a figure), realized_spread_bps, price_impact_bps,
+--          effective_spread_bps (weighted by spread_notional; the same on every row)
+WITH l AS (
+    SELECT
+        list_value(*COLUMNS('^realized_spread_.+s_bps$')) AS rs,
+        list_value(*COLUMNS('^price_impact_.+s_bps$'))    AS pi,
+        list_value(*COLUMNS('^spread_notional_.+s$'))     AS w
+    FROM sweeps
+),
+u AS (
+    SELECT generate_subscripts(rs, 1) AS i, unnest(rs) AS rs, unnest(pi) AS pi, unnest(w) AS w
+    FROM l
+)
+SELECT
+    i,
+    count(rs)                                                                  AS n_sweeps,
+    sum(rs * w) FILTER (rs IS NOT NULL) / nullif(sum(w) FILTER (rs IS NOT NULL), 0) AS realized_spread_bps,
+    sum(pi * w) FILTER (pi IS NOT NULL) / nullif(sum(w) FILTER (pi IS NOT NULL), 0) AS price_impact_bps,
+    (SELECT sum(effective_spread_bps * spread_notional) FILTER (effective_spread_bps IS NOT NULL)
+            / nullif(sum(spread_notional) FILTER (effective_spread_bps IS NOT NULL), 0)
+     FROM sweeps)                                                              AS effective_spread_bps
+FROM u
+GROUP BY i
+ORDER BY i;
