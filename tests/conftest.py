@@ -153,3 +153,35 @@ def _local_ns(text: str, nanos: int = 0, tz: str = "Australia/Sydney") -> int:
 def local_ns() -> Callable[..., int]:
     """ns since epoch UTC of a local wall-clock time 'YYYY-MM-DD HH:MM:SS' (+ extra nanoseconds), DST-aware."""
     return _local_ns
+
+
+# ---- the DRR day through the CLI, once per session (report and notebook tests) ------------------------
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_dpsim(*args: str, cwd: Path = REPO, env: dict[str, str] | None = None) -> Any:
+    """`python -m dpsim ARGS` in a fresh process (CI=1: plain tables); fails the test on a non-zero exit."""
+    import os
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "dpsim", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CI": "1", **(env or {})},
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+@pytest.fixture(scope="session")
+def drr_cli_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real DRR day shredded and processed (all scenarios, aggregates) by the CLI into a fresh lake."""
+    if not DRR_DIR.exists():
+        pytest.skip("shared DRR data not present")
+    lake = tmp_path_factory.mktemp("drr-cli") / "lake-drr"
+    run_dpsim("shred", "--config", "conf/drr.yaml", "--lake", str(lake))
+    run_dpsim("process", "--config", "conf/drr.yaml", "--lake", str(lake), "--workers", "1")
+    return lake
