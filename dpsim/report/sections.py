@@ -38,6 +38,13 @@ def _world(s: ReportSession, scenario: str) -> str:
     return s.worlds.get(scenario) or "sensitivity"
 
 
+def _where(scenario: str, world: str | None) -> str:
+    """'In the plausible world (baseline)', or 'In ignore_limit (a bound, not a plausible world)'."""
+    if world == "plausible":
+        return f"In the plausible world ({scenario})"
+    return f"In {scenario} (a {world or 'sensitivity'} scenario, not a plausible world)"
+
+
 def _layout(fig: go.Figure, **kw: object) -> go.Figure:
     fig.update_layout(margin={"l": 60, "r": 20, "t": 40, "b": 50}, legend={"orientation": "h", "y": -0.18})
     fig.update_layout(**kw)
@@ -61,7 +68,7 @@ def headline(s: ReportSession) -> Section:
     else:
         verdict = "the 95 % interval includes zero: no clear difference"
     reading = (
-        f"In the plausible world ({main['scenario']}), resting the sweeps in Centre Point changes the "
+        f"{_where(main['scenario'], main['world'])}, resting the sweeps in Centre Point changes the "
         f"notional-weighted implementation shortfall by {bps(d, True)} bps "
         f"(real {bps(main['real_is_bps'])} → simulated {bps(main['sim_is_bps'])}, 95 % CI "
         f"{bps(lo, True)} to {bps(hi, True)}, {num(main['n_with_delta'])} sweeps): {verdict}. "
