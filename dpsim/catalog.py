@@ -76,6 +76,7 @@ def connect(lake: Lake, cfg: Config | None = None, read_only: bool = True) -> du
         refresh_catalog(lake)
     settings = cfg.aggregate if cfg is not None else Aggregate()
     temp = Path(settings.temp_directory) if settings.temp_directory else lake.local_dir("duckdb")
+    temp.parent.mkdir(parents=True, exist_ok=True)  # DuckDB makes the spill folder, not its parents
     con = duckdb.connect(
         str(lake.catalog_path),
         read_only=read_only,
