@@ -18,7 +18,6 @@ from dpsim.aggregate import STATS_METRICS
 from dpsim.report.page import COLORS, Figure, Note, Section, Table, bare, bps, dollars, fixed, num, pct, sci
 from dpsim.report.session import ReportSession
 
-DELTA_BINS = 60
 SCATTER_POINTS = 2000
 INTRADAY_MINUTES = 15
 TABLE_ROWS = 25
@@ -164,38 +163,58 @@ def headline(s: ReportSession) -> Section:
 # ---- 2. distribution of the per-sweep delta ---------------------------------------------------------
 
 
+def _bin_label(b: int) -> str:
+    """The upper edge of a signed-log delta bin (delta_bins.sql), e.g. -5.6 or +18."""
+    edge = 10 ** ((abs(b) - 9) / 4)
+    text = f"{edge:.2g}" if edge < 10 else f"{edge:,.0f}"
+    return ("−" if b < 0 else "+") + text
+
+
 def delta_distribution(s: ReportSession) -> Section:
-    bins = s.query("delta_bins", scenarios=s.scenarios, bins=DELTA_BINS)
-    summary = s.query("delta_summary", scenarios=s.scenarios).to_dicts()
+    bins = s.query("delta_bins", scenarios=s.scenarios)
+    medians = {r["scenario"]: r for r in s.query("delta_medians", scenarios=s.scenarios).to_dicts()}
+    order = [b for b in range(-25, 26) if b != 0]
     fig = go.Figure()
     for sc in s.scenarios:
-        b = bins.filter(pl.col("scenario") == sc)
-        if b.is_empty():
+        counts = dict(bins.filter(pl.col("scenario") == sc).select("bin", "n_sweeps").iter_rows())
+        if not any(counts.get(b) for b in order):
             continue
-        world = _world(s, sc)
         fig.add_scatter(
-            x=((b["bin_lo"] + b["bin_hi"]) / 2).to_list(),
-            y=b["n_sweeps"].to_list(),
+            x=[_bin_label(b) for b in order],
+            y=[counts.get(b, 0) for b in order],
             mode="lines",
             line_shape="hvh",
             name=sc,
-            visible=True if world != "sensitivity" else "legendonly",
+            visible=True if _world(s, sc) != "sensitivity" else "legendonly",
         )
-    fig.add_vline(x=0, line_dash="dot", line_color="#888")
+    fig.update_xaxes(type="category", categoryorder="array", categoryarray=[_bin_label(b) for b in order])
     _layout(
         fig,
-        xaxis_title="delta implementation shortfall per sweep (sim − real), bps",
+        xaxis_title="delta implementation shortfall per sweep (sim − real), bps: bins up to the edge shown, "
+        "signed log scale",
         yaxis_title="sweeps",
-        yaxis_type="log",
     )
-    main = next((r for r in summary if r["scenario"] == primary_scenario(s)), summary[0] if summary else None)
-    if main and main["n"]:
-        n = main["n"]
+    summary = (
+        bins.group_by("scenario")
+        .agg(
+            pl.col("n_sweeps").sum().alias("n"),
+            pl.col("n_sweeps").filter(pl.col("bin") < 0).sum().alias("n_cheaper"),
+            pl.col("n_sweeps").filter(pl.col("bin") == 0).sum().alias("n_same"),
+            pl.col("n_sweeps").filter(pl.col("bin") > 0).sum().alias("n_dearer"),
+        )
+        .to_dicts()
+    )
+    by = {r["scenario"]: r for r in summary}
+    rows = [(sc, by[sc], medians.get(sc, {})) for sc in s.scenarios if sc in by]
+    main = next((r for r in rows if r[0] == primary_scenario(s)), rows[0] if rows else None)
+    if main and main[1]["n"]:
+        sc, c, m = main
+        n = c["n"]
         reading = (
-            f"Each sweep's simulated minus real implementation shortfall: in {main['scenario']}, "
-            f"{pct(main['n_cheaper'] / n)} of {num(n)} sweeps would have been cheaper resting in Centre "
-            f"Point, {pct(main['n_same'] / n)} the same, {pct(main['n_dearer'] / n)} dearer "
-            f"(median {bps(main['median'], True)} bps; unweighted, one sweep one count)."
+            f"Each sweep's simulated minus real implementation shortfall: in {sc}, {pct(c['n_cheaper'] / n)} "
+            f"of {num(n)} sweeps would have been cheaper resting in Centre Point, {pct(c['n_same'] / n)} the "
+            f"same, {pct(c['n_dearer'] / n)} dearer (median {bps(m.get('median'), True)} bps; unweighted, "
+            "one sweep one count)."
         )
     else:
         reading = "No sweep has both a real and a simulated implementation shortfall."
@@ -206,29 +225,27 @@ def delta_distribution(s: ReportSession) -> Section:
             "cheaper (δ < 0)",
             "same (δ = 0)",
             "dearer (δ > 0)",
-            "5th pct",
-            "median",
-            "95th pct",
+            "mean δ",
+            "median δ",
         ),
         rows=[
             (
-                r["scenario"],
-                num(r["n"]),
-                num(r["n_cheaper"]),
-                num(r["n_same"]),
-                num(r["n_dearer"]),
-                bps(r["p05"], True),
-                bps(r["median"], True),
-                bps(r["p95"], True),
+                sc,
+                num(c["n"]),
+                num(c["n_cheaper"]),
+                num(c["n_same"]),
+                num(c["n_dearer"]),
+                bps(m.get("mean"), True),
+                bps(m.get("median"), True),
             )
-            for r in summary
+            for sc, c, m in rows
         ],
         key="delta_summary",
     )
     note = Note(
-        f"Sweeps with a non-zero delta, in {DELTA_BINS} bins between the 1st and 99th percentile of all "
-        "scenarios' non-zero deltas; the tails are counted in the end bins, the zeros only in the table. "
-        "The count axis is logarithmic. Sensitivity scenarios start hidden: click the legend."
+        "The sweeps with a non-zero delta, by its size in quarter decades (0.01 to 10,000 bps; smaller and "
+        "larger ones in the end bins), cheaper to the left, dearer to the right; the zeros are counted in the "
+        "table only. Sensitivity scenarios start hidden: click the legend."
     )
     return Section(
         "delta", "Per-sweep difference: how the delta is spread", reading, [Figure("delta", fig), table, note]

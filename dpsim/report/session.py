@@ -22,6 +22,7 @@ from dpsim.catalog import connect, view_names
 from dpsim.config import Config
 from dpsim.errors import DpsimError, LakeError
 from dpsim.lake import Lake
+from dpsim.schema import NBBO, ORDERS, TRADES
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +153,20 @@ class ReportSession:
         return "participants" in self._views and self._participant_columns_ok
 
     # ---- setup ------------------------------------------------------------------------------------
+    def _raw_stand_ins(self) -> None:
+        """A lake may hold results without its raw tables (archived, or never shredded here): the sweep's
+        story then shows no events, trades or quotes instead of failing."""
+        keys = [("security_code", pa.int64()), ("date", pa.date32())]
+        for kind in (ORDERS, TRADES, NBBO):
+            if kind.name not in self._views:
+                self.con.register(kind.name, pa.schema(keys + list(kind.lake_schema)).empty_table())
+
+    @property
+    def has_raw(self) -> bool:
+        return {"orders", "trades", "nbbo"} <= self._views
+
     def _stand_ins(self) -> None:
+        self._raw_stand_ins()
         self._participant_columns_ok = False
         if "participants" in self._views:
             cols = {c.lower() for c in self.columns("participants")}

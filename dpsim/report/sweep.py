@@ -78,7 +78,7 @@ def story(s: ReportSession, order_id: int) -> tuple[str, str, list[Section]]:
     title = f"dpsim sweep {order_id}"
     subtitle = f"{s.lake.root} · security {key['security_code']} · {key['date']} · {len(sims)} scenarios"
     built = [
-        summary(sweep, tz),
+        summary(sweep, tz, s.has_raw),
         timeline(sweep, quotes, trades, fills, tz),
         window(sweep, sims, tz),
         fills_table(trades, fills),
@@ -95,7 +95,7 @@ def _local(ns: int | None, tz: str) -> str:
     return t.strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def summary(sweep: dict[str, Any], tz: str) -> Section:
+def summary(sweep: dict[str, Any], tz: str, has_raw: bool = True) -> Section:
     side = {1: "buy", 2: "sell"}.get(sweep["side"], str(sweep["side"]))
     limit = sweep["limit_price"]
     rows = [
@@ -127,7 +127,12 @@ def summary(sweep: dict[str, Any], tz: str) -> Section:
         f"({pct(sweep['fill_ratio'])}) for a real implementation shortfall of "
         f"{bps(sweep['implementation_shortfall_bps'])} bps against the arrival mid."
     )
-    return Section("sweep-summary", "The sweep", reading, [Table(("", ""), rows, key="sweep_summary")])
+    blocks: list[Figure | Table | Note] = [Table(("", ""), rows, key="sweep_summary")]
+    if not has_raw:
+        blocks.append(
+            Note("The lake has no raw orders, trades or quotes: no events, real fills or mid below.")
+        )
+    return Section("sweep-summary", "The sweep", reading, blocks)
 
 
 def timeline(

@@ -1,31 +1,22 @@
--- delta_bins: histogram of the per-sweep delta of implementation shortfall (sim − real, bps).
--- Grain: one row per scenario × bin holding at least one sweep with a non-zero delta (the zeros, often most
--- sweeps, are counted by delta_summary.sql). The bins are shared by every scenario: $bins equal bins
--- between the 1st and 99th percentile of all the scenarios' non-zero deltas; sweeps outside that range
--- are counted in the first or last bin (so a long tail does not flatten the picture).
+-- delta_bins: histogram of the per-sweep delta of implementation shortfall (sim − real, bps), on a signed
+-- logarithmic scale, so one pass over sim_orders serves any lake (no range to find first).
+-- Grain: one row per scenario × bin holding a sweep with a delta. Bin 0: delta = 0 exactly (|δ| < 1e-9 is
+-- stored as 0). Bin ±b (b = 1 … 25): sign(δ) · |δ| in (10^((b − 10) / 4), 10^((b − 9) / 4)] bps, quarter
+-- decades from 0.01 to 10,000 bps; smaller and larger magnitudes are counted in bins ±1 and ±25.
 -- params: $scenarios  VARCHAR[]  the scenarios shown
---         $bins       INTEGER    number of bins
--- reads:  sweeps, sim_orders (the analysed sweeps reported, with a delta)
--- Columns: scenario, bin (0-based), bin_lo, bin_hi (bps), n_sweeps
+-- reads:  sim_orders (one row per reported sweep and scenario, docs/results.md)
+-- Columns: scenario, bin, n_sweeps
 WITH d AS (
-    SELECT o.scenario, o.delta_implementation_shortfall_bps AS d
-    FROM sim_orders AS o
-    SEMI JOIN sweeps AS s
-        ON s.security_code = o.security_code AND s.date = o.date AND s.order_id = o.order_id
-    WHERE list_contains($scenarios, o.scenario) AND o.delta_implementation_shortfall_bps <> 0
-),
-r AS (
-    SELECT
-        coalesce(quantile_cont(d, 0.01), 0) AS lo,
-        coalesce(nullif(quantile_cont(d, 0.99) - quantile_cont(d, 0.01), 0), 1) / $bins AS width
-    FROM d
-),
-b AS (
-    SELECT d.scenario, least(greatest(floor((d.d - r.lo) / r.width), 0), $bins - 1)::INTEGER AS bin
-    FROM d, r
+    SELECT scenario, delta_implementation_shortfall_bps AS d
+    FROM sim_orders
+    WHERE list_contains($scenarios, scenario) AND delta_implementation_shortfall_bps IS NOT NULL
 )
-SELECT b.scenario, b.bin, r.lo + b.bin * r.width AS bin_lo, r.lo + (b.bin + 1) * r.width AS bin_hi,
-       count(*) AS n_sweeps
-FROM b, r
-GROUP BY b.scenario, b.bin, r.lo, r.width
-ORDER BY list_position($scenarios, b.scenario), b.bin;
+SELECT
+    scenario,
+    CASE WHEN d = 0 THEN 0
+         ELSE sign(d)::INTEGER * (least(greatest(ceil(log10(abs(d)) * 4), -8), 16)::INTEGER + 9)
+    END             AS bin,
+    count(*)        AS n_sweeps
+FROM d
+GROUP BY scenario, bin
+ORDER BY list_position($scenarios, scenario), bin;

@@ -1,16 +1,15 @@
 -- fill_curve: the cumulative simulated fill of what rested, over time since the sweep's arrival.
 -- Grain: one row per scenario × quarter-decade of seconds (10^0.25 steps) holding a resting fill.
 -- params: $scenarios  VARCHAR[]  the scenarios shown
--- reads:  sweeps, sim_orders, sim_fills (role 'resting': the sweep rested and the contra arrived)
+-- reads:  sweeps (arrival times), sim_orders (what rested), sim_fills (role 'resting': the sweep rested and
+--         the contra arrived); sim_orders and sim_fills hold the reported sweeps only (docs/results.md)
 -- Columns: scenario, seconds (the bin's upper edge), filled_share: Σ resting fills up to then / Σ rested
 --          quantity (sim_quantity); its last value is the headline's sim_rested_fill_ratio
 WITH rested AS (
-    SELECT o.scenario, sum(o.sim_quantity) AS quantity
-    FROM sim_orders AS o
-    SEMI JOIN sweeps AS s
-        ON s.security_code = o.security_code AND s.date = o.date AND s.order_id = o.order_id
-    WHERE list_contains($scenarios, o.scenario)
-    GROUP BY o.scenario
+    SELECT scenario, sum(sim_quantity) AS quantity
+    FROM sim_orders
+    WHERE list_contains($scenarios, scenario)
+    GROUP BY scenario
 ),
 fills AS (
     SELECT f.scenario,
@@ -24,7 +23,7 @@ fills AS (
 )
 SELECT
     f.scenario,
-    power(10, f.lg)                                                                    AS seconds,
+    power(10, f.lg)                                                                      AS seconds,
     sum(f.quantity) OVER (PARTITION BY f.scenario ORDER BY f.lg) / nullif(r.quantity, 0) AS filled_share
 FROM fills AS f
 JOIN rested AS r ON r.scenario = f.scenario

@@ -12,6 +12,7 @@ WITH l AS (
         list_value(*COLUMNS('^price_impact_.+s_bps$'))    AS pi,
         list_value(*COLUMNS('^spread_notional_.+s$'))     AS w
     FROM sweeps
+    WHERE effective_spread_bps IS NOT NULL  -- without a lit or dark fill with a benchmark, no spread at all
 ),
 u AS (
     SELECT generate_subscripts(rs, 1) AS i, unnest(rs) AS rs, unnest(pi) AS pi, unnest(w) AS w
