@@ -259,6 +259,28 @@ def targets(res: dict[str, Any]) -> list[dict[str, Any]]:
             "largest / smallest us per event <= 1.5",
             v <= 1.5,
         )
+    for r in _rows(res, "report"):
+        ex, n = r.get("extra") or {}, (r.get("input") or {}).get("partitions")
+        if r["tool"] == "dpsim report" and r.get("wall_s"):
+            add(
+                f"report of {n:,} partitions: HTML size (plotly.js included)",
+                f"{ex.get('html_mb')} MB",
+                "<= 10 MB",
+                (ex.get("html_mb") or 99) <= 10,
+            )
+            add(
+                f"report of {n:,} partitions: dpsim report wall time",
+                f"{r['wall_s']:.1f} s",
+                "seconds (<= 10 s)",
+                r["wall_s"] <= 10,
+            )
+        if r["tool"].startswith("chromium") and ex.get("seconds") is not None:
+            add(
+                f"report of {n:,} partitions: the page drawn in chromium",
+                f"{ex['seconds']:.1f} s",
+                "seconds (<= 10 s)",
+                ex["seconds"] <= 10,
+            )
     return out
 
 
@@ -458,6 +480,31 @@ def tables(res: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
                     "notes",
                 ],
                 body,
+            )
+        )
+    rows = _rows(res, "report")
+    if rows:
+        out.append(
+            (
+                "5. dpsim report of a lake of many partitions (the DRR day's results linked under N keys; its aggregates copied)",
+                ["case", "what", "seconds", "peak RSS MB", "HTML MB", "notes"],
+                [
+                    [
+                        r["case"],
+                        r["tool"],
+                        _f(r.get("wall_s")),
+                        _f(r.get("peak_rss_mb"), 0),
+                        _f((r.get("extra") or {}).get("html_mb")),
+                        ("FAILED: " + r["error"][:120])
+                        if r.get("error")
+                        else (
+                            f"drawn in {(r.get('extra') or {}).get('seconds')} s, {(r.get('extra') or {}).get('requests')} request(s)"
+                            if r["tool"].startswith("chromium")
+                            else ""
+                        ),
+                    ]
+                    for r in rows
+                ],
             )
         )
     rows = _rows(res, "profile")

@@ -18,6 +18,7 @@ import argparse
 import copy
 import json
 import os
+import shutil
 import statistics
 import sys
 import time
@@ -37,11 +38,12 @@ SECTIONS = (
     "many_partitions",
     "shred_workers",
     "process",
+    "report",
     "seed",
     "kernel",
     "profile",
 )
-QUICK_SECTIONS = ("shred_peers", "gzip", "process", "seed", "kernel")
+QUICK_SECTIONS = ("shred_peers", "gzip", "process", "report", "seed", "kernel")
 GB = 1_000_000_000
 
 MODES: dict[str, dict[str, Any]] = {
@@ -58,6 +60,7 @@ MODES: dict[str, dict[str, Any]] = {
         "shred_tools": ["dpsim", "duckdb_mem", "polars", "cat"],
         "gzip_tools": ["dpsim", "gzip_dc"],
         "process_drop": False,
+        "report_partitions": 300,
     },
     "full": {
         "reps": 3,
@@ -71,6 +74,7 @@ MODES: dict[str, dict[str, Any]] = {
         "shred_tools": ["dpsim", "duckdb", "duckdb_mem", "polars", "cat"],
         "gzip_tools": ["dpsim", "gzip_dc", "duckdb", "duckdb_mem", "polars"],
         "process_drop": True,
+        "report_partitions": 3000,
     },
 }
 SHRED_SECURITIES, SHRED_DAYS = 60, 5  # every shred input: 60 securities x 5 days = 300 partitions
@@ -460,6 +464,51 @@ class Bench:
         )
         self.rows.append(self._row("process", case, "dpsim aggregate", inp, m))
 
+    def report(self) -> None:
+        """dpsim report of a lake of many partitions: the DRR day's results hard-linked under N keys
+        (bench/many.py), so every query scans N partitions' files; then the page opened in chromium.
+
+        The lake's aggregates are the DRR day's, copied: the report reads a handful of their rows, and
+        `dpsim aggregate` over thousands of partitions is not what this section measures."""
+        n = self.cfg["report_partitions"]
+        source = H.WORK / "lake-drr"
+        if not (source / "aggregates" / "headline.parquet").exists():
+            self._process_drr()
+        lake = H.WORK / f"lake-report-{n}"
+        m = H.measure(
+            [H.PY, "bench/many.py", H.rel(source), H.rel(lake), str(n)],
+            label="report-build",
+            reps=1,
+            warmup=0,
+        )
+        built = m.last_json()
+        shutil.copytree(source / "aggregates", lake / "aggregates", dirs_exist_ok=True)
+        sweeps = _parquet_rows(source / "results" / "sweeps") * n
+        inp = {"path": H.rel(lake), "partitions": n, "files": built.get("files"), "sweeps": sweeps}
+        case = f"{n:,} partitions (DRR results x {n:,}: {sweeps:,} sweeps, {built.get('files', 0):,} files)"
+        out = H.WORK / "report" / f"report-{n}.html"
+        cmd = [*H.DPSIM, "report", "--lake", H.rel(lake), "--out", H.rel(out)]
+        m = H.measure(cmd, label=f"report-{n}", reps=self.reps)  # the warm-up run builds the catalog
+        row = self._row("report", case, "dpsim report", inp, m)
+        if out.exists():
+            row["extra"]["html_mb"] = round(out.stat().st_size / 1e6, 2)
+        self.rows.append(row)
+        sweep = _first_sweep(source)
+        sweep_out = H.WORK / "report" / f"sweep-{n}.html"
+        cmd = [*H.DPSIM, "report", "--lake", H.rel(lake), "--sweep", str(sweep), "--out", H.rel(sweep_out)]
+        cmd += ["--securities", "100001", "--dates", "2024-01-02"]
+        m = H.measure(cmd, label=f"report-sweep-{n}", reps=self.reps)
+        row = self._row("report", case, "dpsim report --sweep (one partition selected)", inp, m)
+        if sweep_out.exists():
+            row["extra"]["html_mb"] = round(sweep_out.stat().st_size / 1e6, 2)
+        self.rows.append(row)
+        if out.exists():
+            m = H.measure([H.PY, "bench/page.py", H.rel(out)], label=f"report-page-{n}", reps=self.reps)
+            row = self._row("report", case, "chromium: open the page until every plot is drawn", inp, m)
+            row["extra"].update(m.last_json())
+            self.rows.append(row)
+        H.rm(lake)
+
     def seed(self) -> None:
         """The seed plan's per-(security, date) job: re-scan the raw files with pandas chunks, extrapolated."""
         if self.cfg["process_drop"] or self.only:
@@ -689,6 +738,19 @@ def _run_manifest(lake: Path) -> dict[str, Any]:
         "workers": len({j.get("worker_pid") for j in jobs}),
         "scenarios": scenarios,
     }
+
+
+def _parquet_rows(folder: Path) -> int:
+    import pyarrow.parquet as pq
+
+    return sum(pq.ParquetFile(p).metadata.num_rows for p in folder.rglob("*.parquet"))
+
+
+def _first_sweep(lake: Path) -> int:
+    import pyarrow.parquet as pq
+
+    first = next((lake / "results" / "sweeps").rglob("*.parquet"))
+    return int(pq.read_table(first, columns=["order_id"])["order_id"][0].as_py())
 
 
 def _first_partition(lake: Path) -> tuple[int, str] | None:
