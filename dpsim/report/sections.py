@@ -173,7 +173,9 @@ def _bin_label(b: int) -> str:
 def delta_distribution(s: ReportSession) -> Section:
     bins = s.query("delta_bins", scenarios=s.scenarios)
     medians = {r["scenario"]: r for r in s.query("delta_medians", scenarios=s.scenarios).to_dicts()}
-    order = [b for b in range(-25, 26) if b != 0]
+    nonzero = bins.filter(pl.col("bin") != 0)["bin"]
+    lo, hi = (int(nonzero.min() or -1), int(nonzero.max() or 1)) if nonzero.len() else (-1, 1)  # type: ignore[arg-type]
+    order = [b for b in range(min(lo, -1), max(hi, 1) + 1) if b != 0]  # the bins with sweeps, and ±1
     fig = go.Figure()
     for sc in s.scenarios:
         counts = dict(bins.filter(pl.col("scenario") == sc).select("bin", "n_sweeps").iter_rows())
@@ -190,10 +192,10 @@ def delta_distribution(s: ReportSession) -> Section:
     fig.update_xaxes(type="category", categoryorder="array", categoryarray=[_bin_label(b) for b in order])
     _layout(
         fig,
-        xaxis_title="delta implementation shortfall per sweep (sim − real), bps: bins up to the edge shown, "
-        "signed log scale",
+        xaxis_title="delta per sweep (sim − real), bps: each bin up to the edge shown (signed log scale)",
         yaxis_title="sweeps",
     )
+    fig.update_layout(margin={"b": 120}, legend={"y": -0.42}, xaxis_tickangle=-45)
     summary = (
         bins.group_by("scenario")
         .agg(
