@@ -1,15 +1,12 @@
 -- fill_curve: the cumulative simulated fill of what rested, over time since the sweep's arrival.
 -- Grain: one row per scenario × quarter-decade of seconds (10^0.25 steps) holding a resting fill.
 -- params: $scenarios  VARCHAR[]  the scenarios shown
--- reads:  sweeps (arrival times), sim_orders (what rested), sim_fills (role 'resting': the sweep rested and
---         the contra arrived); sim_orders and sim_fills hold the reported sweeps only (docs/results.md)
+-- reads:  sweeps (arrival times), sim_fills (role 'resting': the sweep rested and the contra arrived; the
+--         reported sweeps only, docs/results.md), global_summary (Σ rested quantity: sim_quantity)
 -- Columns: scenario, seconds (the bin's upper edge), filled_share: Σ resting fills up to then / Σ rested
 --          quantity (sim_quantity); its last value is the headline's sim_rested_fill_ratio
 WITH rested AS (
-    SELECT scenario, sum(sim_quantity) AS quantity
-    FROM sim_orders
-    WHERE list_contains($scenarios, scenario)
-    GROUP BY scenario
+    SELECT scenario, sim_quantity AS quantity FROM global_summary WHERE list_contains($scenarios, scenario)
 ),
 fills AS (
     SELECT f.scenario,
