@@ -68,6 +68,16 @@ class Section:
     blocks: list[Figure | Table | Note] = field(default_factory=list)
 
 
+# ---- figures ---------------------------------------------------------------------------------------
+
+
+def layout(fig: go.Figure, **kw: object) -> go.Figure:
+    """The report's margins and a legend under the plot, then the figure's own settings."""
+    fig.update_layout(margin={"l": 60, "r": 20, "t": 40, "b": 50}, legend={"orientation": "h", "y": -0.18})
+    fig.update_layout(**kw)
+    return fig
+
+
 # ---- number formats (ids and ns timestamps are printed bare: they are pasted into a WHERE) ----------
 
 

@@ -149,6 +149,15 @@ class ReportSession:
         return [d[0] for d in self.con.execute(f'SELECT * FROM "{view}" LIMIT 0').description]
 
     @property
+    def primary(self) -> str:
+        """The scenario the single-scenario sections show: the first plausible one shown."""
+        return next((sc for sc in self.scenarios if self.worlds.get(sc) == "plausible"), self.scenarios[0])
+
+    def world(self, scenario: str) -> str:
+        """plausible | sensitivity | bound (headline.world; a scenario without one counts as a sensitivity)."""
+        return self.worlds.get(scenario) or "sensitivity"
+
+    @property
     def has_participant_names(self) -> bool:
         return "participants" in self._views and self._participant_columns_ok
 
