@@ -167,3 +167,40 @@ def test_the_terminal_summary_fits_80_columns(drr_cli_lake: Path) -> None:
     out = run_dpsim("sql", query, "--lake", str(drr_cli_lake), env={"COLUMNS": "80"}).stdout
     row = out.splitlines()[2].split()
     assert re.fullmatch(r"\d{19}", row[0]) and re.fullmatch(r"\d{19}", row[1]) and "e-" in row[3]
+
+
+# ---- the report's queries agree with the aggregates ----------------------------------------------------
+
+
+def test_the_report_queries_add_up_to_the_aggregates(drr_cli_lake: Path) -> None:
+    """Bins, profiles and curves are other cuts of the same sweeps: their totals are the headline's."""
+    from dpsim.config import load_config
+    from dpsim.lake import Lake
+    from dpsim.report.session import ReportSession, Selection
+
+    cfg = load_config(REPO / "conf/drr.yaml", {"lake": str(drr_cli_lake)})
+    with ReportSession(cfg, Lake(drr_cli_lake), Selection()) as s:
+        assert s.scenarios[:2] == ["baseline", "midtick"] and s.primary == "baseline"  # plausible first
+        assert s.scenarios[-2:] == ["ignore_limit", "no_queue"]  # the bounds last
+        head = {r["scenario"]: r for r in s.query("headline", scenarios=s.scenarios).to_dicts()}
+        bins = s.query("delta_bins", scenarios=s.scenarios)
+        per_scenario = dict(bins.group_by("scenario").agg(pl.col("n_sweeps").sum()).iter_rows())
+        assert per_scenario == {sc: head[sc]["n_with_delta"] for sc in s.scenarios}
+        curve = s.query("fill_curve", scenarios=s.scenarios)
+        for sc, last in curve.group_by("scenario").agg(pl.col("filled_share").last()).iter_rows():
+            assert last == pytest.approx(head[sc]["sim_rested_fill_ratio"], rel=1e-9), sc
+        day = s.query("intraday", scenario="baseline", tz=cfg.time.timezone, minutes=15)
+        assert day["n_sweeps"].sum() == 4100 and day["t"][0] == "10:00" and day["t"][-1] == "15:45"
+        weighted = (day["real_is_bps"] * day["notional"]).sum() / day["notional"].sum()
+        assert weighted == pytest.approx(head["baseline"]["real_is_bps"], rel=1e-9)  # every sweep has a delta
+        (overall,) = (
+            s.query("segments", scenario="baseline", size_order=[], time_order=[])
+            .filter(pl.col("segment_type") == "size")
+            .select(pl.col("n_sweeps").sum())
+            .row(0)
+        )
+        assert overall == 4100
+        spreads = s.query("spreads")
+        ((effective,),) = s.con.sql("SELECT nw_effective_spread_bps FROM global_summary LIMIT 1").fetchall()
+        assert spreads["effective_spread_bps"].to_list() == pytest.approx([effective] * 4, rel=1e-9)
+        assert s.query("scatter", scenario="baseline", n=100).height == 100
