@@ -37,7 +37,7 @@ SWEEP_SECTIONS = [
     "sweep-metrics",
     "sweep-events",
 ]
-SWEEP = 7904794000125452769
+SWEEP = 7904794000132125755  # a midtick sweep that rested and filled while resting in the replay
 
 
 @pytest.fixture(scope="module")

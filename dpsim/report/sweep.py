@@ -72,9 +72,11 @@ def story(s: ReportSession, order_id: int) -> tuple[str, str, list[Section]]:
     ends = [sweep["final_time"], *[v for v in sims["sim_window_end"].to_list() if v is not None]]
     t0, t1 = sweep["arrival_time"] - CONTEXT_NS, max(ends) + CONTEXT_NS
     quotes = s.query("sweep_quotes", security_code=p["security_code"], date=p["date"], t0=t0, t1=t1, tz=tz)
-    if quotes.height:  # the mid in force until the right edge, not only until the last quote
+    if quotes.height:  # the mid in force from the left edge to the right edge, not only between quotes
+        first = quotes.filter(pl.col("timestamp") <= t0).tail(1)  # the quote in force at t0
+        first = first.with_columns(local_time=pl.lit(_local(t0, tz)), timestamp=pl.lit(t0))
         last = quotes.tail(1).with_columns(local_time=pl.lit(_local(t1, tz)), timestamp=pl.lit(t1))
-        quotes = pl.concat([quotes, last])
+        quotes = pl.concat([first, quotes.filter(pl.col("timestamp") > t0), last])
     title = f"dpsim sweep {order_id}"
     subtitle = f"{s.lake.root} · security {key['security_code']} · {key['date']} · {len(sims)} scenarios"
     built = [

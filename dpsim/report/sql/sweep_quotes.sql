@@ -1,5 +1,6 @@
 -- sweep_quotes: the usable NBBO quotes over the sweep's life (both sides > 0, bid < offer), starting with
--- the one prevailing at $t0, for the mid line of the drill-down.
+-- the one prevailing at $t0, for the mid line of the drill-down. Among quotes sharing a nanosecond the
+-- highest sequence stands for it (docs/methodology.md §3).
 -- Grain: one row per quote, in time order.
 -- params: $security_code BIGINT, $date DATE  the partition
 --         $t0, $t1  BIGINT  ns UTC: from the quote in force at t0 to the last at or before t1
@@ -10,6 +11,7 @@ WITH usable AS (
     FROM nbbo
     WHERE security_code = $security_code AND date = $date AND bid > 0 AND offer > 0 AND bid < offer
       AND timestamp <= $t1
+    QUALIFY row_number() OVER (PARTITION BY timestamp ORDER BY sequence DESC) = 1
 )
 SELECT
     strftime(timezone($tz, timezone('UTC', make_timestamp(timestamp // 1000))), '%Y-%m-%d %H:%M:%S.%f') AS local_time,
