@@ -204,3 +204,37 @@ def test_the_report_queries_add_up_to_the_aggregates(drr_cli_lake: Path) -> None
         ((effective,),) = s.con.sql("SELECT nw_effective_spread_bps FROM global_summary LIMIT 1").fetchall()
         assert spreads["effective_spread_bps"].to_list() == pytest.approx([effective] * 4, rel=1e-9)
         assert s.query("scatter", scenario="baseline", n=100).height == 100
+
+
+def test_what_a_lake_lacks_is_named_with_what_to_run(drr_cli_lake: Path, tmp_path: Path) -> None:
+    import shutil
+
+    out = str(tmp_path / "r.html")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    err = dpsim_fails("report", "--lake", str(empty), "--out", out).stderr
+    assert err.strip() == f"dpsim: error: {empty}: the lake has no results yet: run `dpsim process` first"
+    with pytest.raises(LakeError, match=r"results/sweeps: no files yet \(run `dpsim process --lake "):
+        dpsim.open_lake(str(empty)).sweeps()
+    with pytest.raises(LakeError, match="no such lake folder"):
+        dpsim.open_lake(str(tmp_path / "nowhere"))
+    # results without aggregates (`dpsim process --no-aggregate`)
+    bare_lake = tmp_path / "bare"
+    shutil.copytree(drr_cli_lake / "results", bare_lake / "results")
+    err = dpsim_fails("report", "--lake", str(bare_lake), "--out", out).stderr
+    assert (
+        err.strip()
+        == f"dpsim: error: {bare_lake}: no aggregates yet: run `dpsim aggregate --lake {bare_lake}`"
+    )
+    # one order id in two partitions: the story asks which
+    day = bare_lake / "results" / "sweeps" / "security_code=110621"
+    shutil.copytree(day / "date=2024-09-05", day / "date=2024-09-06")
+    err = dpsim_fails("report", "--lake", str(bare_lake), "--sweep", str(SWEEP), "--out", out).stderr
+    assert err.strip() == (
+        f"dpsim: error: order id {SWEEP} names sweeps in several partitions "
+        "(110621/2024-09-05, 110621/2024-09-06); pick one with --securities and --dates"
+    )
+    picked = run_dpsim(
+        "report", "--lake", str(bare_lake), "--sweep", str(SWEEP), "--out", out, "--dates", "2024-09-05"
+    )
+    assert "6 sections" in picked.stdout
