@@ -11,7 +11,7 @@ CONF   ?= conf/default.yaml
 ARGS   ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo drr test test-slow lint shred process aggregate bench bench-quick clean
+.PHONY: help install demo drr report screenshots test test-slow lint shred process aggregate bench bench-quick clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -47,6 +47,12 @@ demo: $(STAMP) ## generate a sample drop, shred it, process it, print the summar
 drr: $(STAMP) ## the real DRR day (../shared/data/drr-2024-09-05) end to end into lake-drr/
 	$(DPSIM) shred --config conf/drr.yaml
 	$(DPSIM) process --config conf/drr.yaml
+
+report: $(STAMP) ## the report of CONF's lake as report.html (make report CONF=conf/drr.yaml)
+	$(DPSIM) report --config $(CONF) $(ARGS)
+
+screenshots: $(TESTED) ## refresh the report screenshots in docs/ (DRR day, headless chromium)
+	DPSIM_SCREENSHOT_DIR=docs $(PY) -m pytest tests/test_report_browser.py -k drr -p no:cacheprovider
 
 test: $(TESTED) ## run the test suite (slow scale tests excluded)
 	$(PY) -m pytest $(ARGS)

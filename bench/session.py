@@ -32,6 +32,7 @@ MODES: dict[str, dict[str, Any]] = {
         "gzip_tools": ["dpsim", "gzip_dc"],
         "process_drop": False,
         "export_partitions": 200,
+        "report_partitions": 300,
     },
     "full": {
         "reps": 3,
@@ -46,6 +47,7 @@ MODES: dict[str, dict[str, Any]] = {
         "gzip_tools": ["dpsim", "gzip_dc", "duckdb", "duckdb_mem", "polars"],
         "process_drop": True,
         "export_partitions": 1000,
+        "report_partitions": 3000,
     },
 }
 

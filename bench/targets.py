@@ -29,6 +29,7 @@ def targets(res: dict[str, Any]) -> list[dict[str, Any]]:
     _process_targets(res, add, budget)
     _kernel_targets(res, add, budget)
     _export_targets(res, add, budget)
+    _report_targets(res, add, budget)
     return out
 
 
@@ -263,3 +264,18 @@ def _export_targets(res: dict[str, Any], add: _Add, budget: float) -> None:
                 ">= 1.0x at bounded memory",
                 vs["speed"] >= 1.0,
             )
+
+
+def _report_targets(res: dict[str, Any], add: _Add, budget: float) -> None:
+    """The report of a lake of many partitions: page size, the command's time, the page's drawing time."""
+    for r in section_rows(res, "report"):
+        ex, n = r.get("extra") or {}, (r.get("input") or {}).get("partitions") or 0
+        wall = r.get("wall_s")
+        if r["tool"] == "dpsim report" and wall:
+            add(f"report of {n:,} partitions: HTML size (plotly.js included)", f"{ex.get('html_mb')} MB",
+                "<= 10 MB", (ex.get("html_mb") or 99) <= 10)  # fmt: skip
+            add(f"report of {n:,} partitions: dpsim report wall time", f"{wall:.1f} s", "seconds (<= 10 s)",
+                wall <= 10)  # fmt: skip
+        if r["tool"].startswith("chromium") and ex.get("seconds") is not None:
+            add(f"report of {n:,} partitions: the page drawn in chromium", f"{ex['seconds']:.1f} s",
+                "seconds (<= 10 s)", ex["seconds"] <= 10)  # fmt: skip

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dpsim.notebook import OpenLake
+
 __version__ = "0.1.0"
 
 # The packages whose versions decide results and compatibility (`dpsim version`); read from the installed
@@ -21,3 +26,10 @@ def versions() -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             out[name] = None
     return out
+
+
+def open_lake(root: str | Any) -> OpenLake:
+    """A lake's results as Polars frames for a notebook (dpsim.notebook; README, "Notebooks")."""
+    from dpsim.notebook import open_lake as _open  # imported on use: `import dpsim` stays light
+
+    return _open(root)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import logging
 import re
+from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
@@ -151,30 +152,10 @@ def run_aggregates(cfg: Config, lake: Lake, progress: Progress | None = None) ->
     with (progress or SilentProgress()).task("aggregate", total=steps, unit="steps") as bar:
         refresh_catalog(lake)  # results written since the last refresh may be the first of their table
         bar.advance(1, status="catalog")
-        scenarios = _scenarios(cfg, lake)
+        scenarios = scenarios_with_results(cfg, lake)
         con = connect(lake, cfg)
-        tables: dict[str, pa.Table] = {}
         try:
-            # Lets DuckDB stream and spill instead of buffering to keep row order; every output has an ORDER BY.
-            con.execute("SET preserve_insertion_order = false")
-            _stand_in_missing_results(con, cfg)
-            shared: tuple[tuple[str, dict[str, object] | None], ...] = (
-                ("pairs", {"scenarios": scenarios}),
-                ("segment_fidelity", None),
-                ("segment_measures", None),
-            )
-            for name, params in shared:
-                _execute(con, name, params)
-                bar.advance(1, status=name)
-            for name in SEGMENT_AGGREGATES:
-                tables[name] = _query(con, name)
-                bar.advance(1, status=name)
-            tables["headline"] = _headline(con, cfg)
-            bar.advance(1, status="headline")
-            tables["stats_tests"] = _stats_tests(con, scenarios)
-            bar.advance(1, status="stats_tests")
-            tables["quality_summary"] = _query(con, "quality_summary")
-            bar.advance(1, status="quality_summary")
+            tables = compute_aggregates(con, cfg, scenarios, lambda step: bar.advance(1, status=step))
         finally:
             con.close()
         for name, table in tables.items():
@@ -182,6 +163,43 @@ def run_aggregates(cfg: Config, lake: Lake, progress: Progress | None = None) ->
         bar.advance(1, status="files")
         refresh_catalog(lake)
         bar.advance(1, status="done")
+    return tables
+
+
+def compute_aggregates(
+    con: duckdb.DuckDBPyConnection,
+    cfg: Config,
+    scenarios: list[str],
+    advance: Callable[[str], None] | None = None,
+) -> dict[str, pa.Table]:
+    """Every aggregate over the result views `con` sees, in memory (nothing written).
+
+    `run_aggregates` calls it on the catalog; a report of a selection calls it on a session whose temp
+    tables `sweeps`, `sim_orders`, … hold only the selected partitions, so the same definitions apply.
+    `advance(step)` is called after each step (for progress).
+    """
+    done = advance or (lambda step: None)
+    # Lets DuckDB stream and spill instead of buffering to keep row order; every output has an ORDER BY.
+    con.execute("SET preserve_insertion_order = false")
+    _stand_in_missing_results(con, cfg)
+    shared: tuple[tuple[str, dict[str, object] | None], ...] = (
+        ("pairs", {"scenarios": scenarios}),
+        ("segment_fidelity", None),
+        ("segment_measures", None),
+    )
+    for name, params in shared:
+        _execute(con, name, params)
+        done(name)
+    tables: dict[str, pa.Table] = {}
+    for name in SEGMENT_AGGREGATES:
+        tables[name] = _query(con, name)
+        done(name)
+    tables["headline"] = _headline(con, cfg)
+    done("headline")
+    tables["stats_tests"] = _stats_tests(con, scenarios)
+    done("stats_tests")
+    tables["quality_summary"] = _query(con, "quality_summary")
+    done("quality_summary")
     return tables
 
 
@@ -232,7 +250,7 @@ def headline(lake: Lake) -> tuple[pa.Table, pa.Table, pa.Table]:
 # ---- internals ----------------------------------------------------------------------------------
 
 
-def _scenarios(cfg: Config, lake: Lake) -> list[str]:
+def scenarios_with_results(cfg: Config, lake: Lake) -> list[str]:
     """Configured scenarios that have results; the others are reported, and stale folders are not read."""
     present = set(lake.scenarios("sim_orders"))
     missing = [s for s in cfg.scenarios if s not in present]

@@ -30,8 +30,9 @@ log = logging.getLogger(__name__)
 
 # Older DuckDB clients (1.x) cannot open a file in 2.0's default storage format; views need nothing newer.
 STORAGE_VERSION = "v1.0.0"
-# Run JSONs list one job per partition: tens of thousands of jobs exceed read_json's 16 MB default.
-_MAX_JSON_BYTES = 1 << 30
+# Run JSONs list one job per partition: tens of thousands of jobs exceed read_json's 16 MB default. DuckDB
+# reserves twice this per read, so 1 GB failed under the default 2 GB memory limit; 128 MB holds ~400,000 jobs.
+_MAX_JSON_BYTES = 1 << 27
 _HIVE_TYPES = {"scenario": "VARCHAR", "security_code": "BIGINT", "date": "DATE"}
 
 
@@ -75,6 +76,7 @@ def connect(lake: Lake, cfg: Config | None = None, read_only: bool = True) -> du
         refresh_catalog(lake)
     settings = cfg.aggregate if cfg is not None else Aggregate()
     temp = Path(settings.temp_directory) if settings.temp_directory else lake.local_dir("duckdb")
+    temp.parent.mkdir(parents=True, exist_ok=True)  # DuckDB makes the spill folder, not its parents
     con = duckdb.connect(
         str(lake.catalog_path),
         read_only=read_only,

@@ -222,6 +222,21 @@ def _parser() -> argparse.ArgumentParser:
         _cmd_monitor,
     )
     sp.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (0: any free port)")
+
+    sp = cmd(
+        "report",
+        "write the lake's report: one self-contained HTML page (with --sweep ID: one sweep's story)",
+        _cmd_report,
+    )
+    sp.add_argument(
+        "--out", type=Path, metavar="FILE", help="HTML file (default: report.html, or sweep-<ID>.html)"
+    )
+    sp.add_argument(
+        "--scenario", action="append", metavar="NAME", help="show only these scenarios (repeatable)"
+    )
+    sp.add_argument("--securities", type=_int_list, metavar="LIST", help="comma-separated security codes")
+    sp.add_argument("--dates", type=_date_range, metavar="A..B", help="trading dates YYYY-MM-DD..YYYY-MM-DD")
+    sp.add_argument("--sweep", type=int, metavar="ORDER_ID", help="one sweep's story instead of the lake's")
     return p
 
 
@@ -583,26 +598,29 @@ def _print_headline(
     progress: Progress, summary: pa.Table, tests: pa.Table, quality: pa.Table, timezone: str
 ) -> None:
     """The headline per scenario, the paired test of its delta, and the data quality."""
+    rows = summary.to_pylist()
+    counts = sorted({_num(r["n_with_delta"]) for r in rows})
     progress.table(
         "Would resting in Centre Point have been cheaper? Implementation shortfall, bps, notional-weighted, "
-        "same sweeps and shares (delta = sim - real; < 0: the dark pool was cheaper)",
-        ("scenario", "world", "sweeps", "real", "sim", "delta [95% CI]", "rested filled", "fidelity"),
+        f"same sweeps and shares ({' / '.join(counts)} sweeps; delta = sim - real; < 0: the dark pool "
+        "was cheaper; rested filled: share of the rested quantity filled while resting)",
+        ("scenario", "world", "real", "sim", "delta [95% CI]", "rested\nfilled", "fidelity"),
         [
             (
                 r["scenario"],
                 r["world"],
-                _num(r["n_with_delta"]),
                 _bps(r["real_is_bps"]),
                 _bps(r["sim_is_bps"]),
                 f"{_bps(r['delta_is_bps'])} [{_bps(r['ci_low'])}, {_bps(r['ci_high'])}]",
                 _pct(r["sim_rested_fill_ratio"]),
                 _pct(r["fidelity_mean"]),
             )
-            for r in summary.to_pylist()
+            for r in rows
         ],
     )
     progress.table(
-        "Paired tests of delta implementation shortfall per sweep (all analysed sweeps)",
+        "Paired tests of delta implementation shortfall per sweep (all analysed sweeps; q: "
+        "Benjamini-Hochberg within the scenario's family)",
         ("scenario", "n", "mean delta", "95% CI", "p (t)", "q (t)", "p (Wilcoxon)"),
         [
             (
@@ -649,8 +667,12 @@ def _quality_rows(q: dict[str, Any], timezone: str) -> list[tuple[str, str]]:
             f"{_fixed(q['arrival_quote_age_median_s'])} / {_fixed(q['arrival_quote_age_p95_s'])}",
         ),
         (
-            "traded quantity lit / dark / auction / reported / booking",
-            " / ".join(_num(q[f"quantity_{c}"]) for c in ("lit", "dark", "auction", "reported", "booking")),
+            "traded quantity lit / dark / auction",
+            " / ".join(_num(q[f"quantity_{c}"]) for c in ("lit", "dark", "auction")),
+        ),
+        (
+            "traded quantity reported / booking",
+            " / ".join(_num(q[f"quantity_{c}"]) for c in ("reported", "booking")),
         ),
         ("replay fidelity: lowest / overall", f"{_pct(q['fidelity_min'])} / {_pct(q['fidelity_mean'])}"),
     ]
@@ -788,6 +810,26 @@ def _write_result(table: pa.Table, fmt: str, out: Path | None) -> None:
         sys.stdout.write(text)
     else:
         out.write_text(text, encoding="utf-8")
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from dpsim.report import Selection, build_report, build_sweep_report
+
+    cfg = _load(args)
+    lake = _lake(cfg)
+    selection = Selection(
+        scenarios=tuple(args.scenario or ()), securities=tuple(args.securities or ()), dates=args.dates
+    )
+    if args.sweep is not None:
+        out = args.out or Path(f"sweep-{args.sweep}.html")
+        written = build_sweep_report(cfg, lake, args.sweep, out, selection)
+    else:
+        written = build_report(cfg, lake, args.out or Path("report.html"), selection)
+    print(
+        f"wrote {written.path} ({written.bytes / 1e6:.1f} MB, {len(written.sections)} sections, "
+        f"{written.figures} plots) in {written.seconds:.1f} s"
+    )
+    return 0
 
 
 def _cmd_catalog(args: argparse.Namespace) -> int:
