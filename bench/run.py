@@ -26,7 +26,9 @@ from pathlib import Path
 from bench import harness as H
 from bench import render
 from bench.sections_code import kernel, profile
+from bench.sections_export import export
 from bench.sections_process import process, seed
+from bench.sections_report import report
 from bench.sections_shred import gzip, many_partitions, scaling, shred_peers, shred_workers
 from bench.session import MODES, THREADS, Session
 
@@ -37,11 +39,13 @@ SECTIONS = (
     "many_partitions",
     "shred_workers",
     "process",
+    "report",
     "seed",
     "kernel",
+    "export",
     "profile",
 )
-QUICK_SECTIONS = ("shred_peers", "gzip", "process", "seed", "kernel")
+QUICK_SECTIONS = ("shred_peers", "gzip", "process", "report", "seed", "kernel")
 RUNNERS: dict[str, Callable[[Session], None]] = {
     "shred_peers": shred_peers,
     "scaling": scaling,
@@ -49,8 +53,10 @@ RUNNERS: dict[str, Callable[[Session], None]] = {
     "many_partitions": many_partitions,
     "shred_workers": shred_workers,
     "process": process,
+    "report": report,
     "seed": seed,
     "kernel": kernel,
+    "export": export,
     "profile": profile,
 }
 

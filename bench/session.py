@@ -31,6 +31,8 @@ MODES: dict[str, dict[str, Any]] = {
         "shred_tools": ["dpsim", "duckdb_mem", "polars", "cat"],
         "gzip_tools": ["dpsim", "gzip_dc"],
         "process_drop": False,
+        "export_partitions": 200,
+        "report_partitions": 300,
     },
     "full": {
         "reps": 3,
@@ -44,6 +46,8 @@ MODES: dict[str, dict[str, Any]] = {
         "shred_tools": ["dpsim", "duckdb", "duckdb_mem", "polars", "cat"],
         "gzip_tools": ["dpsim", "gzip_dc", "duckdb", "duckdb_mem", "polars"],
         "process_drop": True,
+        "export_partitions": 1000,
+        "report_partitions": 3000,
     },
 }
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import logging
 import re
+from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
@@ -22,6 +23,7 @@ from dpsim.catalog import connect, corrupt_file_hint, refresh_catalog, view_name
 from dpsim.config import Config
 from dpsim.errors import DpsimError, LakeError
 from dpsim.lake import Lake, publish
+from dpsim.progress import Progress, SilentProgress
 from dpsim.schema import (
     DATE_COL,
     PARTITION_TYPES,
@@ -141,36 +143,72 @@ def sql_text(name: str) -> str:
     return resources.files("dpsim").joinpath("sql", f"{name}.sql").read_text(encoding="utf-8")
 
 
-def run_aggregates(cfg: Config, lake: Lake) -> dict[str, pa.Table]:
+def run_aggregates(cfg: Config, lake: Lake, progress: Progress | None = None) -> dict[str, pa.Table]:
     """Compute every aggregate, write aggregates/<name>.parquet and .csv, then add their views to the catalog.
-    Holds the lake's "results" lock meanwhile (one writer of the results and aggregates)."""
+    Holds the lake's "results" lock meanwhile (one writer of the results and aggregates).
+
+    `progress` gets one task advanced after each step (catalog, the shared temp tables, each aggregate,
+    the files)."""
     with lake.lock("results"):
-        return _run_aggregates(cfg, lake)
+        return _run_aggregates(cfg, lake, progress)
 
 
-def _run_aggregates(cfg: Config, lake: Lake) -> dict[str, pa.Table]:
+def _run_aggregates(cfg: Config, lake: Lake, progress: Progress | None) -> dict[str, pa.Table]:
     pruned = publish.prune_dropped_results(lake)  # results of partitions a re-shred left without orders
     if pruned:
         log.warning("removed the results of %d partition(s) that have no orders any more", len(pruned))
-    refresh_catalog(lake)  # results written since the last refresh may be the first of their table
-    scenarios = _scenarios(cfg, lake)
-    con = connect(lake, cfg)
-    try:
-        # Lets DuckDB stream and spill instead of buffering to keep row order; every output has an ORDER BY.
-        con.execute("SET preserve_insertion_order = false")
-        _stand_in_missing_results(con, cfg)
-        _execute(con, "pairs", {"scenarios": scenarios})
-        _execute(con, "segment_fidelity")
-        _execute(con, "segment_measures")
-        tables = {name: _query(con, name) for name in SEGMENT_AGGREGATES}
-        tables["headline"] = _headline(con, cfg)
-        tables["stats_tests"] = _stats_tests(con, scenarios)
-        tables["quality_summary"] = _query(con, "quality_summary")
-    finally:
-        con.close()
-    for name, table in tables.items():
-        _write(lake, name, table)
-    refresh_catalog(lake)
+    steps = 2 + 3 + len(AGGREGATES) + 1
+    with (progress or SilentProgress()).task("aggregate", total=steps, unit="steps") as bar:
+        refresh_catalog(lake)  # results written since the last refresh may be the first of their table
+        bar.advance(1, status="catalog")
+        scenarios = scenarios_with_results(cfg, lake)
+        con = connect(lake, cfg)
+        try:
+            tables = compute_aggregates(con, cfg, scenarios, lambda step: bar.advance(1, status=step))
+        finally:
+            con.close()
+        for name, table in tables.items():
+            _write(lake, name, table)
+        bar.advance(1, status="files")
+        refresh_catalog(lake)
+        bar.advance(1, status="done")
+    return tables
+
+
+def compute_aggregates(
+    con: duckdb.DuckDBPyConnection,
+    cfg: Config,
+    scenarios: list[str],
+    advance: Callable[[str], None] | None = None,
+) -> dict[str, pa.Table]:
+    """Every aggregate over the result views `con` sees, in memory (nothing written).
+
+    `run_aggregates` calls it on the catalog; a report of a selection calls it on a session whose temp
+    tables `sweeps`, `sim_orders`, … hold only the selected partitions, so the same definitions apply.
+    `advance(step)` is called after each step (for progress).
+    """
+    done = advance or (lambda step: None)
+    # Lets DuckDB stream and spill instead of buffering to keep row order; every output has an ORDER BY.
+    con.execute("SET preserve_insertion_order = false")
+    _stand_in_missing_results(con, cfg)
+    shared: tuple[tuple[str, dict[str, object] | None], ...] = (
+        ("pairs", {"scenarios": scenarios}),
+        ("segment_fidelity", None),
+        ("segment_measures", None),
+    )
+    for name, params in shared:
+        _execute(con, name, params)
+        done(name)
+    tables: dict[str, pa.Table] = {}
+    for name in SEGMENT_AGGREGATES:
+        tables[name] = _query(con, name)
+        done(name)
+    tables["headline"] = _headline(con, cfg)
+    done("headline")
+    tables["stats_tests"] = _stats_tests(con, scenarios)
+    done("stats_tests")
+    tables["quality_summary"] = _query(con, "quality_summary")
+    done("quality_summary")
     return tables
 
 
@@ -264,7 +302,7 @@ def headline(lake: Lake) -> tuple[pa.Table, pa.Table, pa.Table]:
 # ---- internals ----------------------------------------------------------------------------------
 
 
-def _scenarios(cfg: Config, lake: Lake) -> list[str]:
+def scenarios_with_results(cfg: Config, lake: Lake) -> list[str]:
     """Configured scenarios that have results; the others are reported, and stale folders are not read."""
     present = set(lake.scenarios("sim_orders"))
     missing = [s for s in cfg.scenarios if s not in present]

@@ -128,12 +128,15 @@ def connect(
 
 def _spill_dir(lake: Lake, settings: Aggregate) -> Path:
     """DuckDB's spill folder: the configured one, else this process's scratch in the lake, or in the system
-    temp folder when the lake cannot be written (DuckDB creates it only when it spills)."""
+    temp folder when the lake cannot be written (DuckDB creates the folder itself, its parent is made here)."""
     if settings.temp_directory:
-        return Path(settings.temp_directory).resolve()
-    if lake.is_local and os.access(lake.root.path, os.W_OK):
-        return lake.own_dir("duckdb")
-    return Path(tempfile.gettempdir()) / "dpsim" / slug(lake.root) / locks.owner_tag() / "duckdb"
+        temp = Path(settings.temp_directory).resolve()
+    elif lake.is_local and os.access(lake.root.path, os.W_OK):
+        temp = lake.own_dir("duckdb")
+    else:
+        temp = Path(tempfile.gettempdir()) / "dpsim" / slug(lake.root) / locks.owner_tag() / "duckdb"
+    temp.parent.mkdir(parents=True, exist_ok=True)  # DuckDB makes the spill folder, not its parents
+    return temp
 
 
 def _lock_down(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
@@ -142,6 +145,7 @@ def _lock_down(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
     root = str(lake.root).rstrip("/") + "/"
     allowed = sorted({root, escape_glob(str(lake.root).rstrip("/")) + "/"})
     con.execute(f"SET allowed_directories = [{', '.join(_quote(a) for a in allowed)}]")
+    con.execute("SET allowed_configs = ['preserve_insertion_order']")  # the aggregations' one setting
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
 

@@ -31,10 +31,20 @@ class LakeError(DpsimError):
     """The lake is missing something a command needs (run `dpsim shred` first, ...)."""
 
 
+class TargetError(DpsimError):
+    """An export target (a database, a folder) cannot be reached or written; names it, never its password."""
+
+
 class JobsFailed(DpsimError):
     """Some partition jobs failed; the message ends with the command that reruns only them."""
 
     exit_code = 3
+
+
+class Interrupted(DpsimError):
+    """The user stopped a run (Ctrl-C); the message says what was kept and how to go on."""
+
+    exit_code = 130
 
 
 def os_error_text(exc: OSError) -> str:

@@ -130,22 +130,32 @@ def compute_partition(
         sweeps=m.sweeps.filter(_reported(cfg)), quality=m.quality, replay_fidelity=fidelity
     )
     kept = results.sweeps[schema.ORDER_ID].implode()
-    for name in scenarios if scenarios is not None else cfg.scenarios:
+    names = list(scenarios if scenarios is not None else cfg.scenarios)
+    fills, rests = [], []
+    for name in names:
         scenario = cfg.scenarios[name]
         replay = run_replay(m.base, scenario, m.session, cfg.replay, m.quotes)
-        fills = sweep_fills(replay)
+        tag = pl.lit(name).alias(schema.SCENARIO)
+        fills.append(sweep_fills(replay).with_columns(tag))
+        rests.append(rested(replay, m.base, scenario, m.session.close).with_columns(tag))
+    if names:
         sim_orders = compare(
             m.sweeps.lazy(),
             m.trades.lazy(),
-            fills.lazy(),
-            rested(replay, m.base, scenario, m.session.close).lazy(),
+            pl.concat(fills).lazy(),
+            pl.concat(rests).lazy(),
             m.quotes.lazy(),
             m.session,
             cfg.metrics.horizons_s,
             cfg.time.max_quote_age_s,
         ).collect()
-        results.sim_fills[name] = fills.filter(pl.col("sweep_order_id").is_in(kept))
-        results.sim_orders[name] = sim_orders.filter(pl.col(schema.ORDER_ID).is_in(kept))
+        for name, fills_of in zip(names, fills, strict=True):
+            results.sim_fills[name] = fills_of.filter(pl.col(schema.SWEEP_ORDER_ID).is_in(kept)).drop(
+                schema.SCENARIO
+            )
+            results.sim_orders[name] = sim_orders.filter(
+                (pl.col(schema.SCENARIO) == name) & pl.col(schema.ORDER_ID).is_in(kept)
+            ).drop(schema.SCENARIO)
     return results
 
 

@@ -74,9 +74,12 @@ _started_queue: Any = None  # in a worker: where `_marked` reports a task's star
 
 
 def _init_worker(parent: int, quiet: bool, started: Any) -> None:
-    """First thing in every local worker: die with the parent, then set up logging."""
+    """First thing in every local worker: die with the parent, then set up logging. Ctrl-C in a terminal
+    reaches every process of its group: the parent stops the workers itself, so they ignore it instead of
+    printing a traceback each."""
     global _started_queue
     die_with_parent(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _started_queue = started
     if quiet:
         logging.basicConfig(level=logging.WARNING)
@@ -159,6 +162,13 @@ class DaskExecutor(cf.Executor):
             except Exception as exc:  # no nanny: the worker keeps running the stuck task
                 log.warning("could not restart Dask worker(s) %s: %s", ", ".join(workers), exc)
 
+    def cancel(self, fut: cf.Future[Any]) -> None:
+        """Cancel a task (a running one finishes on its worker: see `stop`)."""
+        task = self._tasks.pop(fut, None)
+        if task is not None:
+            task.cancel()
+        fut.cancel()
+
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         if cancel_futures:
             for task in list(self._tasks.values()):
@@ -238,6 +248,7 @@ class Supervisor(Generic[Task, Result]):
     on_lost: Callable[[Lost[Task]], None]
     workers: int
     timeout_s: float
+    on_submit: Callable[[Task], None] | None = None  # a task was handed to a worker (again, on a retry)
 
     def run(self, tasks: Iterable[Task], executor: cf.Executor | None = None) -> None:
         """On `executor` (a cluster: it retries lost workers itself), else on local pools that are replaced
@@ -265,6 +276,24 @@ class Supervisor(Generic[Task, Result]):
         """Submit from `pending` (consumed from the end) keeping `in_flight_max` running; returns the tasks
         lost to a broken pool (a task whose submit failed goes back to `pending`: it never started)."""
         in_flight: dict[cf.Future[Result], _InFlight[Task]] = {}
+        try:
+            return self._drain(pool, pending, in_flight, in_flight_max, own_pool)
+        except KeyboardInterrupt:  # stop now: the running tasks would otherwise finish first
+            if own_pool:
+                kill_pool(pool)
+            else:
+                for fut in in_flight:
+                    pool.cancel(fut) if isinstance(pool, DaskExecutor) else fut.cancel()
+            raise
+
+    def _drain(
+        self,
+        pool: cf.Executor,
+        pending: list[Task],
+        in_flight: dict[cf.Future[Result], _InFlight[Task]],
+        in_flight_max: int,
+        own_pool: bool,
+    ) -> list[Task]:
         tokens = itertools.count()
         while pending or in_flight:
             while pending and len(in_flight) < in_flight_max:
@@ -283,7 +312,9 @@ class Supervisor(Generic[Task, Result]):
                 in_flight[fut] = _InFlight(
                     task, token, time.monotonic(), None if stamped else time.monotonic()
                 )
-            done, _ = cf.wait(in_flight, timeout=1.0, return_when=cf.FIRST_COMPLETED)
+                if self.on_submit is not None:
+                    self.on_submit(task)
+            done, _ = cf.wait(in_flight, timeout=self._next_check(in_flight), return_when=cf.FIRST_COMPLETED)
             for fut in done:
                 task = in_flight.pop(fut).task
                 try:
@@ -304,6 +335,15 @@ class Supervisor(Generic[Task, Result]):
                 kill_pool(pool)
                 return survivors
         return []
+
+    def _next_check(self, in_flight: dict[cf.Future[Result], _InFlight[Task]]) -> float:
+        """Seconds to wait for a result: at most 1 s (starts are learned at each look), and no later than
+        the first started task's deadline (so a timeout is enforced within a few hundredths of a second)."""
+        starts = [r.started for r in in_flight.values() if r.started is not None]
+        if not starts:
+            return 1.0
+        first = min(starts) + self.timeout_s
+        return min(1.0, max(first - time.monotonic(), 0.0) + 0.01)
 
     def _late(self, in_flight: dict[cf.Future[Result], _InFlight[Task]]) -> list[cf.Future[Result]]:
         """Fail (and take out of `in_flight`) the tasks running longer than the timeout."""

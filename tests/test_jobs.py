@@ -114,10 +114,11 @@ def test_timeout_fails_the_job_only(lake: tuple[Config, Lake], monkeypatch: pyte
     cfg, lk = lake
     parts = lk.partitions("orders")[:4]
     slow = parts[2]
-    cfg = dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, job_timeout_s=4.0))
+    cfg = dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, job_timeout_s=5.0))
     run = jobs.run_jobs(cfg, lk, parts, faults=f"sleep:{slow}")
     assert [r.partition for r in run.failed] == [str(slow)]
-    assert (run.failed[0].error or "").startswith("timed out after 4 s")
+    assert (run.failed[0].error or "").startswith("timed out after 5 s")
+    assert 5.0 < run.failed[0].seconds < 5.3  # enforced at its deadline, not at the next 1 s poll
     assert sum(r.status == "ok" for r in run.records) == 3
 
 

@@ -83,8 +83,21 @@ class Lake:
         return layout.runs_dir(self.root)
 
     @property
+    def shred_runs_dir(self) -> UPath:
+        return layout.shred_runs_dir(self.root)
+
+    @property
     def aggregates_dir(self) -> UPath:
         return layout.aggregates_dir(self.root)
+
+    @property
+    def exports_dir(self) -> UPath:
+        """One JSON per export target: the signatures of the partitions sent there (incremental exports)."""
+        return layout.exports_dir(self.root)
+
+    @property
+    def aggregates_state_path(self) -> UPath:
+        return layout.aggregates_state_path(self.root)
 
     @property
     def catalog_path(self) -> Path:
@@ -132,6 +145,13 @@ class Lake:
     def partition_files(self, table: str, key: PartitionKey, scenario: str | None = None) -> list[UPath]:
         d = self.partition_dir(table, key, scenario)
         return sorted(d.glob("*.parquet")) if d.is_dir() else []
+
+    def result_tables(self) -> list[str]:
+        """Every table under results/, from the folder names: the result set grows with the metrics, so
+        exports discover it rather than relying on RESULT_TABLES."""
+        d = layout.results_dir(self.root)
+        names = (p.name for p in d.iterdir() if p.is_dir()) if d.is_dir() else iter(())
+        return sorted(n for n in names if not n.startswith((".", "_")))
 
     def scenarios(self, table: str = "sim_orders") -> list[str]:
         d = self.table_dir(table)
@@ -210,10 +230,11 @@ class Lake:
         return sorted(removed)
 
     def remove_aggregates(self) -> None:
-        """Remove every aggregate file (they are rebuilt whole by the next aggregation)."""
+        """Remove every aggregate file and the record of what they were computed from (they are rebuilt
+        whole by the next aggregation)."""
         folder = self.aggregates_dir
         for f in sorted(folder.glob("*")) if folder.is_dir() else []:
-            if f.suffix in (".parquet", ".csv"):
+            if f.suffix in (".parquet", ".csv") or f == self.aggregates_state_path:
                 f.unlink(missing_ok=True)
 
     def publish_results(self, tables: Mapping[UPath, pa.Table], *, row_group_rows: int = 131072) -> None:

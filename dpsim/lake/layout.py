@@ -5,8 +5,10 @@
     <root>/results/<table>/[scenario=<name>/]security_code=<int>/date=<YYYY-MM-DD>/part-0.parquet
     <root>/_manifest/<source-id>.json     one record per shredded source file
     <root>/_rejects/<kind>/<source-id>.parquet
-    <root>/_runs/<run-id>.json  (+ <run-id>.log)
-    <root>/aggregates/<name>.parquet (+ .csv)
+    <root>/_runs/<run-id>.json  (+ <run-id>.log)   a process run, its live status rewritten as it goes
+    <root>/_runs/shred/<run-id>.json      a shred session, likewise
+    <root>/_exports/<target>.json         what `dpsim export` sent to each target (partition signatures)
+    <root>/aggregates/<name>.parquet (+ .csv), _state.json
     <root>/dpsim.duckdb
     <root>/_tmp/<host>-<pid>/<name>       a process's scratch (temp files, staging, DuckDB spill), removed
                                           by the next writer once that process is gone
@@ -140,8 +142,27 @@ def run_path(root: UPath, run_id: str, suffix: str = ".json") -> UPath:
     return runs_dir(root) / f"{run_id}{suffix}"
 
 
+def shred_runs_dir(root: UPath) -> UPath:
+    """`_runs/shred/`: shred sessions, beside (not among) the process runs that `_runs/*.json` lists."""
+    return runs_dir(root) / "shred"
+
+
+def aggregates_state_path(root: UPath) -> UPath:
+    """What the aggregates were computed from (results and config), to skip an unchanged aggregation."""
+    return aggregates_dir(root) / "_state.json"
+
+
 def aggregates_dir(root: UPath) -> UPath:
     return root / "aggregates"
+
+
+def exports_dir(root: UPath) -> UPath:
+    """One JSON per export target: the signatures of the partitions sent there (incremental exports)."""
+    return root / "_exports"
+
+
+def results_dir(root: UPath) -> UPath:
+    return root / "results"
 
 
 def locks_dir(root: UPath) -> UPath:

@@ -187,7 +187,7 @@ class LocalStore(Store):
         removes it and becomes one line naming the path."""
         tmp = self.own_dir("write") / f"{next(_serial)}-{path.name}"
         try:
-            tmp.parent.mkdir(parents=True, exist_ok=True)
+            _create(tmp)
             _os_path(path.parent).mkdir(parents=True, exist_ok=True)
             yield tmp
             _rename(tmp, _os_path(path))
@@ -195,6 +195,8 @@ class LocalStore(Store):
             raise LakeError(f"{path}: {os_error_text(exc)}") from exc
         finally:
             tmp.unlink(missing_ok=True)
+            _rmdir(tmp.parent)  # this process's scratch stays only while it holds something
+            _rmdir(tmp.parent.parent)
 
     def put_many(self, moves: Mapping[UPath, Path | UPath]) -> None:
         try:
@@ -410,6 +412,19 @@ def _rename(src: Path, dst: Path) -> None:
         finally:
             beside.unlink(missing_ok=True)
         src.unlink()
+
+
+def _create(path: Path) -> None:
+    """Create an empty file and its folders; a folder removed meanwhile (another thread tidying this
+    process's scratch, which removes only empty folders) is created again."""
+    for _ in range(10):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o666))
+            return
+        except FileNotFoundError:
+            continue
+    raise FileNotFoundError(errno.ENOENT, "cannot create a temp file", str(path))
 
 
 def _listdir(path: Path) -> list[str]:

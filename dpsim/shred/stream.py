@@ -142,7 +142,9 @@ class SourceRun:
                 self.rows_read += res.n_lines
                 buffers.add(res.parts, res.nbytes)
                 rate = self.rows_read / max(time.perf_counter() - started, 1e-9)
-                task.advance(consumed - reported, rows=f"{self.rows_read:,} ({rate:,.0f}/s)")
+                task.advance(
+                    consumed - reported, rows=f"{self.rows_read:,} ({rate:,.0f}/s)", rows_read=self.rows_read
+                )
                 reported = consumed
 
             def next_line() -> int:
