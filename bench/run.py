@@ -28,6 +28,7 @@ from bench import render
 from bench.sections_code import kernel, profile
 from bench.sections_export import export
 from bench.sections_process import process, seed
+from bench.sections_prototype import prototype
 from bench.sections_report import report
 from bench.sections_shred import gzip, many_partitions, scaling, shred_peers, shred_workers
 from bench.session import MODES, THREADS, Session
@@ -39,6 +40,7 @@ SECTIONS = (
     "many_partitions",
     "shred_workers",
     "process",
+    "prototype",
     "report",
     "seed",
     "kernel",
@@ -53,6 +55,7 @@ RUNNERS: dict[str, Callable[[Session], None]] = {
     "many_partitions": many_partitions,
     "shred_workers": shred_workers,
     "process": process,
+    "prototype": prototype,
     "report": report,
     "seed": seed,
     "kernel": kernel,

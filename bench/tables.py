@@ -15,6 +15,7 @@ def tables(res: dict[str, Any]) -> list[Table]:
     _seed_table(res, out)
     _kernel_table(res, out)
     _report_table(res, out)
+    _prototype_table(res, out)
     _export_table(res, out)
     _profile_tables(res, out)
     t = res.get("targets") or []
@@ -237,6 +238,31 @@ def _kernel_table(res: dict[str, Any], out: list[Table]) -> None:
                 body,
             )
         )
+
+
+def _prototype_table(res: dict[str, Any], out: list[Table]) -> None:
+    """The DRR day end to end: dpsim against the prototype it replaces."""
+    rows = section_rows(res, "prototype")
+    if not rows:
+        return
+    body = [
+        [
+            r["case"],
+            r["tool"],
+            cell(r.get("wall_s")),
+            cell(r.get("peak_rss_mb"), 0),
+            cell((r.get("extra") or {}).get("speedup")),
+            ("FAILED: " + failure(r, 120)) if r.get("error") else "",
+        ]
+        for r in rows
+    ]
+    out.append(
+        (
+            "6. The DRR day end to end against the prototype (whole commands taking turns, median wall s)",
+            ["case", "command", "wall s", "peak RSS MB", "prototype / dpsim", "notes"],
+            body,
+        )
+    )
 
 
 def _report_table(res: dict[str, Any], out: list[Table]) -> None:

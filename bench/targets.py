@@ -30,6 +30,7 @@ def targets(res: dict[str, Any]) -> list[dict[str, Any]]:
     _kernel_targets(res, add, budget)
     _export_targets(res, add, budget)
     _report_targets(res, add, budget)
+    _prototype_targets(res, add, budget)
     return out
 
 
@@ -279,3 +280,16 @@ def _report_targets(res: dict[str, Any], add: _Add, budget: float) -> None:
         if r["tool"].startswith("chromium") and ex.get("seconds") is not None:
             add(f"report of {n:,} partitions: the page drawn in chromium", f"{ex['seconds']:.1f} s",
                 "seconds (<= 10 s)", ex["seconds"] <= 10)  # fmt: skip
+
+
+def _prototype_targets(res: dict[str, Any], add: _Add, budget: float) -> None:
+    """The DRR day end to end against the prototype (issue 20: >= 10x)."""
+    for r in section_rows(res, "prototype"):
+        speedup = (r.get("extra") or {}).get("speedup")
+        if speedup:
+            add(
+                "DRR day end to end vs the prototype's one scenario",
+                f"{speedup:.2f}x faster",
+                ">= 10x",
+                speedup >= 10,
+            )
