@@ -14,11 +14,8 @@ import hashlib
 import json
 import logging
 import os
-import resource
 import shlex
-import signal
 import time
-import traceback
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor
 from contextlib import contextmanager
@@ -31,12 +28,12 @@ from upath import UPath
 
 from dpsim import __version__
 from dpsim.config import Config
-from dpsim.errors import DpsimError, Interrupted, LakeError, os_error_text
+from dpsim.errors import DpsimError, Interrupted, LakeError
+from dpsim.job import JobRecord, JobTask, one_line, run_job
 from dpsim.lake import Lake, PartitionKey, publish
 from dpsim.lake.manifests import RunManifest, completed_fingerprints, last_failed, log_path
 from dpsim.live import Heartbeat, JobBoard, session_fields
 from dpsim.planning import (
-    RAW_INPUTS,
     Planned,
     config_hash,
     describe_lake,
@@ -65,42 +62,6 @@ __all__ = [  # planning's functions are part of this module's interface (the CLI
 ]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class JobTask:
-    """Everything a worker needs: picklable, small (no frames)."""
-
-    lake_root: str
-    key: PartitionKey
-    config: Config
-    scenarios: tuple[str, ...]
-    fingerprint: str
-    # Fault injection for resilience tests: comma-separated "<action>:<sec>/<date>" with action kill (every
-    # attempt), killonce (first attempt only; a marker file in the lake's _tmp remembers it), raise, sleep
-    # (an hour), slow (2 s, then the job runs) or vanish (the partition's orders files are moved to the
-    # lake's _tmp/faults before the job reads them).
-    faults: str = ""
-    # The raw file names the plan fingerprinted, per table of RAW_INPUTS: the job reads exactly these, and
-    # fails when one is gone (None: the job lists its partition's files itself).
-    inputs: tuple[tuple[str, ...], ...] | None = None
-
-
-@dataclass
-class JobRecord:
-    """What a job returns and the run manifest stores."""
-
-    partition: str
-    status: str  # ok | failed | skipped
-    seconds: float = 0.0
-    rows_in: int = 0
-    rows_out: int = 0
-    sweeps: int = 0
-    error: str | None = None
-    fingerprint: str = ""
-    worker_pid: int = 0
-    worker_peak_rss_mb: float = 0.0
-    attempts: int = 1
 
 
 @dataclass
@@ -136,68 +97,6 @@ class RunResult:
             f"{len(failed)} of {len(self.records)} jobs failed ({names}) and the run could not be recorded "
             f"({self.unrecorded}); rerun with: {shlex.join(a for a in rerun if a != '--only-failed')}"
         )
-
-
-# ---- the worker side ------------------------------------------------------------------------------
-
-
-def run_job(task: JobTask) -> JobRecord:
-    """Run one partition in this process; never raises (errors become a failed record)."""
-    start = time.perf_counter()
-    record = JobRecord(
-        partition=str(task.key), status="ok", fingerprint=task.fingerprint, worker_pid=os.getpid()
-    )
-    try:
-        _inject_fault(Lake(task.lake_root), task.key, task.faults)
-        from dpsim.partition import process_partition  # imported here: workers pay for polars once
-
-        inputs = dict(zip(RAW_INPUTS, task.inputs, strict=True)) if task.inputs else None
-        counts = process_partition(Lake(task.lake_root), task.key, task.config, task.scenarios, inputs)
-        record.rows_in, record.rows_out, record.sweeps = counts.rows_in, counts.rows_out, counts.sweeps
-    except BaseException as exc:  # a job must never take the worker (or the run) down with it
-        if isinstance(exc, KeyboardInterrupt):
-            raise
-        record.status = "failed"
-        record.error = _one_line(exc)
-        log.debug("job %s failed:\n%s", task.key, traceback.format_exc())
-    record.seconds = round(time.perf_counter() - start, 4)
-    record.worker_peak_rss_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    return record
-
-
-def _one_line(exc: BaseException) -> str:
-    """A job's error on one line: dpsim's own wording, or the exception's type and first line (an OS
-    error: what it means and what to do)."""
-    if isinstance(exc, DpsimError):
-        return next(iter(str(exc).strip().splitlines()), type(exc).__name__)
-    if isinstance(exc, OSError):
-        return f"{type(exc).__name__}: {os_error_text(exc)}"
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".strip()
-
-
-def _inject_fault(lake: Lake, key: PartitionKey, spec: str) -> None:
-    for item in filter(None, spec.split(",")):
-        action, _, target = item.partition(":")
-        if target != str(key):
-            continue
-        marker = lake.local_dir("faults") / f"killed-{key.security_code}-{key.date}"
-        if action == "killonce" and not marker.exists():
-            marker.parent.mkdir(parents=True, exist_ok=True)
-            marker.touch()
-            os.kill(os.getpid(), signal.SIGKILL)
-        if action == "kill":
-            os.kill(os.getpid(), signal.SIGKILL)
-        elif action == "raise":
-            raise RuntimeError(f"injected fault for {key}")
-        elif action == "sleep":
-            time.sleep(3600)
-        elif action == "slow":  # a job that takes 2 s longer, then runs as usual (a monitor has time to look)
-            time.sleep(2.0)
-        elif action == "vanish":
-            marker.parent.mkdir(parents=True, exist_ok=True)
-            for f in lake.partition_files("orders", key):
-                os.replace(f.path, marker.with_name(f"vanished-{f.name}"))
 
 
 # ---- the parent side ------------------------------------------------------------------------------
@@ -563,7 +462,7 @@ def _lost_record(lost: Lost[JobTask], timeout_s: float) -> JobRecord:
         )
     assert lost.error is not None
     return JobRecord(
-        partition=str(task.key), status="failed", fingerprint=task.fingerprint, error=_one_line(lost.error)
+        partition=str(task.key), status="failed", fingerprint=task.fingerprint, error=one_line(lost.error)
     )
 
 
