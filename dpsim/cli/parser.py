@@ -5,14 +5,11 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from datetime import date
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 from dpsim import __version__
-
-if TYPE_CHECKING:  # the commands import their modules when they run: `dpsim --help` stays fast
-    pass
-
 from dpsim.cli.commands import (
     _cmd_aggregate,
     _cmd_catalog,
@@ -36,32 +33,39 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging and full tracebacks")
     p.add_argument("--version", action="version", version=f"dpsim {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_setup_commands, _run_commands, _query_commands, _watch_commands):
+        add(partial(_command, sub))
+    return p
 
-    def cmd(
-        name: str,
-        help_: str,
-        func: Callable[[argparse.Namespace], int],
-        config: bool = True,
-        lake: bool = True,
-        epilog: str | None = None,
-    ) -> argparse.ArgumentParser:
-        sp = sub.add_parser(name, help=help_, description=help_, epilog=epilog)
-        sp.set_defaults(func=func)
-        if config:
-            sp.add_argument(
-                "--config", metavar="F", help="YAML config (default: $DPSIM_CONFIG, else conf/default.yaml)"
-            )
-        if lake:
-            sp.add_argument(
-                "--lake",
-                metavar="DIR|URL",
-                help="lake root: a folder or s3://bucket/prefix (overrides config `lake`)",
-            )
+
+def _command(
+    sub: Any,
+    name: str,
+    help_: str,
+    func: Callable[[argparse.Namespace], int],
+    config: bool = True,
+    lake: bool = True,
+    epilog: str | None = None,
+) -> argparse.ArgumentParser:
+    """One subcommand with the flags every command shares (--config, --lake, -v)."""
+    sp: argparse.ArgumentParser = sub.add_parser(name, help=help_, description=help_, epilog=epilog)
+    sp.set_defaults(func=func)
+    if config:
         sp.add_argument(
-            "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+            "--config", metavar="F", help="YAML config (default: $DPSIM_CONFIG, else conf/default.yaml)"
         )
-        return sp
+    if lake:
+        sp.add_argument(
+            "--lake",
+            metavar="DIR|URL",
+            help="lake root: a folder or s3://bucket/prefix (overrides config `lake`)",
+        )
+    sp.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    return sp
 
+
+def _setup_commands(cmd: Callable[..., argparse.ArgumentParser]) -> None:
+    """config, version, synth, shred: settings, and getting data into the lake."""
     sp = cmd(
         "config",
         "print the resolved configuration",
@@ -74,7 +78,6 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument(
         "--show-origin", action="store_true", help="every setting with where it came from (file:line, …)"
     )
-
     sp = cmd(
         "version",
         "dpsim's version and those of the packages it runs on",
@@ -83,7 +86,6 @@ def _parser() -> argparse.ArgumentParser:
         lake=False,
     )
     sp.add_argument("--json", action="store_true", help="one JSON object on stdout")
-
     sp = cmd("synth", "generate a realistic synthetic raw data drop", _cmd_synth, config=False, lake=False)
     sp.add_argument("--out", required=True, type=Path, help="output folder")
     sp.add_argument("--securities", type=int, default=5)
@@ -92,7 +94,6 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--seed", type=int, default=42)
     sp.add_argument("--scale", help="orders file size (400MB, 2GB) or row count (5000000)")
     sp.add_argument("--gzip", action="store_true", help="write .csv.gz files")
-
     sp = cmd(
         "shred",
         "stream raw CSV exports into the Parquet lake",
@@ -113,6 +114,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     _json_flag(sp)
 
+
+def _run_commands(cmd: Callable[..., argparse.ArgumentParser]) -> None:
+    """process, plan, aggregate, fidelity: computing the results."""
     sp = cmd("process", "run the per-partition pipeline (one job per security x date)", _cmd_process)
     _selection_flags(sp)
     sp.add_argument("--workers", type=int, help="parallel jobs (default: config run.workers, 0 = cores)")
@@ -128,7 +132,6 @@ def _parser() -> argparse.ArgumentParser:
     )
     _json_flag(sp)
     _rematch_flag(sp)
-
     sp = cmd(
         "plan",
         "the partitions `dpsim process` would run and why the others are skipped; writes nothing",
@@ -137,10 +140,8 @@ def _parser() -> argparse.ArgumentParser:
     _selection_flags(sp)
     _json_flag(sp)
     _rematch_flag(sp)
-
     sp = cmd("aggregate", "run the DuckDB aggregations and statistics over the results", _cmd_aggregate)
     _json_flag(sp)
-
     sp = cmd(
         "fidelity",
         "explain, by cause, the real Centre Point executions the reality replay does not reproduce",
@@ -151,6 +152,9 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", type=Path, help="also write one row per missed pair to this CSV file")
     _rematch_flag(sp)
 
+
+def _query_commands(cmd: Callable[..., argparse.ArgumentParser]) -> None:
+    """sql, catalog, export, report: reading the results."""
     sp = cmd("sql", "run SQL against the lake catalog (no query: list tables and columns)", _cmd_sql)
     sp.add_argument("query", nargs="?", help="SQL text")
     sp.add_argument("--format", choices=("table", "csv", "json", "parquet"), default="table")
@@ -160,9 +164,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also run statements other than queries (COPY, ATTACH, SET, ...) and read outside the lake",
     )
-
     cmd("catalog", "rewrite lake/dpsim.duckdb (e.g. after moving the lake)", _cmd_catalog)
-
     sp = cmd(
         "export", "send results and aggregates to PostgreSQL or to warehouse-loadable Parquet", _cmd_export
     )
@@ -196,19 +198,6 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="drop the selected tables in the target and send everything again",
     )
-
-    sp = cmd("status", "the running and recent shred and process runs of the lake", _cmd_status)
-    _json_flag(sp)
-    sp.add_argument("--watch", action="store_true", help="show it again every 2 s until Ctrl-C")
-    sp.add_argument("--limit", type=int, default=10, metavar="N", help="the N most recent runs (10)")
-
-    sp = cmd(
-        "monitor",
-        "a live dashboard of the lake's runs in the browser (http://127.0.0.1:PORT/)",
-        _cmd_monitor,
-    )
-    sp.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (0: any free port)")
-
     sp = cmd(
         "report",
         "write the lake's report: one self-contained HTML page (with --sweep ID: one sweep's story)",
@@ -223,7 +212,20 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--securities", type=_int_list, metavar="LIST", help="comma-separated security codes")
     sp.add_argument("--dates", type=_date_range, metavar="A..B", help="trading dates YYYY-MM-DD..YYYY-MM-DD")
     sp.add_argument("--sweep", type=int, metavar="ORDER_ID", help="one sweep's story instead of the lake's")
-    return p
+
+
+def _watch_commands(cmd: Callable[..., argparse.ArgumentParser]) -> None:
+    """status, monitor: watching runs."""
+    sp = cmd("status", "the running and recent shred and process runs of the lake", _cmd_status)
+    _json_flag(sp)
+    sp.add_argument("--watch", action="store_true", help="show it again every 2 s until Ctrl-C")
+    sp.add_argument("--limit", type=int, default=10, metavar="N", help="the N most recent runs (10)")
+    sp = cmd(
+        "monitor",
+        "a live dashboard of the lake's runs in the browser (http://127.0.0.1:PORT/)",
+        _cmd_monitor,
+    )
+    sp.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (0: any free port)")
 
 
 def _selection_flags(sp: argparse.ArgumentParser) -> None:
