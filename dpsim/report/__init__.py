@@ -1,7 +1,8 @@
 """`dpsim report`: the lake's answer as one self-contained HTML page, and one sweep's story.
 
 The pages are built from the aggregates and results with the queries in dpsim/report/sql/, one function
-per section (sections.py, detail.py, sweep.py) and one plain template (template.html); page.py renders them.
+per section (sections.py, per_sweep.py, detail.py, sweep.py) and one plain template (template.html);
+page.py renders them.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ run health. One function per section, each from named queries in dpsim/report/sq
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import plotly.graph_objects as go
 import polars as pl
@@ -27,6 +28,7 @@ from dpsim.report.page import (
 from dpsim.report.session import ReportSession
 
 TABLE_ROWS = 25
+QUOTE_CLASSES = ("usable", "stale", "empty", "crossed", "locked")  # quote rows by class; usable first
 
 
 # ---- 5. participants ------------------------------------------------------------------------------
@@ -247,17 +249,40 @@ def statistics(s: ReportSession) -> Section:
 
 
 def quality(s: ReportSession) -> Section:
+    """Section 8: how far to trust the figures — quote quality, the data's facts, rejects, runs, partitions."""
     (q,) = s.query("quality").to_dicts() or [{}]
-    classes = ("usable", "stale", "empty", "crossed", "locked")
+    fig = _quote_classes_figure(q)
+    facts = _quality_facts(q)
+    params = s.selection.params()
+    rejects = s.query("rejects", limit=TABLE_ROWS)
+    runs = s.query("runs", **params, limit=5)
+    parts = s.query("partitions", **params, limit=10)
+    blocks: list[Figure | Table | Note] = [
+        Figure("quality", fig, 320),
+        facts,
+        _rejects_block(rejects),
+        _runs_table(runs),
+        _partitions_table(parts),
+    ]
+    return Section("quality", "Data quality and run health", _quality_reading(q, rejects, runs), blocks)
+
+
+def _quote_classes_figure(q: dict[str, Any]) -> go.Figure:
+    """The quote rows by class, one colour each: how many could serve as a benchmark at a glance."""
     fig = go.Figure()
     fig.add_bar(
-        x=list(classes),
-        y=[q.get(f"n_{c}_quotes") or 0 for c in classes],
+        x=list(QUOTE_CLASSES),
+        y=[q.get(f"n_{c}_quotes") or 0 for c in QUOTE_CLASSES],
         marker_color=["#2ca02c", "#d62728", "#ff7f0e", "#9467bd", "#8c564b"],
         name="quote rows",
     )
     layout(fig, yaxis_title="quote rows", showlegend=False, height=320)
-    facts = Table(
+    return fig
+
+
+def _quality_facts(q: dict[str, Any]) -> Table:
+    """The data's facts in two columns: partitions, sweeps, quotes, quote age, traded quantity, fidelity."""
+    return Table(
         columns=("data quality", ""),
         rows=[
             (
@@ -270,7 +295,7 @@ def quality(s: ReportSession) -> Section:
             ),
             (
                 "quote rows: usable / stale / empty / crossed / locked",
-                " / ".join(num(q.get(f"n_{c}_quotes")) for c in classes),
+                " / ".join(num(q.get(f"n_{c}_quotes")) for c in QUOTE_CLASSES),
             ),
             (
                 "arrival quote age, s: median / p95",
@@ -289,70 +314,73 @@ def quality(s: ReportSession) -> Section:
         ],
         key="quality",
     )
-    params = s.selection.params()
-    rejects = s.query("rejects", limit=TABLE_ROWS)
-    runs = s.query("runs", **params, limit=5)
-    parts = s.query("partitions", **params, limit=10)
-    blocks: list[Figure | Table | Note] = [Figure("quality", fig, 320), facts]
+
+
+def _rejects_block(rejects: pl.DataFrame) -> Table | Note:
+    """The rows rejected at shred by reason per source, or a one-line note that there were none."""
     if rejects.is_empty():
-        blocks.append(Note("Rejected rows at shred: none."))
-    else:
-        blocks.append(
-            Table(
-                ("kind", "source", "reason", "rows", "first line"),
-                [
-                    (r["kind"], r["source"], r["reason"], num(r["n_rows"]), bare(r["first_line"]))
-                    for r in rejects.to_dicts()
-                ],
-                caption="rows rejected at shred, by reason per source (every source file)",
-                key="rejects",
+        return Note("Rejected rows at shred: none.")
+    return Table(
+        ("kind", "source", "reason", "rows", "first line"),
+        [
+            (r["kind"], r["source"], r["reason"], num(r["n_rows"]), bare(r["first_line"]))
+            for r in rejects.to_dicts()
+        ],
+        caption="rows rejected at shred, by reason per source (every source file)",
+        key="rejects",
+    )
+
+
+def _runs_table(runs: pl.DataFrame) -> Table:
+    """The latest process runs over the selected partitions: when, how long, how many jobs ok or not."""
+    return Table(
+        ("run", "started (UTC)", "seconds", "jobs ok", "failed", "skipped"),
+        [
+            (
+                r["run_id"],
+                r["started"],
+                fixed(r["seconds"], 1),
+                num(r["ok"]),
+                num(r["failed"]),
+                num(r["skipped"]),
             )
-        )
-    blocks.append(
-        Table(
-            ("run", "started (UTC)", "seconds", "jobs ok", "failed", "skipped"),
-            [
-                (
-                    r["run_id"],
-                    r["started"],
-                    fixed(r["seconds"], 1),
-                    num(r["ok"]),
-                    num(r["failed"]),
-                    num(r["skipped"]),
-                )
-                for r in runs.to_dicts()
-            ],
-            caption="latest process runs (jobs of the selected partitions)",
-            key="runs",
-        )
+            for r in runs.to_dicts()
+        ],
+        caption="latest process runs (jobs of the selected partitions)",
+        key="runs",
     )
-    blocks.append(
-        Table(
-            ("partition", "status", "seconds", "rows in", "sweeps", "worker RSS MB", "fidelity", "error"),
-            [
-                (
-                    r["partition"],
-                    r["status"],
-                    fixed(r["seconds"], 3),
-                    num(r["rows_in"]),
-                    num(r["sweeps"]),
-                    fixed(r["worker_peak_rss_mb"], 0),
-                    pct(r["fidelity"]),
-                    (r["error"] or "")[:120],
-                )
-                for r in parts.to_dicts()
-            ],
-            row_classes=["failed" if r["status"] == "failed" else "" for r in parts.to_dicts()],
-            caption="slowest partitions (each partition's latest job that ran; failed ones first)",
-            key="partitions",
-        )
+
+
+def _partitions_table(parts: pl.DataFrame) -> Table:
+    """The slowest partitions' latest jobs, failed ones first and marked, with their error cut short."""
+    return Table(
+        ("partition", "status", "seconds", "rows in", "sweeps", "worker RSS MB", "fidelity", "error"),
+        [
+            (
+                r["partition"],
+                r["status"],
+                fixed(r["seconds"], 3),
+                num(r["rows_in"]),
+                num(r["sweeps"]),
+                fixed(r["worker_peak_rss_mb"], 0),
+                pct(r["fidelity"]),
+                (r["error"] or "")[:120],
+            )
+            for r in parts.to_dicts()
+        ],
+        row_classes=["failed" if r["status"] == "failed" else "" for r in parts.to_dicts()],
+        caption="slowest partitions (each partition's latest job that ran; failed ones first)",
+        key="partitions",
     )
-    n_bad = sum(q.get(f"n_{c}_quotes") or 0 for c in classes[1:])
+
+
+def _quality_reading(q: dict[str, Any], rejects: pl.DataFrame, runs: pl.DataFrame) -> str:
+    """The section's one line: the unusable quotes, the sweeps without a mid, the rejects, the failed jobs."""
+    n_bad = sum(q.get(f"n_{c}_quotes") or 0 for c in QUOTE_CLASSES[1:])
     failed = int(runs["failed"][0]) if runs.height else 0
-    reading = (
+    return (
         f"How far to trust the figures: {num(n_bad)} of {num(q.get('n_quotes'))} quote rows unusable as benchmarks "
         f"(by cause below), {num(q.get('n_sweeps_without_mid'))} analysed sweeps without an arrival mid (no cost "
         f"figures), {num(rejects['n_rows'].sum() if rejects.height else 0)} rows rejected at shred, and "
         f"{failed} failed jobs in the latest run."
     )
-    return Section("quality", "Data quality and run health", reading, blocks)

@@ -1,6 +1,6 @@
-"""The lake report's sections 1–4 (the answer, its spread, by segment and time, sweep by sweep) and the
-page's section order; 5–8 are in detail.py. One function per section, from named queries in
-dpsim/report/sql/.
+"""The lake report's sections 1–3 (the answer, its spread, by segment and time) and the page's section
+order; 4 (sweep by sweep) is in per_sweep.py, 5–8 are in detail.py. One function per section, from named
+queries in dpsim/report/sql/, each built from small helpers (its reading, figure, table, note).
 
 Every section gets the session and returns a `Section`: its title, a one-line reading in the words of
 docs/methodology.md, and its figures and tables. Nothing here loads the sweeps themselves: the queries
@@ -10,6 +10,7 @@ aggregate, bin or sample in DuckDB and return a few hundred rows at most.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import plotly.graph_objects as go
 import polars as pl
@@ -17,9 +18,9 @@ from plotly.subplots import make_subplots
 
 from dpsim.report.detail import participants, quality, spreads, statistics
 from dpsim.report.page import COLORS, Figure, Note, Section, Table, bare, bps, dollars, layout, num, pct
+from dpsim.report.per_sweep import fill_curve, scatter
 from dpsim.report.session import ReportSession
 
-SCATTER_POINTS = 2000
 INTRADAY_MINUTES = 15
 WORLD_MEANING = {
     "plausible": "the orders as stated could have rested so",
@@ -39,25 +40,45 @@ def _where(scenario: str, world: str | None) -> str:
 
 
 def headline(s: ReportSession) -> Section:
+    """Section 1: the answer for the primary scenario, every scenario's bars and interval, the table."""
     df = s.query("headline", scenarios=s.scenarios)
     rows = df.to_dicts()
     main = next((r for r in rows if r["scenario"] == s.primary), rows[0])
-    d, lo, hi = main["delta_is_bps"], main["ci_low"], main["ci_high"]
+    reading = _headline_reading(main)
+    fig = _headline_figure(rows)
+    return Section(
+        "headline",
+        "Would resting in Centre Point have been cheaper?",
+        reading,
+        [Figure("headline", fig, 440), _headline_table(rows), _headline_note()],
+    )
+
+
+def _verdict(d: float | None, lo: float | None, hi: float | None) -> str:
+    """The answer in words, from the delta and its 95 % interval: the reading ends on it."""
     if d is None:
-        verdict = "no sweep has both a real and a simulated implementation shortfall"
-    elif hi is not None and hi < 0:
-        verdict = "resting would have been cheaper, and the 95 % interval excludes zero"
-    elif lo is not None and lo > 0:
-        verdict = "resting would have cost more, and the 95 % interval excludes zero"
-    else:
-        verdict = "the 95 % interval includes zero: no clear difference"
-    reading = (
+        return "no sweep has both a real and a simulated implementation shortfall"
+    if hi is not None and hi < 0:
+        return "resting would have been cheaper, and the 95 % interval excludes zero"
+    if lo is not None and lo > 0:
+        return "resting would have cost more, and the 95 % interval excludes zero"
+    return "the 95 % interval includes zero: no clear difference"
+
+
+def _headline_reading(main: dict[str, Any]) -> str:
+    """The one-line answer for one scenario's row (the primary's): the sentence a reader quotes."""
+    d, lo, hi = main["delta_is_bps"], main["ci_low"], main["ci_high"]
+    return (
         f"{_where(main['scenario'], main['world'])}, resting the sweeps in Centre Point changes the "
         f"notional-weighted implementation shortfall by {bps(d, True)} bps "
         f"(real {bps(main['real_is_bps'])} → simulated {bps(main['sim_is_bps'])}, 95 % CI "
-        f"{bps(lo, True)} to {bps(hi, True)}, {num(main['n_with_delta'])} sweeps): {verdict}. "
+        f"{bps(lo, True)} to {bps(hi, True)}, {num(main['n_with_delta'])} sweeps): {_verdict(d, lo, hi)}. "
         f"The replay reproduces {pct(main['fidelity_mean'])} of the real Centre Point quantity."
     )
+
+
+def _headline_figure(rows: list[dict[str, Any]]) -> go.Figure:
+    """Real vs simulated cost per scenario (left) beside each delta and its interval (right)."""
     fig = make_subplots(
         rows=1,
         cols=2,
@@ -74,6 +95,15 @@ def headline(s: ReportSession) -> Section:
     fig.add_bar(
         x=names, y=[r["sim_is_bps"] for r in rows], name="simulated", marker_color=COLORS["sim"], row=1, col=1
     )
+    _add_delta_intervals(fig, rows)
+    fig.add_vline(x=0, line_dash="dot", line_color="#888", row=1, col=2)
+    fig.update_yaxes(autorange="reversed", categoryorder="array", categoryarray=names, row=1, col=2)
+    layout(fig, barmode="group")
+    return fig
+
+
+def _add_delta_intervals(fig: go.Figure, rows: list[dict[str, Any]]) -> None:
+    """One trace of deltas with their 95 % intervals per world, so the legend and colour tell the worlds apart."""
     for world in ("plausible", "sensitivity", "bound"):
         sub = [r for r in rows if (r["world"] or "sensitivity") == world]
         if not sub:
@@ -93,10 +123,11 @@ def headline(s: ReportSession) -> Section:
             row=1,
             col=2,
         )
-    fig.add_vline(x=0, line_dash="dot", line_color="#888", row=1, col=2)
-    fig.update_yaxes(autorange="reversed", categoryorder="array", categoryarray=names, row=1, col=2)
-    layout(fig, barmode="group")
-    table = Table(
+
+
+def _headline_table(rows: list[dict[str, Any]]) -> Table:
+    """Every scenario's numbers behind the figure, its row classed by world so the page can colour it."""
+    return Table(
         columns=(
             "scenario",
             "world",
@@ -129,23 +160,25 @@ def headline(s: ReportSession) -> Section:
         row_classes=[r["world"] or "" for r in rows],
         key="headline",
     )
+
+
+def _headline_note() -> Note:
+    """The definitions a reader needs to read the headline: the measure, its sign, the worlds, fidelity."""
     worlds = "; ".join(f"{w}: {m}" for w, m in WORLD_MEANING.items())
-    note = Note(
+    return Note(
         "Implementation shortfall (Perold) on the same sweeps and shares, weighted by order quantity × "
         "arrival mid; positive = cost. delta < 0: resting in Centre Point would have been cheaper. "
         f"Worlds — {worlds}. Rested filled: the share of the quantity that rested which filled while "
         "resting. Fidelity: the share of the day's real Centre Point quantity the reality replay reproduces "
         "(`dpsim fidelity` explains the misses by cause)."
     )
-    return Section(
-        "headline",
-        "Would resting in Centre Point have been cheaper?",
-        reading,
-        [Figure("headline", fig, 440), table, note],
-    )
 
 
 # ---- 2. distribution of the per-sweep delta ---------------------------------------------------------
+
+
+# One scenario's line of the delta summary: its name, its counts by sign, its mean and median delta.
+_DeltaRow = tuple[str, dict[str, Any], dict[str, Any]]
 
 
 def _bin_label(b: int) -> str:
@@ -156,11 +189,30 @@ def _bin_label(b: int) -> str:
 
 
 def delta_distribution(s: ReportSession) -> Section:
+    """Section 2: how the per-sweep delta is spread, binned per scenario, with counts by sign."""
     bins = s.query("delta_bins", scenarios=s.scenarios)
     medians = {r["scenario"]: r for r in s.query("delta_medians", scenarios=s.scenarios).to_dicts()}
+    fig = _delta_figure(s, bins)
+    rows = _delta_rows(s, bins, medians)
+    return Section(
+        "delta",
+        "Per-sweep difference: how the delta is spread",
+        _delta_reading(rows, s.primary),
+        [Figure("delta", fig), _delta_table(rows), _delta_note()],
+    )
+
+
+def _bin_order(bins: pl.DataFrame) -> list[int]:
+    """The x axis: every non-zero bin from the lowest to the highest with sweeps, and always ±1, so the
+    scenarios share one axis and an empty middle still shows."""
     nonzero = bins.filter(pl.col("bin") != 0)["bin"]
     lo, hi = (int(nonzero.min() or -1), int(nonzero.max() or 1)) if nonzero.len() else (-1, 1)  # type: ignore[arg-type]
-    order = [b for b in range(min(lo, -1), max(hi, 1) + 1) if b != 0]  # the bins with sweeps, and ±1
+    return [b for b in range(min(lo, -1), max(hi, 1) + 1) if b != 0]  # the bins with sweeps, and ±1
+
+
+def _delta_figure(s: ReportSession, bins: pl.DataFrame) -> go.Figure:
+    """One step line of sweeps per bin for each scenario with any; sensitivity ones start hidden."""
+    order = _bin_order(bins)
     fig = go.Figure()
     for sc in s.scenarios:
         counts = dict(bins.filter(pl.col("scenario") == sc).select("bin", "n_sweeps").iter_rows())
@@ -181,6 +233,12 @@ def delta_distribution(s: ReportSession) -> Section:
         yaxis_title="sweeps",
     )
     fig.update_layout(margin={"b": 120}, legend={"y": -0.42}, xaxis_tickangle=-45)
+    return fig
+
+
+def _delta_rows(s: ReportSession, bins: pl.DataFrame, medians: dict[str, dict[str, Any]]) -> list[_DeltaRow]:
+    """Per scenario with sweeps, in the page's scenario order: the counts by sign (zeros included, which
+    the figure leaves out) beside the mean and median delta, for the reading and the table."""
     summary = (
         bins.group_by("scenario")
         .agg(
@@ -192,20 +250,27 @@ def delta_distribution(s: ReportSession) -> Section:
         .to_dicts()
     )
     by = {r["scenario"]: r for r in summary}
-    rows = [(sc, by[sc], medians.get(sc, {})) for sc in s.scenarios if sc in by]
-    main = next((r for r in rows if r[0] == s.primary), rows[0] if rows else None)
+    return [(sc, by[sc], medians.get(sc, {})) for sc in s.scenarios if sc in by]
+
+
+def _delta_reading(rows: list[_DeltaRow], primary: str) -> str:
+    """The primary scenario's split into cheaper / same / dearer, in shares of its sweeps."""
+    main = next((r for r in rows if r[0] == primary), rows[0] if rows else None)
     if main and main[1]["n"]:
         sc, c, m = main
         n = c["n"]
-        reading = (
+        return (
             f"Each sweep's simulated minus real implementation shortfall: in {sc}, {pct(c['n_cheaper'] / n)} "
             f"of {num(n)} sweeps would have been cheaper resting in Centre Point, {pct(c['n_same'] / n)} the "
             f"same, {pct(c['n_dearer'] / n)} dearer (median {bps(m.get('median'), True)} bps; unweighted, "
             "one sweep one count)."
         )
-    else:
-        reading = "No sweep has both a real and a simulated implementation shortfall."
-    table = Table(
+    return "No sweep has both a real and a simulated implementation shortfall."
+
+
+def _delta_table(rows: list[_DeltaRow]) -> Table:
+    """The counts by sign and the mean and median delta of every scenario, as numbers."""
+    return Table(
         columns=(
             "scenario",
             "sweeps",
@@ -229,13 +294,14 @@ def delta_distribution(s: ReportSession) -> Section:
         ],
         key="delta_summary",
     )
-    note = Note(
+
+
+def _delta_note() -> Note:
+    """How to read the binned figure: its scale, its end bins, where the zeros went, the hidden lines."""
+    return Note(
         "The sweeps with a non-zero delta, by its size in quarter decades (0.01 to 10,000 bps; smaller and "
         "larger ones in the end bins), cheaper to the left, dearer to the right; the zeros are counted in the "
         "table only. Sensitivity scenarios start hidden: click the legend."
-    )
-    return Section(
-        "delta", "Per-sweep difference: how the delta is spread", reading, [Figure("delta", fig), table, note]
     )
 
 
@@ -243,6 +309,7 @@ def delta_distribution(s: ReportSession) -> Section:
 
 
 def segments(s: ReportSession) -> Section:
+    """Section 3: cost and fill of the primary scenario by order size and by time of day."""
     sc = s.primary
     min_n = s.cfg.stats.min_segment_n
     df = s.query(
@@ -251,6 +318,17 @@ def segments(s: ReportSession) -> Section:
         size_order=[b.name for b in s.cfg.buckets.size],
         time_order=[b.name for b in s.cfg.buckets.time_of_day],
     )
+    fig = _segments_figure(df, sc, min_n)
+    return Section(
+        "segments",
+        "Cost and fill by order size and time of day",
+        _segments_reading(df, sc, min_n),
+        [Figure("segments", fig, 620), _segments_table(df, min_n)],
+    )
+
+
+def _segments_figure(df: pl.DataFrame, sc: str, min_n: int) -> go.Figure:
+    """A 2 × 2 grid: cost (left) and fill ratio (right), by order size (top) and time of day (bottom)."""
     fig = make_subplots(
         rows=2,
         cols=2,
@@ -263,36 +341,50 @@ def segments(s: ReportSession) -> Section:
         vertical_spacing=0.16,
     )
     for row, kind in ((1, "size"), (2, "time")):
-        part = df.filter(pl.col("segment_type") == kind)
-        x = [str(v) for v in part["segment"].to_list()]
-        opacity = [0.35 if n < min_n else 1.0 for n in part["n_sweeps"].to_list()]
-        hover = [f"{n:,} sweeps" + (f" (< {min_n})" if n < min_n else "") for n in part["n_sweeps"].to_list()]
-        first = row == 1
-        for col, (real, sim) in ((1, ("real_is_bps", "sim_is_bps")), (2, ("fill_ratio", "sim_fill_ratio"))):
-            for label, column, color in (
-                ("real", real, COLORS["real"]),
-                (f"simulated ({sc})", sim, COLORS["sim"]),
-            ):
-                fig.add_bar(
-                    x=x,
-                    y=part[column].to_list(),
-                    name=label,
-                    marker={"color": color, "opacity": opacity},
-                    hovertext=hover,
-                    legendgroup=label,
-                    showlegend=first and col == 1,
-                    row=row,
-                    col=col,
-                )
+        _add_segment_row(fig, df.filter(pl.col("segment_type") == kind), row, sc, min_n)
     fig.update_yaxes(tickformat=".0%", col=2)
     layout(fig, barmode="group")
+    return fig
+
+
+def _add_segment_row(fig: go.Figure, part: pl.DataFrame, row: int, sc: str, min_n: int) -> None:
+    """One segment type's row of the grid: real and simulated bars for cost and for fill, the buckets
+    with fewer than `min_n` sweeps faded; the legend comes from the first row only, so each entry shows once."""
+    x = [str(v) for v in part["segment"].to_list()]
+    opacity = [0.35 if n < min_n else 1.0 for n in part["n_sweeps"].to_list()]
+    hover = [f"{n:,} sweeps" + (f" (< {min_n})" if n < min_n else "") for n in part["n_sweeps"].to_list()]
+    first = row == 1
+    for col, (real, sim) in ((1, ("real_is_bps", "sim_is_bps")), (2, ("fill_ratio", "sim_fill_ratio"))):
+        for label, column, color in (
+            ("real", real, COLORS["real"]),
+            (f"simulated ({sc})", sim, COLORS["sim"]),
+        ):
+            fig.add_bar(
+                x=x,
+                y=part[column].to_list(),
+                name=label,
+                marker={"color": color, "opacity": opacity},
+                hovertext=hover,
+                legendgroup=label,
+                showlegend=first and col == 1,
+                row=row,
+                col=col,
+            )
+
+
+def _segments_reading(df: pl.DataFrame, sc: str, min_n: int) -> str:
+    """What the grid shows, naming the buckets too small to read so the faded bars are explained."""
     small = df.filter(pl.col("n_sweeps") < min_n)["segment"].to_list()
-    reading = (
+    return (
         f"Notional-weighted implementation shortfall and fill ratio (Σ filled / Σ order quantity), real vs "
         f"simulated ({sc}), by order size bucket and by local arrival time bucket"
         + (f"; faded bars hold fewer than {min_n} sweeps ({', '.join(map(str, small))})." if small else ".")
     )
-    table = Table(
+
+
+def _segments_table(df: pl.DataFrame, min_n: int) -> Table:
+    """Every bucket's numbers behind the grid, the small ones greyed out."""
+    return Table(
         columns=(
             "segment",
             "bucket",
@@ -320,12 +412,6 @@ def segments(s: ReportSession) -> Section:
         ],
         row_classes=["small" if r["n_sweeps"] < min_n else "" for r in df.to_dicts()],
         key="segments",
-    )
-    return Section(
-        "segments",
-        "Cost and fill by order size and time of day",
-        reading,
-        [Figure("segments", fig, 620), table],
     )
 
 
@@ -381,88 +467,7 @@ def intraday(s: ReportSession) -> Section:
     )
 
 
-# ---- 4. real vs simulated per sweep; the fill curve over the resting window ---------------------------
-
-
-def scatter(s: ReportSession) -> Section:
-    sc = s.primary
-    df = s.query("scatter", scenario=sc, n=SCATTER_POINTS)
-    total = s.query("headline", scenarios=[sc])["n_with_delta"].to_list()
-    fig = go.Figure()
-    hover = [
-        f"order {o}<br>{c} {d}<br>{b}<br>dpsim report --sweep {o}"
-        for o, c, d, b in df.select("order_id", "security_code", "date", "size_bucket").iter_rows()
-    ]
-    fig.add_scattergl(
-        x=df["real_is_bps"].to_list(),
-        y=df["sim_is_bps"].to_list(),
-        mode="markers",
-        marker={"size": 5, "opacity": 0.5, "color": COLORS["sim"]},
-        text=hover,
-        hovertemplate="real %{x:.2f} bps<br>simulated %{y:.2f} bps<br>%{text}<extra></extra>",
-        name="sweep",
-    )
-    both = pl.concat([df["real_is_bps"], df["sim_is_bps"]]).drop_nulls()
-    if both.len():
-        lo, hi = float(both.quantile(0.01) or 0), float(both.quantile(0.99) or 0)
-        pad = (hi - lo) * 0.05 or 1.0
-        lo, hi = lo - pad, hi + pad
-        fig.add_scatter(
-            x=[lo, hi], y=[lo, hi], mode="lines", line={"dash": "dot", "color": "#888"}, name="sim = real"
-        )
-        fig.update_xaxes(range=[lo, hi])
-        fig.update_yaxes(range=[lo, hi])
-    layout(fig, xaxis_title="real implementation shortfall, bps", yaxis_title=f"simulated ({sc}), bps")
-    reading = (
-        f"One point per sweep ({num(df.height)} of {num(total[0] if total else 0)}, a fixed sample): below the "
-        f"diagonal the simulated path ({sc}) was cheaper than the real one. Hover a point for its order id; "
-        "`dpsim report --sweep ID` writes that sweep's story."
-    )
-    note = Note(
-        "Axes cover the sample's 1st–99th percentile; points outside are off the chart, not dropped from any figure."
-    )
-    return Section(
-        "scatter", "Real vs simulated, sweep by sweep", reading, [Figure("scatter", fig, 520), note]
-    )
-
-
-def fill_curve(s: ReportSession) -> Section:
-    df = s.query("fill_curve", scenarios=s.scenarios)
-    fig = go.Figure()
-    finals = []
-    for sc in s.scenarios:
-        part = df.filter(pl.col("scenario") == sc)
-        if part.is_empty():
-            continue
-        finals.append((sc, part["filled_share"][-1]))
-        fig.add_scatter(
-            x=part["seconds"].to_list(),
-            y=part["filled_share"].to_list(),
-            mode="lines+markers",
-            line_shape="hv",
-            name=sc,
-            visible=True if s.world(sc) != "sensitivity" else "legendonly",
-        )
-    layout(
-        fig,
-        xaxis_title="seconds since the sweep's arrival",
-        yaxis_title="share of rested quantity filled",
-        xaxis_type="log",
-        yaxis_tickformat=".1%",
-    )
-    missing = [sc for sc in s.scenarios if sc not in {f for f, _ in finals}]
-    reading = (
-        "Of the quantity that rested in the simulation, the share filled while resting, by time since the "
-        "sweep's arrival; each curve ends at the headline's 'rested filled'"
-        + (f" ({', '.join(f'{sc} {pct(v, 2)}' for sc, v in finals[:3])})" if finals else "")
-        + (f". No resting fills in: {', '.join(missing)}." if missing else ".")
-    )
-    return Section(
-        "fill-curve", "Simulated fills over the resting window", reading, [Figure("fill_curve", fig)]
-    )
-
-
-# The page's sections, in order; 5–8 live in detail.py.
+# The page's sections, in order; 4 lives in per_sweep.py, 5–8 in detail.py.
 SECTIONS: tuple[Callable[[ReportSession], Section], ...] = (
     headline,
     delta_distribution,
