@@ -24,20 +24,10 @@ import pytest
 
 from dpsim import cli
 from dpsim.synth import generate
+from tests.browser import CHROMIUM_ARGS
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-# what a closed network and a test machine need: no sandbox (root), no GPU, no calls home
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SECURITIES, DAYS = 4, 2
 
 
@@ -109,7 +99,7 @@ def test_the_dashboard_follows_shred_and_process_live(setup: tuple[Path, str], t
             str(tmp_path / "profile"),  # a fresh user data dir
             executable_path=CHROMIUM,
             headless=True,
-            args=CHROMIUM_FLAGS,
+            args=CHROMIUM_ARGS,
             viewport={"width": 1200, "height": 1400},
         )
         try:
