@@ -5,40 +5,62 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 PY     := $(VENV)/bin/python
 DPSIM  := $(VENV)/bin/dpsim
-STAMP  := $(VENV)/.installed
+STAMP  := $(VENV)/.installed-run
+TESTED := $(VENV)/.installed-test
 CONF   ?= conf/default.yaml
 ARGS   ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo drr test test-slow lint shred process aggregate bench bench-quick clean
+.PHONY: help install demo drr report screenshots test test-slow lint shred process aggregate bench bench-quick clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
+# Two installs: what runs (demo, drr, shred, process, …: dpsim and its dependencies only) and what tests
+# (the test and Dask extras on top: pytest, ruff, mypy, moto, boto3, playwright, distributed).
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e .
+	@touch $@
+
+$(TESTED): $(STAMP)
 	$(PY) -m pip install --quiet -e '.[test,dask]'
 	@touch $@
 
-install: $(STAMP) ## create .venv and install dpsim with test extras
+install: $(TESTED) ## create .venv and install dpsim with the test and Dask extras
 
-demo: $(STAMP) ## generate a sample drop, shred it, process it, print the summary
+demo: $(STAMP) ## generate a sample drop, shred it, process it, print the summary and what to try next
 	$(DPSIM) synth --out data/sample --securities 6 --days 3 --start 2024-10-03 --seed 7
 	$(DPSIM) shred --config $(CONF)
 	$(DPSIM) process --config $(CONF)
+	@echo
+	@echo "Next, try (dpsim is in .venv/bin: run 'source .venv/bin/activate' to call it as plain 'dpsim'):"
+	@echo "  $(DPSIM) status                      # the runs of the lake, as a table (--json, --watch)"
+	@echo "  $(DPSIM) monitor                     # the live dashboard: open http://127.0.0.1:8765/"
+	@echo "  $(DPSIM) process --dry-run           # what a rerun would do (every partition is unchanged)"
+	@echo "  $(DPSIM) sql \"SELECT scenario, world, delta_is_bps, ci_low, ci_high FROM headline\""
+	@echo "  $(DPSIM) sql                         # the catalog's views and their columns"
+	@echo "  $(DPSIM) fidelity                    # the real Centre Point trades the replay misses, by cause"
+	@echo "  $(PY) -m pip install duckdb-cli && $(VENV)/bin/duckdb lake/dpsim.duckdb   # plain DuckDB on the lake"
 
 drr: $(STAMP) ## the real DRR day (../shared/data/drr-2024-09-05) end to end into lake-drr/
 	$(DPSIM) shred --config conf/drr.yaml
 	$(DPSIM) process --config conf/drr.yaml
 
-test: $(STAMP) ## run the test suite (slow scale tests excluded)
+report: $(STAMP) ## the report of CONF's lake as report.html (make report CONF=conf/drr.yaml)
+	$(DPSIM) report --config $(CONF) $(ARGS)
+
+screenshots: $(TESTED) ## refresh the report screenshots in docs/ (DRR day, headless chromium)
+	DPSIM_SCREENSHOT_DIR=docs $(PY) -m pytest tests/test_report_browser.py -k drr -p no:cacheprovider
+
+test: $(TESTED) ## run the test suite (slow scale tests excluded)
 	$(PY) -m pytest $(ARGS)
 
-test-slow: $(STAMP) ## run only the slow scale tests
+test-slow: $(TESTED) ## run only the slow scale tests
 	$(PY) -m pytest -m slow $(ARGS)
 
-lint: $(STAMP) ## ruff (format check + lint), mypy and the import-layer contract (pyproject [tool.importlinter])
+lint: $(TESTED) ## ruff (format check + lint), mypy and the import-layer contract (pyproject [tool.importlinter])
 	$(VENV)/bin/ruff format --check dpsim tests bench
 	$(VENV)/bin/ruff check dpsim tests bench
 	$(VENV)/bin/mypy dpsim tests bench
@@ -53,11 +75,11 @@ process: $(STAMP) ## process the lake of CONF (make process CONF=conf/x.yaml ARG
 aggregate: $(STAMP) ## rerun the aggregations of CONF
 	$(DPSIM) aggregate --config $(CONF)
 
-bench: $(STAMP) ## full benchmark harness (long; writes bench/results/ and BENCHMARKS.md tables)
+bench: $(TESTED) ## full benchmark harness (long; writes bench/results/ and BENCHMARKS.md tables)
 	$(PY) -m pip install --quiet -e '.[test,bench]'
 	$(PY) -m bench.run --full $(ARGS)
 
-bench-quick: $(STAMP) ## a <= 2 minute benchmark subset for development
+bench-quick: $(TESTED) ## a <= 2 minute benchmark subset for development
 	$(PY) -m pip install --quiet -e '.[test,bench]'
 	$(PY) -m bench.run --quick $(ARGS)
 

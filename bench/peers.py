@@ -4,6 +4,7 @@
     python -m bench.peers polars  SRC OUT [--threads 2] [--compression zstd]
     python -m bench.peers seed    SRC --security N --date YYYY-MM-DD [--trades FILE] [--chunk-mb 1024]
     python -m bench.peers datecheck [SRC]      DuckDB's trading date == dpsim.tradingtime.trading_date (DST-crossing sample)
+    python -m bench.peers pgcopy LAKE URL [--schema S] [--table sweeps]   psycopg COPY … FROM STDIN, the export peer
 
 Every peer gives each orders row the same trading date as dpsim (docs/methodology.md §1: Australia/Sydney, DST-aware,
 19:00 day roll) and writes hive partitions security_code=<int>/date=<YYYY-MM-DD>. Columns are read with
@@ -261,6 +262,54 @@ def cmd_datecheck(a: argparse.Namespace) -> None:
     print(json.dumps(out))
 
 
+def cmd_pgcopy(a: argparse.Namespace) -> None:
+    """The export peer: psycopg 3 `COPY … FROM STDIN` fed CSV by pyarrow's C++ writer (the fast path a
+    hand-written loader takes), one transaction per partition (DELETE + COPY + COMMIT) like dpsim export,
+    into a table re-created first (like `dpsim export --rebuild`). Rows stream a batch at a time."""
+    from datetime import date
+
+    import psycopg
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    types = {"int64": "BIGINT", "double": "DOUBLE PRECISION", "bool": "BOOLEAN", "string": "TEXT"}
+    files = sorted(Path(a.lake, "results", a.table).glob("security_code=*/date=*/*.parquet"))
+    t0 = time.perf_counter()
+    schema = pq.read_schema(files[0])
+    table = f'"{a.schema}"."{a.table}"'
+    names = ["security_code", "date", *schema.names]
+    rows = 0
+    opts = pacsv.WriteOptions(include_header=False)
+    with psycopg.connect(a.url) as con:
+        con.execute(f'CREATE SCHEMA IF NOT EXISTS "{a.schema}"')
+        con.execute(f"DROP TABLE IF EXISTS {table}")
+        cols = ["security_code BIGINT NOT NULL", "date DATE NOT NULL"]
+        cols += [f'"{f.name}" {types[str(f.type).replace("large_", "")]}' for f in schema]
+        con.execute(f"CREATE TABLE {table} ({', '.join(cols)})")
+        con.execute(f"CREATE INDEX ON {table} (security_code, date)")
+        con.commit()
+        copy_sql = f"COPY {table} ({', '.join(chr(34) + n + chr(34) for n in names)}) FROM STDIN (FORMAT csv)"
+        for path in files:
+            sec = int(path.parent.parent.name.split("=", 1)[1])
+            day = date.fromisoformat(path.parent.name.split("=", 1)[1])
+            with con.cursor() as cur:
+                cur.execute(f"DELETE FROM {table} WHERE security_code = %s AND date = %s", (sec, day))
+                with cur.copy(copy_sql) as copy:
+                    for batch in pq.ParquetFile(path).iter_batches(batch_size=65_536):
+                        n = batch.num_rows
+                        keyed = pa.RecordBatch.from_arrays(
+                            [pa.repeat(pa.scalar(sec), n), pa.repeat(pa.scalar(day), n), *batch.columns],
+                            names=names,
+                        )
+                        buf = io.BytesIO()
+                        pacsv.write_csv(keyed, buf, opts)
+                        copy.write(buf.getbuffer())
+                        rows += n
+            con.commit()
+    print(json.dumps({"rows": rows, "partitions": len(files), "seconds": round(time.perf_counter() - t0, 3)}))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m bench.peers", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -283,6 +332,12 @@ def main(argv: list[str] | None = None) -> int:
     sp.add_argument("--trades", default="")
     sp.add_argument("--chunk-mb", type=int, default=1024)
     sp.set_defaults(func=cmd_seed)
+    sp = sub.add_parser("pgcopy")
+    sp.add_argument("lake")
+    sp.add_argument("url")
+    sp.add_argument("--schema", default="bench_peer")
+    sp.add_argument("--table", default="sweeps")
+    sp.set_defaults(func=cmd_pgcopy)
     sp = sub.add_parser("datecheck")
     sp.add_argument("src", nargs="?", default="")
     sp.set_defaults(func=cmd_datecheck)

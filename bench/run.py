@@ -27,7 +27,10 @@ from bench import harness as H
 from bench import render
 from bench.sections_aggregate import aggregate, year
 from bench.sections_code import kernel, profile
+from bench.sections_export import export
 from bench.sections_process import process, seed
+from bench.sections_prototype import prototype
+from bench.sections_report import report
 from bench.sections_shred import gzip, many_partitions, scaling, shred_peers, shred_workers
 from bench.session import MODES, THREADS, Session
 
@@ -38,13 +41,16 @@ SECTIONS = (
     "many_partitions",
     "shred_workers",
     "process",
+    "prototype",
+    "report",
     "seed",
     "kernel",
+    "export",
     "profile",
     "aggregate",
     "year",
 )
-QUICK_SECTIONS = ("shred_peers", "gzip", "process", "seed", "kernel")
+QUICK_SECTIONS = ("shred_peers", "gzip", "process", "report", "seed", "kernel")
 RUNNERS: dict[str, Callable[[Session], None]] = {
     "shred_peers": shred_peers,
     "scaling": scaling,
@@ -52,8 +58,11 @@ RUNNERS: dict[str, Callable[[Session], None]] = {
     "many_partitions": many_partitions,
     "shred_workers": shred_workers,
     "process": process,
+    "prototype": prototype,
+    "report": report,
     "seed": seed,
     "kernel": kernel,
+    "export": export,
     "profile": profile,
     "aggregate": aggregate,
     "year": year,

@@ -31,6 +31,8 @@ MODES: dict[str, dict[str, Any]] = {
         "shred_tools": ["dpsim", "duckdb_mem", "polars", "cat"],
         "gzip_tools": ["dpsim", "gzip_dc"],
         "process_drop": False,
+        "export_partitions": 200,
+        "report_partitions": 300,
         "agg_partitions": [600],  # the aggregate section (not in the quick default: it processes a drop)
     },
     "full": {
@@ -45,6 +47,8 @@ MODES: dict[str, dict[str, Any]] = {
         "shred_tools": ["dpsim", "duckdb", "duckdb_mem", "polars", "cat"],
         "gzip_tools": ["dpsim", "gzip_dc", "duckdb", "duckdb_mem", "polars"],
         "process_drop": True,
+        "export_partitions": 1000,
+        "report_partitions": 3000,
         "agg_partitions": [600, 6_000, 54_000],  # lakes of hard-linked results: 150 securities × N/150 days
     },
 }

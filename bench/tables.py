@@ -14,6 +14,9 @@ def tables(res: dict[str, Any]) -> list[Table]:
     _process_table(res, out)
     _seed_table(res, out)
     _kernel_table(res, out)
+    _report_table(res, out)
+    _prototype_table(res, out)
+    _export_table(res, out)
     _profile_tables(res, out)
     _aggregate_tables(res, out)
     t = res.get("targets") or []
@@ -236,6 +239,103 @@ def _kernel_table(res: dict[str, Any], out: list[Table]) -> None:
                 body,
             )
         )
+
+
+def _prototype_table(res: dict[str, Any], out: list[Table]) -> None:
+    """The DRR day end to end: dpsim against the prototype it replaces."""
+    rows = section_rows(res, "prototype")
+    if not rows:
+        return
+    body = [
+        [
+            r["case"],
+            r["tool"],
+            cell(r.get("wall_s")),
+            cell(r.get("peak_rss_mb"), 0),
+            cell((r.get("extra") or {}).get("speedup")),
+            ("FAILED: " + failure(r, 120)) if r.get("error") else "",
+        ]
+        for r in rows
+    ]
+    out.append(
+        (
+            "6. The DRR day end to end against the prototype (whole commands taking turns, median wall s)",
+            ["case", "command", "wall s", "peak RSS MB", "prototype / dpsim", "notes"],
+            body,
+        )
+    )
+
+
+def _report_table(res: dict[str, Any], out: list[Table]) -> None:
+    """dpsim report of a lake of many partitions."""
+    rows = section_rows(res, "report")
+    if not rows:
+        return
+    body = []
+    for r in rows:
+        ex = r.get("extra") or {}
+        note = (
+            ("FAILED: " + failure(r, 120))
+            if r.get("error")
+            else (
+                f"drawn in {ex.get('seconds')} s, {ex.get('requests')} request(s)"
+                if r["tool"].startswith("chromium")
+                else ""
+            )
+        )
+        body.append(
+            [
+                r["case"],
+                r["tool"],
+                cell(r.get("wall_s")),
+                cell(r.get("peak_rss_mb"), 0),
+                cell(ex.get("html_mb")),
+                note,
+            ]
+        )
+    out.append(
+        (
+            "5. dpsim report of a lake of many partitions (the DRR day's results linked under N keys; its aggregates copied)",
+            ["case", "what", "seconds", "peak RSS MB", "HTML MB", "notes"],
+            body,
+        )
+    )
+
+
+def _export_table(res: dict[str, Any], out: list[Table]) -> None:
+    """dpsim export against psycopg COPY FROM STDIN."""
+    rows = section_rows(res, "export")
+    if not rows:
+        return
+    body = []
+    for r in rows:
+        vs = (r.get("extra") or {}).get("vs_peer") or {}
+        note = (
+            ("FAILED: " + failure(r, 120).replace("|", "/"))
+            if r.get("error")
+            else ("per round: " + ", ".join(f"{x:.2f}" for x in vs["per_round"]))
+            if vs.get("per_round")
+            else ""
+        )
+        body.append(
+            [
+                r["case"],
+                r["tool"],
+                cell(r.get("wall_s"), 2),
+                cell(r.get("rows_s")),
+                cell(r.get("peak_rss_mb"), 0),
+                cell(vs.get("speed"), 2),
+                note,
+            ]
+        )
+    out.append(
+        (
+            "8. Export to PostgreSQL (one server, default durability; every run re-creates the table; "
+            "the tools take turns, round after round)",
+            ["case", "tool", "wall s", "rows/s", "peak RSS MB", "rows/s vs peer", "notes"],
+            body,
+        )
+    )
 
 
 def _profile_tables(res: dict[str, Any], out: list[Table]) -> None:

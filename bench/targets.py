@@ -28,6 +28,9 @@ def targets(res: dict[str, Any]) -> list[dict[str, Any]]:
     _worker_targets(res, add, budget)
     _process_targets(res, add, budget)
     _kernel_targets(res, add, budget)
+    _export_targets(res, add, budget)
+    _report_targets(res, add, budget)
+    _prototype_targets(res, add, budget)
     _aggregate_targets(res, add)
     return out
 
@@ -247,6 +250,50 @@ def _kernel_targets(res: dict[str, Any], add: _Add, budget: float) -> None:
             "largest / smallest us per event <= 1.5",
             v <= 1.5,
         )
+
+
+def _export_targets(res: dict[str, Any], add: _Add, budget: float) -> None:
+    """The export's rate against psycopg COPY FROM STDIN, at bounded memory."""
+    rows = section_rows(res, "export")
+    peer = next((p for p in rows if p["tool"].startswith("psycopg")), None)
+    for r in rows:
+        vs = (r.get("extra") or {}).get("vs_peer") or {}
+        if r["tool"] == "dpsim export" and vs.get("speed") and peer is not None:
+            add(
+                f"export {r['case']}: rows/s vs psycopg COPY FROM STDIN",
+                f"{vs['speed']:.2f}x ({r.get('rows_s', 0):,} vs {peer.get('rows_s', 0):,} rows/s; peak RSS "
+                f"{r.get('peak_rss_mb') or 0:.0f} vs {peer.get('peak_rss_mb') or 0:.0f} MB)",
+                ">= 1.0x at bounded memory",
+                vs["speed"] >= 1.0,
+            )
+
+
+def _report_targets(res: dict[str, Any], add: _Add, budget: float) -> None:
+    """The report of a lake of many partitions: page size, the command's time, the page's drawing time."""
+    for r in section_rows(res, "report"):
+        ex, n = r.get("extra") or {}, (r.get("input") or {}).get("partitions") or 0
+        wall = r.get("wall_s")
+        if r["tool"] == "dpsim report" and wall:
+            add(f"report of {n:,} partitions: HTML size (plotly.js included)", f"{ex.get('html_mb')} MB",
+                "<= 10 MB", (ex.get("html_mb") or 99) <= 10)  # fmt: skip
+            add(f"report of {n:,} partitions: dpsim report wall time", f"{wall:.1f} s", "seconds (<= 10 s)",
+                wall <= 10)  # fmt: skip
+        if r["tool"].startswith("chromium") and ex.get("seconds") is not None:
+            add(f"report of {n:,} partitions: the page drawn in chromium", f"{ex['seconds']:.1f} s",
+                "seconds (<= 10 s)", ex["seconds"] <= 10)  # fmt: skip
+
+
+def _prototype_targets(res: dict[str, Any], add: _Add, budget: float) -> None:
+    """The DRR day end to end against the prototype (issue 20: >= 10x)."""
+    for r in section_rows(res, "prototype"):
+        speedup = (r.get("extra") or {}).get("speedup")
+        if speedup:
+            add(
+                "DRR day end to end vs the prototype's one scenario",
+                f"{speedup:.2f}x faster",
+                ">= 10x",
+                speedup >= 10,
+            )
 
 
 def _aggregate_targets(res: dict[str, Any], add: _Add) -> None:

@@ -15,9 +15,8 @@ import io
 import logging
 import os
 import re
-import tempfile
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
@@ -26,10 +25,10 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from dpsim import partials, stats
-from dpsim.catalog import connect, refresh_catalog, view_names
+from dpsim.catalog import connect, corrupt_file_hint, refresh_catalog, spill_dir, view_names
 from dpsim.config import Config
-from dpsim.errors import DpsimError, LakeError
-from dpsim.lake import Lake
+from dpsim.errors import DpsimError, LakeError, os_error_text
+from dpsim.lake import Lake, publish
 from dpsim.ranks import RankPass, SegmentCounts, SegmentRanks
 
 if TYPE_CHECKING:
@@ -49,6 +48,8 @@ SEGMENT_AGGREGATES: tuple[str, ...] = (
     "by_group",
 )
 AGGREGATES: tuple[str, ...] = (*SEGMENT_AGGREGATES, "headline", "stats_tests", "quality_summary")
+# The merge's steps, for progress: the moments, the rank passes, segment_measures, then each aggregate.
+MERGE_STEPS = 3 + len(AGGREGATES)
 # The metrics compared by stats_tests, as named in sql/stats_segments.sql; the headline's first.
 STATS_METRICS = (
     "implementation_shortfall_bps",
@@ -159,22 +160,58 @@ sql_text = partials.sql_text
 
 def run_aggregates(cfg: Config, lake: Lake, progress: Progress | None = None) -> dict[str, pa.Table]:
     """Compute every aggregate, write aggregates/<name>.parquet and .csv, then add their views to the catalog.
+    Holds the lake's "results" lock meanwhile (one writer of the results and aggregates).
 
     Incremental: only the dates whose result files changed since the last run are read again
-    (aggregates/_partials holds the rest); the catalog is refreshed once, at the end.
+    (aggregates/_partials holds the rest); the catalog is refreshed once, at the end. `progress` gets one
+    task, advanced after each step (the index, each date read again, each aggregate, the files, the catalog).
     """
-    scenarios = scenarios_with_results(cfg, lake)
+    from dpsim.progress import SilentProgress  # rich: imported by an aggregation, not by `dpsim sql`
+
+    with lake.lock("results"):
+        pruned = publish.prune_dropped_results(lake)  # results of partitions a re-shred left without orders
+        if pruned:
+            log.warning("removed the results of %d partition(s) that have no orders any more", len(pruned))
+        scenarios = scenarios_with_results(cfg, lake)
+        try:
+            plan = partials.plan(lake, scenarios)
+        except OSError as exc:  # a result folder that cannot be listed
+            raise LakeError(f"aggregate: {os_error_text(exc)}") from exc
+        steps = 1 + len(plan.dirty_days) + MERGE_STEPS + 2
+        with (progress or SilentProgress()).task("aggregate", total=steps, unit="steps") as bar:
+            bar.advance(1, status="index")
+
+            def step(name: str) -> None:
+                bar.advance(1, status=name)
+
+            tables = _aggregate(cfg, lake, plan, step)
+            try:
+                for name, table in tables.items():
+                    _write(lake, name, table)
+            except BaseException:
+                lake.remove_aggregates()  # a set half written would mix two aggregations; the next run rebuilds
+                raise
+            step("files")
+            refresh_catalog(lake)
+            step("catalog")
+    return tables
+
+
+def _aggregate(
+    cfg: Config, lake: Lake, plan: partials.Plan, step: Callable[[str], None]
+) -> dict[str, pa.Table]:
+    """The partials brought up to date, then merged, in one DuckDB session under the memory limit."""
     con = _session(lake, cfg)
     try:
-        sources = partials.update(con, lake, cfg, scenarios, progress)
-        tables = _merge(con, cfg, scenarios, sources)
+        sources = partials.update(con, lake, cfg, plan, step)
+        return _merge(con, cfg, list(plan.scenarios), sources, step)
+    except duckdb.Error as exc:  # the named steps say which aggregate; the partials' steps say this
+        raise LakeError(_aggregate_error("partial aggregates", exc)) from exc
+    except OSError as exc:  # reading the results, writing the partials
+        raise LakeError(f"aggregate: {os_error_text(exc)}") from exc
     finally:
         con.close()
-        _remove_if_empty(lake, cfg)
-    for name, table in tables.items():
-        _write(lake, name, table)
-    refresh_catalog(lake)
-    return tables
+        lake.tidy_scratch()
 
 
 def compute_aggregates(
@@ -187,27 +224,69 @@ def compute_aggregates(
     """
     con.execute("SET preserve_insertion_order = false")
     _stand_in_missing_results(con, cfg)
-    with tempfile.TemporaryDirectory(prefix="dpsim-aggregate-") as scratch:
-        return _merge(con, cfg, scenarios, partials.in_session(con, scenarios, Path(scratch)))
+    return _merge(con, cfg, scenarios, partials.in_session(con, scenarios))
 
 
-def run_sql(lake: Lake, query: str, cfg: Config | None = None) -> pa.Table:
-    """Run ad hoc SQL against the catalog (read-only); any DuckDB error becomes a one-line DpsimError."""
+# What `dpsim sql` runs without --unsafe: queries (SELECT, WITH, FROM, VALUES, DESCRIBE, SHOW, SUMMARIZE
+# parse as SELECT) and EXPLAIN. COPY, ATTACH, INSTALL/LOAD, SET, PRAGMA, CALL, EXPORT and writes do not run.
+_READING = (duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN)
+
+
+def run_sql(lake: Lake, query: str, cfg: Config | None = None, *, unsafe: bool = False) -> pa.Table:
+    """Run ad hoc SQL against the lake's views; any DuckDB error becomes a one-line DpsimError.
+
+    Safe by default: only queries run (no COPY, ATTACH, SET, writes: checked on the parsed statements), and
+    nothing outside the lake can be read (`catalog.connect(safe=True)`). `unsafe` lifts both."""
     if not query.strip():
         raise DpsimError('empty SQL query: pass a statement, e.g. "SELECT * FROM global_summary"')
-    con = connect(lake, cfg)
+    con = connect(lake, cfg, safe=not unsafe)
     try:
+        if not unsafe:
+            _only_queries(con, query)
         rel = con.sql(query)
         return rel.to_arrow_table() if rel is not None else pa.table({})
     except duckdb.Error as exc:
-        raise DpsimError(_sql_error(exc, con)) from exc
+        raise DpsimError(_sql_error(exc, con, lake, unsafe)) from exc
     finally:
         con.close()
 
 
+def _only_queries(con: duckdb.DuckDBPyConnection, query: str) -> None:
+    for statement in con.extract_statements(query):
+        if statement.type not in _READING:
+            kind = statement.type.name.replace("_", " ")
+            raise DpsimError(
+                f"{kind} statements do not run here: `dpsim sql` only reads the lake (queries and EXPLAIN); "
+                "pass --unsafe to run it anyway"
+            )
+
+
+def csv_bytes(table: pa.Table) -> bytes:
+    """A table as CSV; nested columns (lists, structs, maps) as their JSON text, which CSV cannot hold."""
+    nested = [f.name for f in table.schema if pa.types.is_nested(f.type)]
+    if nested:
+        con = duckdb.connect()
+        try:
+            con.register("result", table)
+            columns = ", ".join(
+                f"to_json({_ident(c)})::VARCHAR AS {_ident(c)}" if c in nested else _ident(c)
+                for c in table.column_names
+            )
+            table = con.sql(f"SELECT {columns} FROM result").to_arrow_table()
+        finally:
+            con.close()
+    buf = io.BytesIO()
+    pacsv.write_csv(table, buf)
+    return buf.getvalue()
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
 def describe_catalog(lake: Lake) -> list[tuple[str, str, str]]:
     """(view, column, type) of every catalog view, for `dpsim sql` with no query."""
-    con = connect(lake)
+    con = connect(lake, safe=True)
     try:
         rows = con.execute(
             "SELECT table_name, column_name, data_type FROM information_schema.columns "
@@ -251,14 +330,12 @@ def scenarios_with_results(cfg: Config, lake: Lake) -> list[str]:
 
 
 def _session(lake: Lake, cfg: Config) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB session with the configured memory limit, spilling to a temp folder that exists."""
-    temp = _temp_dir(lake, cfg)
-    # DuckDB creates only the last level of its temp folder: a missing <lake>/_tmp failed the first spill.
-    temp.mkdir(parents=True, exist_ok=True)
+    """An in-memory DuckDB session with the aggregation's memory limit, spilling to the catalog's spill
+    folder (this process's scratch in the lake, or the configured temp_directory), whose parent exists."""
     con = duckdb.connect(
         config={
             "memory_limit": f"{duckdb_memory_limit_mb(cfg.aggregate.memory_limit_mb)}MB",
-            "temp_directory": str(temp.resolve()),
+            "temp_directory": str(spill_dir(lake, cfg.aggregate)),
             # lets DuckDB stream and spill instead of buffering to keep row order; every output has an ORDER BY
             "preserve_insertion_order": False,
         }
@@ -275,20 +352,6 @@ def duckdb_memory_limit_mb(total_mb: int) -> int:
     return max(total_mb // 2, total_mb - PYTHON_RESERVE_MB)
 
 
-def _temp_dir(lake: Lake, cfg: Config) -> Path:
-    return Path(cfg.aggregate.temp_directory) if cfg.aggregate.temp_directory else lake.local_dir("duckdb")
-
-
-def _remove_if_empty(lake: Lake, cfg: Config) -> None:
-    """Leave no empty scratch folders behind (DuckDB removes its spill files when the session closes)."""
-    temp = _temp_dir(lake, cfg)
-    for folder in (temp, temp.parent) if not cfg.aggregate.temp_directory else (temp,):
-        try:
-            folder.rmdir()
-        except OSError:
-            break
-
-
 def _stand_in_missing_results(con: duckdb.DuckDBPyConnection, cfg: Config) -> None:
     """Empty typed stand-ins for result tables with no files yet, so every aggregate exists (with no rows)."""
     existing = set(view_names(con))
@@ -303,7 +366,7 @@ def _execute(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, object
     try:
         con.execute(sql_text(name), params)
     except duckdb.Error as exc:
-        raise LakeError(f"aggregate {name}: {_first_line(exc)}") from exc
+        raise LakeError(_aggregate_error(name, exc)) from exc
 
 
 def _query(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, object] | None = None) -> pa.Table:
@@ -311,21 +374,42 @@ def _query(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, object] 
     try:
         return con.sql(sql_text(name), params=params).to_arrow_table()
     except duckdb.Error as exc:
-        raise LakeError(f"aggregate {name}: {_first_line(exc)}") from exc
+        raise LakeError(_aggregate_error(name, exc)) from exc
+
+
+def _aggregate_error(name: str, exc: duckdb.Error) -> str:
+    first = _first_line(exc)
+    if "No space left on device" in first:
+        return f"aggregate {name}: no space left on device ({first}): free space on that disk, then rerun"
+    return corrupt_file_hint(first) or f"aggregate {name}: {first}"
 
 
 def _merge(
-    con: duckdb.DuckDBPyConnection, cfg: Config, scenarios: list[str], sources: partials.Sources
+    con: duckdb.DuckDBPyConnection,
+    cfg: Config,
+    scenarios: list[str],
+    sources: partials.Sources,
+    step: Callable[[str], None] = lambda name: None,
 ) -> dict[str, pa.Table]:
-    """Every aggregate from the partial rows the session's relations (partials.ROWS) and streams hold."""
+    """Every aggregate from the partial rows the session's relations (partials.ROWS) and streams hold;
+    `step(name)` after each of its MERGE_STEPS steps."""
     moments = _query(con, "stats_moments", {"scenarios": scenarios, "metrics": list(STATS_METRICS)})
+    step("stats_moments")
     ranked = _rank_statistics(con, moments, scenarios, sources)
+    step("ranks")
     con.register("segment_ranks", ranked)
     _execute(con, "segment_measures")
-    tables = {name: _query(con, name) for name in SEGMENT_AGGREGATES}
+    step("segment_measures")
+    tables = {}
+    for name in SEGMENT_AGGREGATES:
+        tables[name] = _query(con, name)
+        step(name)
     tables["headline"] = _headline(con, cfg, sources)
+    step("headline")
     tables["stats_tests"] = _stats_tests(ranked)
+    step("stats_tests")
     tables["quality_summary"] = _query(con, "quality_summary")
+    step("quality_summary")
     return tables
 
 
@@ -360,14 +444,13 @@ def _rank_statistics(
         scenario, metric, rows = task
         counts = {t: SegmentCounts(n[r], n_negative[r], n_nonzero[r]) for t, r in rows.items()}
         rank_pass = RankPass(counts, small_n=SMALL_SEGMENT_N)
-        files = sources.stream_files.get(scenario)
-        if files:
+        if sources.stream_files.get(scenario) or sources.stream_table:
             keys = {
                 t: moments[SEGMENT_KEYS[t]].take(pa.array(r)) for t, r in rows.items() if t in SEGMENT_KEYS
             }
             cur = con.cursor()
             try:
-                _feed(cur, rank_pass, files, scenario, metric, keys)
+                _feed(cur, rank_pass, sources, scenario, metric, keys)
             finally:
                 cur.close()
         return rank_pass.finish()
@@ -401,7 +484,7 @@ def _rank_statistics(
 def _feed(
     con: duckdb.DuckDBPyConnection,
     rank_pass: RankPass,
-    files: list[str],
+    sources: partials.Sources,
     scenario: str,
     metric: str,
     keys: dict[str, pa.Array],
@@ -411,9 +494,13 @@ def _feed(
     import pyarrow.compute as pc  # not on `dpsim sql`'s path
 
     try:
-        reader = con.sql(
-            sql_text("stats_stream"), params={"files": files, "scenario": scenario, "metric": metric}
-        ).to_arrow_reader(STREAM_BATCH_ROWS)
+        params: dict[str, object] = {"scenario": scenario, "metric": metric}
+        if sources.stream_table:
+            source = sources.stream_table
+        else:
+            source, params["files"] = "read_parquet($files::VARCHAR[])", sources.stream_files[scenario]
+        text = sql_text("stats_stream").format(source=source)
+        reader = con.sql(text, params=params).to_arrow_reader(STREAM_BATCH_ROWS)
         for batch in reader:
             ids = {"overall": np.zeros(batch.num_rows, dtype=np.int64)}
             for t, values in keys.items():
@@ -534,19 +621,20 @@ def _wilcoxon(row: dict[str, Any]) -> float | None:
 def _write(lake: Lake, name: str, table: pa.Table) -> None:
     """aggregates/<name>.parquet and a .csv copy, each written atomically."""
     lake.write_parquet(table, lake.aggregates_dir / f"{name}.parquet")
-    buf = io.BytesIO()
-    pacsv.write_csv(table, buf)
-    lake.write_bytes(buf.getvalue(), lake.aggregates_dir / f"{name}.csv")
+    lake.write_bytes(csv_bytes(table), lake.aggregates_dir / f"{name}.csv")
 
 
-def _sql_error(exc: duckdb.Error, con: duckdb.DuckDBPyConnection) -> str:
-    """DuckDB's first line, plus the available views when a table is unknown."""
+def _sql_error(exc: duckdb.Error, con: duckdb.DuckDBPyConnection, lake: Lake, unsafe: bool) -> str:
+    """DuckDB's first line, plus what to do: the available views when a table is unknown, how to rebuild
+    a corrupt lake file, why a file outside the lake cannot be read."""
     first = _first_line(exc)
     if isinstance(exc, duckdb.CatalogException) and _MISSING_TABLE.search(first):
         return f"{first} (available views: {', '.join(view_names(con))})"
-    if isinstance(exc, duckdb.IOException) and "No files found" in first:
-        return f"{first} (was the lake moved? run `dpsim catalog --lake DIR` to rewrite the views)"
-    return first
+    if isinstance(exc, duckdb.PermissionException) and not unsafe:
+        return (
+            f"{first} (`dpsim sql` reads only inside the lake {lake.root}; pass --unsafe to read elsewhere)"
+        )
+    return corrupt_file_hint(first) or first
 
 
 def _first_line(exc: duckdb.Error) -> str:

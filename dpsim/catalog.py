@@ -9,37 +9,53 @@ directory, not the database file; after moving the lake, `refresh_catalog` (`dps
 them. A view exists only for a table that has at least one file: a view over an empty glob cannot be
 created, and an empty typed stand-in would hide that a step never ran. The views glob at query time,
 so partitions added later show up without a refresh; a new table (first run JSON, first aggregate)
-needs one, which shred, process and aggregate do themselves.
+needs one, which shred, process and aggregate do themselves. Glob characters in the lake's own path are
+escaped, so a lake folder named `lake[1]` works.
+
+dpsim's own connections (`connect`: sql, aggregate, reports) do not open the catalog file: they create the
+same views in an in-memory database from the lake as it is now. So they never conflict with another DuckDB
+session holding the file, never follow the views of a copied lake back to the original's files, leave
+out a source whose publish was interrupted, and work on a read-only lake. A `safe` connection (the default
+of `dpsim sql`) reads only inside the lake: DuckDB's external access is off except for the lake's folder,
+and its configuration is locked.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
+import tempfile
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 from upath import UPath
 
 from dpsim.config import Aggregate, Config
-from dpsim.errors import LakeError
-from dpsim.lake import RAW_TABLES, RESULT_TABLES, SCENARIO_TABLES, Lake
-from dpsim.schema import REFERENCE_KINDS
+from dpsim.errors import LakeError, os_error_text
+from dpsim.lake import RAW_TABLES, RESULT_TABLES, SCENARIO_TABLES, Lake, locks, publish
+from dpsim.lake.layout import slug
+from dpsim.schema import REFERENCE_KINDS, REJECTS
 
 log = logging.getLogger(__name__)
 
 # Older DuckDB clients (1.x) cannot open a file in 2.0's default storage format; views need nothing newer.
 STORAGE_VERSION = "v1.0.0"
-# Run JSONs list one job per partition: tens of thousands of jobs exceed read_json's 16 MB default.
-_MAX_JSON_BYTES = 1 << 30
+# Run JSONs list one job per partition: tens of thousands of jobs exceed read_json's 16 MB default, but
+# DuckDB allocates twice the maximum object size up front (1 GiB failed under a 2 GB memory limit), so
+# the maximum follows the largest file, with room for runs that grow until the next refresh.
+_MIN_JSON_BYTES = 16 << 20
+CATALOG_WAIT_S = 120.0  # a refresh takes seconds: a second writer waits for the first one
+_DUCK_TYPES = {pa.string(): "VARCHAR", pa.int64(): "BIGINT"}  # of the rejects' columns
 _HIVE_TYPES = {"scenario": "VARCHAR", "security_code": "BIGINT", "date": "DATE"}
 
 
 def refresh_catalog(lake: Lake) -> list[str]:
     """(Re)create lake/dpsim.duckdb with a view per existing table; returns the view names.
 
-    Written to a temp file and renamed into place, so a reader never sees a half-built catalog.
-    Call it while no other process holds the catalog open read-write.
+    Written to a temp file and renamed into place, so a reader never sees a half-built catalog; one
+    writer at a time (the lake's "catalog" lock: a second one waits for it).
     """
     if lake.is_local:
         lake = Lake(lake.root.resolve())
@@ -47,41 +63,119 @@ def refresh_catalog(lake: Lake) -> list[str]:
         raise LakeError(
             f"{lake.root}: no such lake folder (pass --lake DIR of an existing lake, or run `dpsim shred`)"
         )
+    with lake.lock("catalog", wait_s=CATALOG_WAIT_S):
+        return _refresh(lake)
+
+
+def _refresh(lake: Lake) -> list[str]:
     target = lake.catalog_path
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    for stale in (tmp, _wal(tmp)):
+    for stale in target.parent.glob(f".{target.name}.*.tmp*"):  # left by a writer that was killed
         stale.unlink(missing_ok=True)
-    con = duckdb.connect(str(tmp), config={"storage_compatibility_version": STORAGE_VERSION})
     try:
-        _register(con, lake)
-        names = _create_views(con, lake)
-        con.execute("CHECKPOINT")
+        con = duckdb.connect(str(tmp), config={"storage_compatibility_version": STORAGE_VERSION})
+        try:
+            _register(con, lake)
+            names = _create_views(con, lake)
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+        # a WAL left by a crashed writer would be replayed onto the new file
+        _wal(target).unlink(missing_ok=True)
+        os.replace(tmp, target)
+    except (duckdb.Error, OSError) as exc:
+        raise LakeError(f"{target}: cannot write the catalog: {_why(exc)}") from exc
     finally:
-        con.close()
-    _wal(target).unlink(missing_ok=True)  # a WAL left by a crashed writer would be replayed onto the new file
-    os.replace(tmp, target)
+        for leftover in (tmp, _wal(tmp)):
+            leftover.unlink(missing_ok=True)
     log.info("catalog %s: %d views", target, len(names))
     return names
 
 
-def connect(lake: Lake, cfg: Config | None = None, read_only: bool = True) -> duckdb.DuckDBPyConnection:
-    """Open the catalog (building it when missing) with DuckDB's memory limit and spill folder from the config.
-
-    DuckDB shares one database instance per file within a process: close a connection before
-    refreshing the catalog or before opening it again with another configuration.
-    """
-    if not lake.catalog_path.exists():
-        refresh_catalog(lake)
+def connect(
+    lake: Lake, cfg: Config | None = None, read_only: bool = True, *, safe: bool = False
+) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB session with the catalog's views over the lake as it is now, DuckDB's memory
+    limit and spill folder from the config. The lake's files are only read (`read_only` is kept for
+    callers; nothing is written either way). `safe`: nothing outside the lake can be read (external
+    access off but for the lake's folder, configuration locked); statements are checked by `run_sql`."""
+    if lake.is_local:
+        lake = Lake(lake.root.resolve())
+    if not lake.root.is_dir():
+        raise LakeError(
+            f"{lake.root}: no such lake folder (pass --lake DIR of an existing lake, or run `dpsim shred`)"
+        )
     settings = cfg.aggregate if cfg is not None else Aggregate()
-    temp = Path(settings.temp_directory) if settings.temp_directory else lake.local_dir("duckdb")
     con = duckdb.connect(
-        str(lake.catalog_path),
-        read_only=read_only,
-        config={"memory_limit": f"{settings.memory_limit_mb}MB", "temp_directory": str(temp.resolve())},
+        ":memory:",
+        config={
+            "memory_limit": f"{settings.memory_limit_mb}MB",
+            "temp_directory": str(spill_dir(lake, settings)),
+        },
     )
-    _register(con, lake)
+    try:
+        _register(con, lake)
+        _create_views(con, lake, strict=True)
+        if safe:
+            _lock_down(con, lake)
+    except BaseException:
+        con.close()
+        raise
+    _check_catalog_file(lake)
     return con
+
+
+def spill_dir(lake: Lake, settings: Aggregate) -> Path:
+    """DuckDB's spill folder: the configured one, else this process's scratch in the lake, or in the system
+    temp folder when the lake cannot be written (DuckDB creates the folder itself, its parent is made here)."""
+    if settings.temp_directory:
+        temp = Path(settings.temp_directory).resolve()
+    elif lake.is_local and os.access(lake.root.path, os.W_OK):
+        temp = lake.own_dir("duckdb")
+    else:
+        temp = Path(tempfile.gettempdir()) / "dpsim" / slug(lake.root) / locks.owner_tag() / "duckdb"
+    temp.parent.mkdir(parents=True, exist_ok=True)  # DuckDB makes the spill folder, not its parents
+    return temp
+
+
+def _lock_down(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
+    """Read only inside the lake: external access off except its folder (as written, and as the views
+    write it, glob-escaped), configuration locked so a query cannot undo it."""
+    root = str(lake.root).rstrip("/") + "/"
+    allowed = sorted({root, escape_glob(str(lake.root).rstrip("/")) + "/"})
+    con.execute(f"SET allowed_directories = [{', '.join(_quote(a) for a in allowed)}]")
+    con.execute("SET allowed_configs = ['preserve_insertion_order']")  # the aggregations' one setting
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+
+
+def _check_catalog_file(lake: Lake) -> None:
+    """Warn when the lake's catalog file holds views over another folder (the lake was copied or moved):
+    other DuckDB clients would read that folder's files."""
+    path = lake.catalog_path
+    if not path.exists():
+        return
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error:  # held by another session, or unreadable: nothing to say
+        return
+    try:
+        rows = con.execute(
+            "SELECT sql FROM duckdb_views() WHERE NOT internal AND sql LIKE '%read_parquet(%' LIMIT 1"
+        ).fetchall()
+    except duckdb.Error:
+        return
+    finally:
+        con.close()
+    root = escape_glob(str(lake.root).rstrip("/")) + "/"
+    if rows and _quote(root)[:-1] not in str(rows[0][0]):
+        log.warning(
+            "%s holds views over another folder (the lake was copied or moved): dpsim reads this lake, but "
+            "other DuckDB clients of that file do not; `dpsim catalog --lake %s` rewrites it",
+            path,
+            lake.root,
+        )
 
 
 def _register(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
@@ -101,8 +195,9 @@ def view_names(con: duckdb.DuckDBPyConnection) -> list[str]:
 # ---- view definitions ---------------------------------------------------------------------------
 
 
-def _create_views(con: duckdb.DuckDBPyConnection, lake: Lake) -> list[str]:
-    """Create every view whose files exist; a view that DuckDB cannot bind is skipped with a warning.
+def _create_views(con: duckdb.DuckDBPyConnection, lake: Lake, *, strict: bool = False) -> list[str]:
+    """Create every view whose files exist; a view that DuckDB cannot bind is skipped with a warning
+    (`strict`: a corrupt file fails, naming the command that rebuilds it).
 
     Paths are literals, not bound parameters: a view stores its SQL text and cannot hold parameters.
     """
@@ -113,9 +208,19 @@ def _create_views(con: duckdb.DuckDBPyConnection, lake: Lake) -> list[str]:
         try:
             con.execute(f"CREATE OR REPLACE VIEW {_ident(name)} AS {select}")
         except duckdb.Error as exc:
-            log.warning("catalog: no view %s over %s: %s", name, pattern, str(exc).splitlines()[0])
+            if isinstance(exc, duckdb.FatalException) or "No space left on device" in str(exc):
+                raise  # the catalog cannot be written at all, not one view that cannot be bound
+            first = str(exc).splitlines()[0]
+            hint = corrupt_file_hint(first)
+            if strict and hint is not None:  # a reader would get a missing view: say what is wrong instead
+                raise LakeError(hint) from exc
+            log.warning("catalog: no view %s over %s: %s", name, pattern, hint or first)
             continue
         names.append(name)
+    if "rejects" not in names:  # nothing was rejected (or shredded yet): an empty view, not a missing one
+        cols = ", ".join(f"NULL::{_DUCK_TYPES[f.type]} AS {_ident(f.name)}" for f in REJECTS)
+        con.execute(f"CREATE OR REPLACE VIEW rejects AS SELECT NULL::VARCHAR AS kind, {cols} WHERE false")
+        names.append("rejects")
     if "runs" in names and _has_job_list(con):
         con.execute("CREATE OR REPLACE VIEW jobs AS SELECT run_id, unnest(jobs, recursive := true) FROM runs")
         names.append("jobs")
@@ -125,6 +230,9 @@ def _create_views(con: duckdb.DuckDBPyConnection, lake: Lake) -> list[str]:
 def _definitions(lake: Lake) -> list[tuple[str, UPath, str]]:
     """(view name, glob whose first match proves the table exists, SELECT) for every lake table."""
     out: list[tuple[str, UPath, str]] = []
+    hidden: dict[str, list[str]] = {}  # sources whose publish is under way or was interrupted
+    for body in publish.half_published(lake):
+        hidden.setdefault(body["kind"], []).append(body["source_id"])
     for table in (*RAW_TABLES, *RESULT_TABLES):
         keys = (
             ("scenario", "security_code", "date") if table in SCENARIO_TABLES else ("security_code", "date")
@@ -132,38 +240,73 @@ def _definitions(lake: Lake) -> list[tuple[str, UPath, str]]:
         pattern = lake.table_dir(table).joinpath(*["*"] * len(keys), "*.parquet")
         hive = ", ".join(f"'{k}': {_HIVE_TYPES[k]}" for k in keys)
         cols = ", ".join(keys)
-        out.append(
-            (
-                table,
-                pattern,
-                f"SELECT {cols}, * EXCLUDE ({cols}) FROM read_parquet({_lit(pattern)}, "
-                f"hive_partitioning = true, hive_types = {{{hive}}})",
-            )
+        select = (
+            f"SELECT {cols}, * EXCLUDE ({cols}) FROM read_parquet({_lit(pattern, lake.root)}, "
+            f"hive_partitioning = true, hive_types = {{{hive}}})"
         )
+        if hidden.get(table):  # leave out their files: never half a source (source ids are [A-Za-z0-9_-])
+            names = "|".join(sorted(hidden[table]))
+            select = (
+                f"SELECT {cols}, * EXCLUDE ({cols}, filename) FROM read_parquet({_lit(pattern, lake.root)}, "
+                f"hive_partitioning = true, hive_types = {{{hive}}}, filename = true) "
+                f"WHERE NOT regexp_matches(filename, '/part-({names})(-[0-9]+)?[.]parquet$')"
+            )
+        out.append((table, pattern, select))
     for kind in REFERENCE_KINDS:
         path = lake.reference_path(kind)
-        out.append((kind, path, f"SELECT * FROM read_parquet({_lit(path)})"))
+        out.append((kind, path, f"SELECT * FROM read_parquet({_lit(path, lake.root)})"))
     rejects = lake.rejects_path("*", "*")
     out.append(
         (
             "rejects",
             rejects,
             "SELECT regexp_extract(filename, '([^/]+)/[^/]+$', 1) AS kind, * EXCLUDE (filename) "
-            f"FROM read_parquet({_lit(rejects)}, filename = true)",
+            f"FROM read_parquet({_lit(rejects, lake.root)}, filename = true)",
         )
     )
     for name, pattern in (("manifest", lake.manifest_path("*")), ("runs", lake.runs_dir / "*.json")):
+        size = _max_object_size(pattern)
         out.append(
             (
                 name,
                 pattern,
-                f"SELECT * FROM read_json({_lit(pattern)}, union_by_name = true, maximum_object_size = {_MAX_JSON_BYTES})",
+                f"SELECT * FROM read_json({_lit(pattern, lake.root)}, union_by_name = true, "
+                f"maximum_object_size = {size})",
             )
         )
     for path in sorted(lake.aggregates_dir.glob("*.parquet")) if lake.aggregates_dir.is_dir() else []:
         if path.stem.isidentifier() and path.stem not in {name for name, _, _ in out}:
-            out.append((path.stem, path, f"SELECT * FROM read_parquet({_lit(path)})"))
+            out.append((path.stem, path, f"SELECT * FROM read_parquet({_lit(path, lake.root)})"))
     return out
+
+
+def _max_object_size(pattern: UPath) -> int:
+    """read_json's maximum_object_size for these files: a power of two of 4x the largest, at least 16 MB."""
+    largest = max((p.stat().st_size for p in pattern.parent.glob(pattern.name)), default=0)
+    return max(_MIN_JSON_BYTES, 1 << (4 * largest).bit_length())
+
+
+_FILE_IN_ERROR = re.compile(r"""['"]([^'"]+\.parquet)['"]""")
+_PARTITION_IN_PATH = re.compile(r"security_code=(-?\d+)/date=(\d{4}-\d{2}-\d{2})/")
+
+
+def corrupt_file_hint(first: str) -> str | None:
+    """For a DuckDB error that names an unreadable lake file: the file, the error and the command that
+    rebuilds it (None for any other error)."""
+    m = _FILE_IN_ERROR.search(first)
+    if m is None or not ("magic bytes" in first or "too small" in first or "Corrupt" in first):
+        return None
+    path = m.group(1)
+    part = _PARTITION_IN_PATH.search(path)
+    if "/results/" in path and part is not None:
+        code, day = part.groups()
+        return (
+            f"{path}: a corrupt result file ({first}); rebuild it with: "
+            f"dpsim process --force --securities {code} --dates {day}"
+        )
+    if "/aggregates/" in path:
+        return f"{path}: a corrupt aggregate file ({first}); rebuild it with: dpsim aggregate"
+    return f"{path}: a corrupt lake file ({first}); shred its source again with `dpsim shred --force`"
 
 
 def _has_job_list(con: duckdb.DuckDBPyConnection) -> bool:
@@ -173,12 +316,38 @@ def _has_job_list(con: duckdb.DuckDBPyConnection) -> bool:
     return "run_id" in types and jobs.startswith("STRUCT(") and jobs.endswith("[]")
 
 
-def _lit(path: UPath) -> str:
-    return "'" + str(path).replace("'", "''") + "'"
+def _lit(path: UPath, root: UPath | None = None) -> str:
+    """A path as a DuckDB string literal of a glob: the part of the lake root escaped (`[`, `*`, `?` are
+    literal there), the part below it left as the pattern it is."""
+    text = str(path)
+    if root is not None:
+        base = str(root).rstrip("/")
+        if text.startswith(base + "/"):
+            text = escape_glob(base) + text[len(base) :]
+    return _quote(text)
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def escape_glob(text: str) -> str:
+    """`text` as a DuckDB glob that matches only itself."""
+    return re.sub(r"[\[*?]", lambda m: f"[{m.group(0)}]", text)
 
 
 def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+def _why(exc: duckdb.Error | OSError) -> str:
+    """An error while writing, in words: a full disk is said so, whoever reports it."""
+    if isinstance(exc, OSError):
+        return os_error_text(exc)
+    first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+    if "No space left on device" in first:
+        return f"no space left on device ({first}): free space on that disk, then rerun"
+    return first
 
 
 def _wal(path: Path) -> Path:

@@ -24,23 +24,21 @@ import logging
 import os
 import shutil
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import duckdb
 import pyarrow as pa
 
+from dpsim.catalog import corrupt_file_hint
 from dpsim.config import Config
 from dpsim.errors import LakeError
 from dpsim.lake import Lake
-
-if TYPE_CHECKING:
-    from dpsim.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +70,7 @@ class Sources:
     files (the stored differences, read by sql/stats_stream.sql)."""
 
     stream_files: dict[str, list[str]] = field(default_factory=dict)  # scenario -> files
+    stream_table: str | None = None  # or a table of the session's database that holds every scenario's
     index: LakeIndex | None = None  # the lake's result files (None: a session's own relations)
     recomputed: int = 0  # slices recomputed by this run
     slices: int = 0
@@ -238,7 +237,8 @@ def _execute(
     try:
         con.execute(text, params)
     except duckdb.Error as exc:
-        raise LakeError(f"aggregate {name}: {_first_line(exc)}") from exc
+        first = _first_line(exc)
+        raise LakeError(corrupt_file_hint(first) or f"aggregate {name}: {first}") from exc
 
 
 def _first_line(exc: BaseException) -> str:
@@ -248,9 +248,10 @@ def _first_line(exc: BaseException) -> str:
 # ---- a whole selection, in the session (no partials kept) ---------------------------------------------------
 
 
-def in_session(con: duckdb.DuckDBPyConnection, scenarios: Sequence[str], scratch: Path) -> Sources:
+def in_session(con: duckdb.DuckDBPyConnection, scenarios: Sequence[str]) -> Sources:
     """The partials of everything `con`'s result relations hold, as one slice in temp tables (nothing kept in
-    the lake); the differences go to a file in `scratch`, which the stream passes read."""
+    the lake); the differences go to the table `session_stream` of the session's in-memory database (not a
+    temp table: the stream passes read it on cursors of their own; DuckDB spills it under its limit)."""
     compute_slice(con, scenarios, free=True)
     if not scenarios:  # the scenario partials still need their columns: an empty slice gives them
         compute_pairs(con, [])
@@ -258,26 +259,41 @@ def in_session(con: duckdb.DuckDBPyConnection, scenarios: Sequence[str], scratch
             _execute(con, f"partial_{name}", into=f"p_{name}")
     for name, rows in ROWS.items():
         con.execute(f"CREATE OR REPLACE TEMP VIEW {rows} AS SELECT NULL::DATE AS slice_date, * FROM p_{name}")
-    stream = scratch / "stream.parquet"
-    con.table("p_stream").write_parquet(str(stream), compression="zstd")
-    return Sources(stream_files={s: [str(stream)] for s in scenarios})
+    con.execute("CREATE OR REPLACE TABLE session_stream AS SELECT * FROM p_stream")
+    return Sources(stream_table="session_stream")
 
 
 # ---- the incremental update of aggregates/_partials ---------------------------------------------------------
 
 
-def update(
-    con: duckdb.DuckDBPyConnection,
-    lake: Lake,
-    cfg: Config,
-    scenarios: Sequence[str],
-    progress: Progress | None = None,
-) -> Sources:
-    """Bring aggregates/_partials up to date with the lake's results, then point ROWS at the partial files."""
-    if progress is None:
-        from dpsim.progress import SilentProgress  # rich, imported only by an aggregation
+@dataclass(frozen=True)
+class Plan:
+    """What an aggregation must recompute: the lake's result files, every slice's fingerprint, the slices
+    whose fingerprint changed (dirty) and those whose results are gone."""
 
-        progress = SilentProgress()
+    index: LakeIndex
+    scenarios: tuple[str, ...]
+    scen_fp: dict[tuple[str, date], str]
+    free_fp: dict[date, str]
+    manifest: dict[str, Any]
+    dirty_scen: set[tuple[str, date]]
+    dirty_free: set[date]
+    gone_scen: set[tuple[str, date]]
+    gone_free: set[date]
+
+    @property
+    def dirty_days(self) -> list[date]:
+        """The trading dates read again (one step each)."""
+        return sorted({d for _, d in self.dirty_scen} | self.dirty_free)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.dirty_scen or self.dirty_free or self.gone_scen or self.gone_free)
+
+
+def plan(lake: Lake, scenarios: Sequence[str]) -> Plan:
+    """Compare the lake's result files with the fingerprints the partials were computed from (one walk of
+    each result table, no file opened)."""
     index = LakeIndex.of(lake, scenarios)
     scen_fp, free_fp = index.fingerprints()
     manifest = _read_manifest(lake)
@@ -287,47 +303,65 @@ def update(
         for d, fp in by_day.items()
     }
     old_free = {date.fromisoformat(d): fp for d, fp in manifest.get("free", {}).items()}
-    dirty_scen = {k for k, fp in scen_fp.items() if old_scen.get(k) != fp}
-    dirty_free = {d for d, fp in free_fp.items() if old_free.get(d) != fp}
-    gone_scen = set(old_scen) - set(scen_fp)
-    gone_free = set(old_free) - set(free_fp)
-    changed = bool(dirty_scen or dirty_free or gone_scen or gone_free)
-    scratch = lake.local_dir("aggregate")
-    if changed:
+    return Plan(
+        index,
+        tuple(scenarios),
+        scen_fp,
+        free_fp,
+        manifest,
+        dirty_scen={k for k, fp in scen_fp.items() if old_scen.get(k) != fp},
+        dirty_free={d for d, fp in free_fp.items() if old_free.get(d) != fp},
+        gone_scen=set(old_scen) - set(scen_fp),
+        gone_free=set(old_free) - set(free_fp),
+    )
+
+
+def update(
+    con: duckdb.DuckDBPyConnection,
+    lake: Lake,
+    cfg: Config,
+    plan: Plan,
+    advance: Callable[[str], None] = lambda step: None,
+) -> Sources:
+    """Bring aggregates/_partials up to date with the lake's results (`advance(step)` after each date read
+    again), then point ROWS at the partial files."""
+    p = plan
+    if p.changed:
+        scratch = lake.own_dir("aggregate")
         scratch.mkdir(parents=True, exist_ok=True)
         try:
-            _recompute(con, lake, cfg, index, dirty_scen, dirty_free, scratch, progress)
-            clean_scen = [k for k in scen_fp if k not in dirty_scen]
-            clean_free = [d for d in free_fp if d not in dirty_free]
-            _rewrite_small(con, lake, clean_scen, clean_free, dirty_scen, dirty_free, scratch, manifest)
-            lake.remove_files([lake.partial_stream_path(s, d) for s, d in gone_scen])
+            _recompute(con, lake, cfg, p.index, p.dirty_scen, p.dirty_free, scratch, advance)
+            clean_scen = [k for k in p.scen_fp if k not in p.dirty_scen]
+            clean_free = [d for d in p.free_fp if d not in p.dirty_free]
+            _rewrite_small(con, lake, clean_scen, clean_free, p.dirty_scen, p.dirty_free, scratch, p.manifest)
+            lake.remove_files([lake.partial_stream_path(s, d) for s, d in p.gone_scen])
             lake.write_json(
                 {
                     "version": PARTIALS_VERSION,
                     "scenario": {
-                        s: {d.isoformat(): fp for (s2, d), fp in sorted(scen_fp.items()) if s2 == s}
-                        for s in scenarios
+                        s: {d.isoformat(): fp for (s2, d), fp in sorted(p.scen_fp.items()) if s2 == s}
+                        for s in p.scenarios
                     },
-                    "free": {d.isoformat(): fp for d, fp in sorted(free_fp.items())},
+                    "free": {d.isoformat(): fp for d, fp in sorted(p.free_fp.items())},
                 },
                 lake.partials_manifest_path,
             )
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
+    recomputed, slices = len(p.dirty_scen) + len(p.dirty_free), len(p.scen_fp) + len(p.free_fp)
     log.info(
         "partial aggregates: %d of %d slices recomputed, %d removed",
-        len(dirty_scen) + len(dirty_free),
-        len(scen_fp) + len(free_fp),
-        len(gone_scen) + len(gone_free),
+        recomputed,
+        slices,
+        len(p.gone_scen) + len(p.gone_free),
     )
-    sources = Sources(
-        stream_files={s: [str(lake.partial_stream_path(s, d)) for d in index.dates] for s in scenarios},
-        index=index,
-        recomputed=len(dirty_scen) + len(dirty_free),
-        slices=len(scen_fp) + len(free_fp),
+    _define_rows(con, lake, cfg, p.scen_fp, p.free_fp)
+    return Sources(
+        stream_files={s: [str(lake.partial_stream_path(s, d)) for d in p.index.dates] for s in p.scenarios},
+        index=p.index,
+        recomputed=recomputed,
+        slices=slices,
     )
-    _define_rows(con, lake, cfg, scen_fp, free_fp)
-    return sources
 
 
 def _read_manifest(lake: Lake) -> dict[str, Any]:
@@ -353,7 +387,7 @@ def _recompute(
     dirty_scen: set[tuple[str, date]],
     dirty_free: set[date],
     scratch: Path,
-    progress: Progress,
+    advance: Callable[[str], None],
 ) -> None:
     """Compute the dirty slices into tables acc_<partial> and write each one's stream file.
 
@@ -390,12 +424,9 @@ def _recompute(
             cur.close()
 
     workers = max(1, min(SLICE_WORKERS, len(days)))
-    with (
-        progress.task("aggregate: partial aggregates", total=len(days), unit="dates") as bar,
-        ThreadPoolExecutor(workers) as pool,
-    ):
-        for _ in pool.map(one, days):
-            bar.advance(1)
+    with ThreadPoolExecutor(workers) as pool:
+        for d, _ in zip(days, pool.map(one, days), strict=True):
+            advance(f"partials {d.isoformat()}")
 
 
 def _empty(con: duckdb.DuckDBPyConnection, cfg: Config, name: str) -> str:

@@ -8,7 +8,7 @@ on frames in memory, for tests and notebooks.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from dpsim import schema
 from dpsim.config import Config, Scenario
+from dpsim.errors import InputError
 from dpsim.lake import Lake, PartitionKey
 from dpsim.steps.compare import compare
 from dpsim.steps.fidelity import miss_causes, replay_fidelity
@@ -55,14 +56,25 @@ class PartitionResults:
         return sum(t.height for t in tables)
 
 
-def load_table(lake: Lake, kind: str, key: PartitionKey) -> pl.LazyFrame:
-    """The partition's rows of one raw table, typed by the canonical lake schema (empty if absent)."""
+def load_table(lake: Lake, kind: str, key: PartitionKey, names: Sequence[str] | None = None) -> pl.LazyFrame:
+    """The partition's rows of one raw table, typed by the canonical lake schema (empty if absent): from
+    the files `names` (a planned job's inputs: one that is gone fails the job), else the files there now."""
     raw = schema.PARTITIONED_KINDS[kind]
-    files = lake.partition_files(kind, key)
+    if names is None:
+        files = lake.partition_files(kind, key)
+    else:
+        files = [lake.partition_dir(kind, key) / name for name in names]
+        gone = [f for f in files if not f.exists()]
+        if gone:
+            raise InputError(
+                f"{gone[0]}: an input of partition {key} is gone since the run was planned (removed or "
+                "rewritten by a shred meanwhile?); rerun the command when the shred is done"
+            )
     pschema = schema.polars_schema(raw.lake_schema)
     if not files:
         return pl.LazyFrame(schema=pschema)
-    return pl.scan_parquet([str(f) for f in files], schema=pschema, hive_partitioning=False)
+    # explicit paths, not patterns: a lake path may hold glob characters
+    return pl.scan_parquet([str(f) for f in files], schema=pschema, hive_partitioning=False, glob=False)
 
 
 @dataclass(frozen=True)
@@ -118,22 +130,32 @@ def compute_partition(
         sweeps=m.sweeps.filter(_reported(cfg)), quality=m.quality, replay_fidelity=fidelity
     )
     kept = results.sweeps[schema.ORDER_ID].implode()
-    for name in scenarios if scenarios is not None else cfg.scenarios:
+    names = list(scenarios if scenarios is not None else cfg.scenarios)
+    fills, rests = [], []
+    for name in names:
         scenario = cfg.scenarios[name]
         replay = run_replay(m.base, scenario, m.session, cfg.replay, m.quotes)
-        fills = sweep_fills(replay)
+        tag = pl.lit(name).alias(schema.SCENARIO)
+        fills.append(sweep_fills(replay).with_columns(tag))
+        rests.append(rested(replay, m.base, scenario, m.session.close).with_columns(tag))
+    if names:
         sim_orders = compare(
             m.sweeps.lazy(),
             m.trades.lazy(),
-            fills.lazy(),
-            rested(replay, m.base, scenario, m.session.close).lazy(),
+            pl.concat(fills).lazy(),
+            pl.concat(rests).lazy(),
             m.quotes.lazy(),
             m.session,
             cfg.metrics.horizons_s,
             cfg.time.max_quote_age_s,
         ).collect()
-        results.sim_fills[name] = fills.filter(pl.col("sweep_order_id").is_in(kept))
-        results.sim_orders[name] = sim_orders.filter(pl.col(schema.ORDER_ID).is_in(kept))
+        for name, fills_of in zip(names, fills, strict=True):
+            results.sim_fills[name] = fills_of.filter(pl.col(schema.SWEEP_ORDER_ID).is_in(kept)).drop(
+                schema.SCENARIO
+            )
+            results.sim_orders[name] = sim_orders.filter(
+                (pl.col(schema.SCENARIO) == name) & pl.col(schema.ORDER_ID).is_in(kept)
+            ).drop(schema.SCENARIO)
     return results
 
 
@@ -183,26 +205,37 @@ def _reported(cfg: Config) -> pl.Expr:
     return pl.col(schema.PARTICIPANT).is_in(list(cfg.filters.participants))
 
 
-def process_partition(lake: Lake, key: PartitionKey, cfg: Config, scenarios: tuple[str, ...]) -> JobCounts:
-    """Compute and write every result table of one partition."""
-    orders, trades, nbbo = (load_table(lake, k, key) for k in ("orders", "trades", "nbbo"))
+def process_partition(
+    lake: Lake,
+    key: PartitionKey,
+    cfg: Config,
+    scenarios: tuple[str, ...],
+    inputs: Mapping[str, Sequence[str]] | None = None,
+) -> JobCounts:
+    """Compute every result table of one partition and publish them together (`Lake.publish_results`).
+
+    `inputs`: the raw file names per table that the run planned (and fingerprinted); a partition with no
+    orders file to read fails, rather than recording empty results."""
+    if inputs is not None and not inputs.get("orders"):
+        raise InputError(f"partition {key}: no orders file to read; rerun `dpsim shred`, then this command")
+    orders, trades, nbbo = (
+        load_table(lake, k, key, None if inputs is None else inputs.get(k, ()))
+        for k in ("orders", "trades", "nbbo")
+    )
     rows_in = sum(c.item() for c in pl.collect_all([f.select(pl.len()) for f in (orders, trades, nbbo)]))
     res = compute_partition(orders, trades, nbbo, cfg, key.date, scenarios, source=f"partition {key}")
     horizons = cfg.metrics.horizons_s
-    lake.clear_partition_results(key, scenarios)
-    lake.write_parquet(_as_arrow(res.sweeps, schema.sweeps_schema(horizons)), lake.result_path("sweeps", key))
-    lake.write_parquet(_as_arrow(res.quality, schema.QUALITY), lake.result_path("quality", key))
-    lake.write_parquet(
-        _as_arrow(res.replay_fidelity, schema.REPLAY_FIDELITY), lake.result_path("replay_fidelity", key)
-    )
+    tables = {
+        lake.result_path("sweeps", key): _as_arrow(res.sweeps, schema.sweeps_schema(horizons)),
+        lake.result_path("quality", key): _as_arrow(res.quality, schema.QUALITY),
+        lake.result_path("replay_fidelity", key): _as_arrow(res.replay_fidelity, schema.REPLAY_FIDELITY),
+    }
     for name in scenarios:
-        lake.write_parquet(
-            _as_arrow(res.sim_fills[name], schema.SIM_FILLS), lake.result_path("sim_fills", key, name)
+        tables[lake.result_path("sim_fills", key, name)] = _as_arrow(res.sim_fills[name], schema.SIM_FILLS)
+        tables[lake.result_path("sim_orders", key, name)] = _as_arrow(
+            res.sim_orders[name], schema.sim_orders_schema(horizons)
         )
-        lake.write_parquet(
-            _as_arrow(res.sim_orders[name], schema.sim_orders_schema(horizons)),
-            lake.result_path("sim_orders", key, name),
-        )
+    lake.publish_results(tables)
     return JobCounts(rows_in=rows_in, rows_out=res.rows, sweeps=res.sweeps.height)
 
 

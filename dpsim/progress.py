@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -37,12 +39,14 @@ class SilentProgress:
 
 
 class PlainProgress(SilentProgress):
-    """No bars (CI, logs), but the final tables are printed as plain text."""
+    """No bars (CI, logs), but the final tables are printed as plain text, as wide as the terminal
+    (`COLUMNS`, else 80)."""
 
     def table(self, title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         from rich.console import Console
 
-        _render_table(Console(file=sys.stdout, width=160, no_color=True), title, columns, rows)
+        width = shutil.get_terminal_size((80, 24)).columns
+        _render_table(Console(file=sys.stdout, width=width, no_color=True), title, columns, rows)
 
 
 class RichProgress:
@@ -103,22 +107,49 @@ class _RateColumn(ProgressColumn):
 
 
 def _render_table(console: Any, title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """A table that fits the terminal: text cells wrap at spaces; when even that is too wide, one block
+    per row instead (column: value lines). No cell is ever cut to `…`."""
+    from rich import box
     from rich.table import Table
 
-    t = Table(title=title)
+    cells = [[_fmt(v, str(c)) for v, c in zip(r, columns, strict=False)] for r in rows]
+    t = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
     for c in columns:
-        t.add_column(str(c))
-    for r in rows:
-        t.add_row(*[_fmt(v) for v in r])
-    console.print(t)
+        t.add_column(str(c))  # wraps at spaces; its minimum width is the longest word
+    for r in cells:
+        t.add_row(*r)
+    # the narrowest the table can be without cutting a word: each column its longest word, 2 between
+    words = [
+        max((len(w) for w in (str(c), *(r[i] for r in cells)) for w in w.split()), default=1)
+        for i, c in enumerate(columns)
+    ]
+    if sum(words) + 2 * (len(words) - 1) <= console.width:
+        console.print(t)
+        console.print()
+        return
+    named = [str(c) or f"column {i + 1}" for i, c in enumerate(columns)]
+    label = max((len(c) for c in named), default=0)
+    if title:
+        console.print(title, overflow="fold", highlight=False, markup=False)
+    for i, r in enumerate(cells):
+        console.print(f"[{i + 1}]", highlight=False, markup=False)
+        for name, value in zip(named, r, strict=False):
+            console.print(f"  {name.ljust(label)}  {value}", overflow="fold", highlight=False, markup=False)
+    console.print()
 
 
-def _fmt(v: Any) -> str:
+# Columns whose integers are identifiers or ns timestamps: printed bare, to be pasted into a WHERE clause.
+_BARE = re.compile(r"(^|_)(id|ids|code|pid|time|timestamp|sequence|open|ns)$|(id|type)$")
+
+
+def _fmt(v: Any, column: str = "") -> str:
     if isinstance(v, float):
+        if v != 0 and abs(v) < 1e-3:  # p-values and other small figures: 2.9e-14, never 0.000
+            return f"{v:.2e}"
         return f"{v:,.3f}" if abs(v) < 1e6 else f"{v:,.0f}"
     if isinstance(v, int) and not isinstance(v, bool):
-        # order ids and ns timestamps (>= 1e12) print bare, so they can be pasted into a WHERE clause
-        return str(v) if abs(v) >= 10**12 else f"{v:,}"
+        # ids and ns timestamps print bare (by column name, and any int >= 1e12)
+        return str(v) if abs(v) >= 10**12 or _BARE.search(column.lower()) else f"{v:,}"
     return "" if v is None else str(v)
 
 

@@ -168,3 +168,35 @@ def cfg(tmp_path: Path) -> Callable[..., Config]:
 def at(local_ns: Callable[..., int]) -> Callable[..., int]:
     """at("10:30:00", nanos) = ns UTC of that local time on 2024-09-05."""
     return lambda hms, nanos=0: local_ns(f"2024-09-05 {hms}", nanos)
+
+
+# ---- the DRR day through the CLI, once per session (report and notebook tests) ------------------------
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_dpsim(*args: str, cwd: Path = REPO, env: dict[str, str] | None = None) -> Any:
+    """`python -m dpsim ARGS` in a fresh process (CI=1: plain tables); fails the test on a non-zero exit."""
+    import os
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "dpsim", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CI": "1", **(env or {})},
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+@pytest.fixture(scope="session")
+def drr_cli_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real DRR day shredded and processed (all scenarios, aggregates) by the CLI into a fresh lake."""
+    if not DRR_DIR.exists():
+        pytest.skip("shared DRR data not present")
+    lake = tmp_path_factory.mktemp("drr-cli") / "lake-drr"
+    run_dpsim("shred", "--config", "conf/drr.yaml", "--lake", str(lake))
+    run_dpsim("process", "--config", "conf/drr.yaml", "--lake", str(lake), "--workers", "1")
+    return lake

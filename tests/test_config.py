@@ -21,9 +21,13 @@ def _write(tmp_path: Path, text: str) -> Path:
 
 
 def test_default_yaml_equals_builtin_defaults() -> None:
-    # conf/default.yaml documents the defaults; it must not drift from the dataclass defaults
+    # conf/default.yaml documents the defaults; it must not drift from the dataclass defaults (its relative
+    # paths are resolved from the repository, the project root above conf/)
     cfg = load_config(REPO / "conf/default.yaml")
-    assert cfg.to_dict() | {"source": ""} == Config().to_dict() | {"source": ""}
+    defaults = Config()
+    inputs = {k: [str(REPO / g) for g in v] for k, v in defaults.to_dict()["inputs"].items()}
+    expected = defaults.to_dict() | {"source": "", "lake": str(REPO / "lake"), "inputs": inputs}
+    assert cfg.to_dict() | {"source": ""} == expected
 
 
 def test_default_scenarios_are_the_seven_of_the_methodology() -> None:
@@ -148,4 +152,4 @@ def test_cli_config_prints_resolved_and_errors_exit_1(tmp_path: Path) -> None:
         text=True,
     )
     assert err.returncode == 1
-    assert err.stderr.startswith(f"dpsim: error: invalid configuration:\n  {bad}:1: nope: unknown key")
+    assert err.stderr.startswith(f"dpsim: error: invalid configuration: {bad}:1: nope: unknown key")

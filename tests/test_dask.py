@@ -93,3 +93,16 @@ def test_local_pool_survives_a_transient_kill(
     run = _run(cfg, faults=f"killonce:{victim}")
     assert not run.failed  # the suspect was rerun alone and succeeded
     assert lake.result_path("sweeps", victim).exists()
+
+
+def test_dask_fails_a_job_that_overruns_its_timeout_and_goes_on(synth_drop: Path, tmp_path: Path) -> None:
+    """Before: the Dask executor ignored the timeout, and one stuck job hung the run forever."""
+    cfg = _cfg(tmp_path / "lake", *[str(synth_drop / f"{k}.csv") for k in ("orders", "trades", "nbbo")])
+    lake = Lake(cfg.lake)
+    shred(cfg, lake)
+    stuck = lake.partitions("orders")[1]
+    run_cfg = dataclasses.replace(cfg.run, executor="dask-local:2", job_timeout_s=8.0)
+    run = _run(dataclasses.replace(cfg, run=run_cfg), faults=f"sleep:{stuck}")
+    assert [r.partition for r in run.failed] == [str(stuck)]
+    assert (run.failed[0].error or "").startswith("timed out after 8 s")
+    assert sum(r.status == "ok" for r in run.records) == len(lake.partitions("orders")) - 1

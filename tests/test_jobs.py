@@ -114,10 +114,11 @@ def test_timeout_fails_the_job_only(lake: tuple[Config, Lake], monkeypatch: pyte
     cfg, lk = lake
     parts = lk.partitions("orders")[:4]
     slow = parts[2]
-    cfg = dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, job_timeout_s=4.0))
+    cfg = dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, job_timeout_s=5.0))
     run = jobs.run_jobs(cfg, lk, parts, faults=f"sleep:{slow}")
     assert [r.partition for r in run.failed] == [str(slow)]
-    assert (run.failed[0].error or "").startswith("timed out after 4 s")
+    assert (run.failed[0].error or "").startswith("timed out after 5 s")
+    assert 5.0 < run.failed[0].seconds < 5.3  # enforced at its deadline, not at the next 1 s poll
     assert sum(r.status == "ok" for r in run.records) == 3
 
 
@@ -205,3 +206,41 @@ def test_a_pool_broken_before_a_submit_puts_the_job_back() -> None:
     assert [r.partition for r in done] == ["1/2024-09-05"]
     assert lost == []  # nothing was running on the broken pool
     assert pending == [second]  # never started: runs on the next pool
+
+
+def test_an_input_gone_before_its_job_reads_it_fails_the_job_and_the_rerun_redoes_it(
+    lake: tuple[Config, Lake],
+) -> None:
+    """Before: the job was recorded ok with 0 sweeps, its good results were replaced by empty ones, and
+    when the identical file came back the partition was skipped for good."""
+    cfg, lk = lake
+    parts = lk.partitions("orders")[:3]
+    assert not jobs.run_jobs(cfg, lk, parts).failed
+    key = parts[1]
+    good = pl.read_parquet(str(lk.result_path("sweeps", key)))
+    assert good.height > 0
+    (orders,) = lk.partition_files("orders", key)
+    stat = orders.stat()
+    run = jobs.run_jobs(cfg, lk, parts, force=True, faults=f"vanish:{key}")
+    assert [(r.partition, r.error) for r in run.failed] == [
+        (
+            str(key),
+            f"{orders}: an input of partition {key} is gone since the run was planned (removed or "
+            "rewritten by a shred meanwhile?); rerun the command when the shred is done",
+        )
+    ]
+    assert pl.read_parquet(str(lk.result_path("sweeps", key))).equals(good)  # the good results stay
+    # the identical file comes back (same name, size and mtime): the partition is not skipped
+    os.replace(lk.local_dir("faults") / f"vanished-{orders.name}", orders.path)
+    assert orders.stat().st_mtime_ns == stat.st_mtime_ns
+    again = {r.partition: r.status for r in jobs.run_jobs(cfg, lk, parts).records}
+    assert again == {str(parts[0]): "skipped", str(key): "ok", str(parts[2]): "skipped"}
+
+
+def test_a_partition_whose_results_are_gone_is_not_skipped(lake: tuple[Config, Lake]) -> None:
+    cfg, lk = lake
+    parts = lk.partitions("orders")[:2]
+    assert not jobs.run_jobs(cfg, lk, parts).failed
+    lk.result_path("sim_orders", parts[0], "half_cap").unlink()
+    again = {r.partition: r.status for r in jobs.run_jobs(cfg, lk, parts).records}
+    assert again == {str(parts[0]): "ok", str(parts[1]): "skipped"}

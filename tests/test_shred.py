@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bz2
 import gzip
 import json
 import os
@@ -38,6 +39,7 @@ from dpsim.errors import InputError
 from dpsim.lake import Lake, PartitionKey, manifests, source_id
 from dpsim.shred import SourceResult, shred
 
+REPO = Path(__file__).resolve().parents[1]
 DRR = Path(__file__).resolve().parents[2] / "shared" / "data" / "drr-2024-09-05"
 NO_INPUTS: dict[str, list[str]] = {k: [] for k in shred_module.KINDS}
 SYD = ZoneInfo("Australia/Sydney")
@@ -535,6 +537,106 @@ def test_crlf_line_ends(tmp_path: Path) -> None:
     assert rejects(tmp_path / "lake", "orders", path)["raw"].to_list() == [order(side=5)]
 
 
+# ---- inputs that are not what they claim --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("codec", ["gzip", "zstd", "plain"])
+def test_compression_is_told_by_the_bytes_not_the_name(tmp_path: Path, codec: str) -> None:
+    """Before: a gzip file named .csv was a traceback."""
+    plain = write(tmp_path / "orders.csv", ORDERS_HEADER, [order(order_id=1), order(order_id=2, sequence=2)])
+    data = plain.read_bytes()
+    named = tmp_path / ("orders.gz" if codec == "plain" else "orders-packed.csv")
+    named.write_bytes(
+        gzip.compress(data)
+        if codec == "gzip"
+        else zstandard.ZstdCompressor().compress(data)
+        if codec == "zstd"
+        else data
+    )
+    (r,) = run(tmp_path / "lake", orders=named)
+    assert (r.status, r.rows_read, r.rows_written) == ("shredded", 2, 2), r.error
+
+
+@pytest.mark.parametrize(
+    ("content", "what"),
+    [
+        (
+            bz2.compress(b"a,b\n1,2\n"),
+            "this is a bzip2 file, not a CSV export (plain, gzip or zstd): decompress it",
+        ),
+        (
+            b"PK\x03\x04" + b"\0" * 40,
+            "this is a zip file, not a CSV export (plain, gzip or zstd): decompress it",
+        ),
+        (
+            b"PAR1" + b"\0" * 40,
+            "this is a Parquet file, not a CSV export (plain, gzip or zstd): export the table",
+        ),
+        (b"order_id,\x00\x01\x02binary\n1,2\n", "binary data in its first line: not a CSV export"),
+        (b"order_id,timestamp\r1,2\r3,4\r", "its lines end with CR only (old Mac line ends)"),
+    ],
+)
+def test_files_that_are_not_csv_exports_fail_in_one_line(tmp_path: Path, content: bytes, what: str) -> None:
+    path = tmp_path / "orders.csv"
+    path.write_bytes(content)
+    (r,) = run(tmp_path / "lake", orders=path)
+    assert r.status == "failed" and r.error is not None
+    assert r.error.startswith(f"{path}: {what}"), r.error
+    assert not Lake(tmp_path / "lake").partitions("orders")
+
+
+def test_cr_only_line_ends_say_how_to_convert(tmp_path: Path) -> None:
+    path = tmp_path / "orders.csv"
+    path.write_bytes("\r".join([",".join(ORDERS_HEADER), order()]).encode() + b"\r")
+    (r,) = run(tmp_path / "lake", orders=path)
+    assert r.error == (
+        f"{path}: its lines end with CR only (old Mac line ends), which dpsim does not read: convert them to "
+        "LF, e.g. tr '\\r' '\\n' < IN > OUT, and shred the converted file"
+    )
+
+
+@pytest.mark.parametrize(
+    ("scale", "unit"), [(1_000_000, "milliseconds"), (1_000, "microseconds"), (1_000_000_000, "seconds")]
+)
+def test_a_source_whose_every_row_is_rejected_fails_with_its_top_reasons(
+    tmp_path: Path, scale: int, unit: str
+) -> None:
+    """Before: timestamps in ms or us got every row rejected, yet shred exited 0 silently."""
+    lines = [order(order_id=i, sequence=i, timestamp=(T0 + i) // scale) for i in range(1, 4)]
+    lines.append(order(order_id=9, side=7))  # and one row bad for another reason
+    path = write(tmp_path / "orders.csv", ORDERS_HEADER, lines)
+    (r,) = run(tmp_path / "lake", orders=path)
+    assert r.status == "failed"
+    assert r.error == (
+        f"{path}: every one of its 4 rows was rejected; top reasons: timestamps look like {unit}, expected ns "
+        "since the epoch (3 rows); bad side (expected 1 or 2) (1 rows); fix the export or the config "
+        "(columns.aliases, time), then rerun"
+    )
+    assert not Lake(tmp_path / "lake").partitions("orders")
+
+
+def test_the_cli_exits_1_when_every_row_of_a_source_is_rejected(tmp_path: Path) -> None:
+    path = write(tmp_path / "orders.csv", ORDERS_HEADER, [order(timestamp=T0 // 1_000_000)])
+    conf = tmp_path / "c.yaml"
+    conf.write_text(
+        f"lake: '{tmp_path / 'lake'}'\ninputs:\n  orders: ['{path}']\n  trades: []\n  nbbo: []\n"
+        "  reference: []\n  session: []\n  participants: []\n",
+        encoding="utf-8",
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "dpsim", "shred", "--config", str(conf)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+    assert proc.returncode == 1
+    assert (
+        f"dpsim: {path}: every one of its 1 rows was rejected; top reasons: timestamps look like milliseconds, "
+        "expected ns since the epoch (1 rows)" in proc.stderr
+    )
+    assert "Traceback" not in proc.stderr
+
+
 # A small universe of instants around the AEST->AEDT change (2024-10-06 02:00 local) and the day roll.
 _INSTANTS = st.integers(utc_ns("2024-10-04 00:00:00"), utc_ns("2024-10-08 00:00:00"))
 _GARBAGE = st.sampled_from(
@@ -583,6 +685,13 @@ def test_property_every_line_is_written_or_rejected(
     with tempfile.TemporaryDirectory() as tmp:
         path = write(Path(tmp) / "orders.csv", ORDERS_HEADER, lines, final_newline=final_newline)
         (r,) = run(Path(tmp) / "lake", shred_cfg(block_size_mb=block_mb), orders=path)
+        if bad and not good:  # every row rejected: the source fails, with its top reasons
+            assert r.status == "failed" and r.error is not None
+            assert r.error.startswith(
+                f"{path}: every one of its {len(bad):,} rows was rejected; top reasons: "
+            )
+            assert not Lake(Path(tmp) / "lake").partitions("orders")
+            return
         assert r.status == "shredded", r.error
         assert (r.rows_read, r.rows_written, r.rows_rejected) == (len(good) + len(bad), len(good), len(bad))
         if bad:

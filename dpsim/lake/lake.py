@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,26 @@ class Lake:
     def check_reachable(self) -> None:
         """One clear line when an object store's bucket is missing or unreachable, before any work starts."""
         self.store.check_reachable()
+
+    @contextmanager
+    def lock(self, scope: str, *, wait_s: float = 0.0) -> Iterator[None]:
+        """One writer per scope ("results", "catalog", "source-<id>"): held for the block; another
+        process holding it makes this wait up to `wait_s`, then fail with one line naming the holder.
+        A writer first removes what killed writers left in the scratch folder, and tidies its own after."""
+        with self.store.lock(scope, wait_s):
+            self.store.clean_scratch()
+            try:
+                yield
+            finally:
+                self.store.tidy_scratch()
+
+    def clean_scratch(self) -> None:
+        """Remove the scratch folders of this host's processes that are gone (killed workers' temp files)."""
+        self.store.clean_scratch()
+
+    def tidy_scratch(self) -> None:
+        """Remove this process's empty scratch folders (and `_tmp` when nothing else is in it)."""
+        self.store.tidy_scratch()
 
     @property
     def is_local(self) -> bool:
@@ -64,6 +84,10 @@ class Lake:
         return layout.runs_dir(self.root)
 
     @property
+    def shred_runs_dir(self) -> UPath:
+        return layout.shred_runs_dir(self.root)
+
+    @property
     def aggregates_dir(self) -> UPath:
         return layout.aggregates_dir(self.root)
 
@@ -82,6 +106,15 @@ class Lake:
         return layout.partials_manifest_path(self.root)
 
     @property
+    def exports_dir(self) -> UPath:
+        """One JSON per export target: the signatures of the partitions sent there (incremental exports)."""
+        return layout.exports_dir(self.root)
+
+    @property
+    def aggregates_state_path(self) -> UPath:
+        return layout.aggregates_state_path(self.root)
+
+    @property
     def catalog_path(self) -> Path:
         """The DuckDB catalog: in the lake, or for an object store in a local cache (rebuilt when missing)."""
         return self.store.catalog_path()
@@ -91,13 +124,18 @@ class Lake:
         return layout.scratch_dir(self.root, name)
 
     def local_dir(self, name: str) -> Path:
-        """A local scratch folder `name`: `<root>/_tmp/<name>` for a local lake, else under the system temp
-        folder, one per lake."""
+        """A local scratch folder `name` shared by the lake's processes: `<root>/_tmp/<name>` for a local
+        lake, else under the system temp folder, one per lake."""
         return self.store.local_dir(name)
+
+    def own_dir(self, name: str) -> Path:
+        """This process's local scratch folder `name` (`<root>/_tmp/<host>-<pid>/<name>` for a local lake),
+        removed by the next writer once the process is gone, however it ended."""
+        return self.store.own_dir(name)
 
     def staging_dir(self, source: str) -> Path:
         """The local folder where a source's files are staged before they are published."""
-        return self.local_dir("shred") / source
+        return self.own_dir("shred") / source
 
     def shared_staging_dir(self, source: str) -> UPath:
         """The in-lake folder where cluster workers stage a source's files for a client on another machine."""
@@ -112,14 +150,29 @@ class Lake:
         """Partitions present for a table, from the folder names (no file is opened)."""
         return self.store.partitions(self.table_dir(table, scenario))
 
+    def partitions_with_results(self, scenarios: Sequence[str]) -> set[PartitionKey]:
+        """Partitions whose sweeps and every scenario's sim_orders are in the lake (one listing each)."""
+        have = set(self.partitions("sweeps"))
+        for name in scenarios:
+            have &= set(self.partitions("sim_orders", name))
+        return have
+
     def partition_files(self, table: str, key: PartitionKey, scenario: str | None = None) -> list[UPath]:
         d = self.partition_dir(table, key, scenario)
         return sorted(d.glob("*.parquet")) if d.is_dir() else []
 
+    def result_tables(self) -> list[str]:
+        """Every table under results/, from the folder names: the result set grows with the metrics, so
+        exports discover it rather than relying on RESULT_TABLES."""
+        d = layout.results_dir(self.root)
+        names = (p.name for p in d.iterdir() if p.is_dir()) if d.is_dir() else iter(())
+        return sorted(n for n in names if not n.startswith((".", "_")))
+
     def scenarios(self, table: str = "sim_orders") -> list[str]:
         d = self.table_dir(table)
         names = (p.name for p in d.iterdir() if p.is_dir()) if d.is_dir() else iter(())
-        return sorted(n.split("=", 1)[1] for n in names if n.startswith("scenario="))
+        found = (n.split("=", 1)[1] for n in names if n.startswith("scenario="))
+        return sorted(n for n in found if layout.NAME_RE.match(n))  # a folder no scenario could make: not one
 
     def any_match(self, pattern: UPath) -> bool:
         """Whether a glob under the root matches a file (the catalog makes views only over existing tables)."""
@@ -191,15 +244,31 @@ class Lake:
         folders = [self.partition_dir(kind, key) for key in partitions]
         return self.store.remove_parts(self.table_dir(kind), folders, source, keep)
 
-    def clear_partition_results(self, key: PartitionKey, scenarios: tuple[str, ...]) -> None:
-        """Remove a partition's previous results for the tables and scenarios about to be rewritten,
-        so a job that fails half-way leaves no stale mix of old and new files."""
-        for d in self._result_dirs(key, scenarios):
-            self.remove_tree(d)
-
-    def _result_dirs(self, key: PartitionKey, scenarios: tuple[str, ...]) -> Iterator[UPath]:
+    def remove_results(self, keys: Sequence[PartitionKey]) -> list[PartitionKey]:
+        """Remove every result of these partitions (every table and scenario) and, when there were any,
+        the aggregates that counted them. Returns the partitions that had results. Hold "results"."""
+        wanted, removed = set(keys), set()
         for table in RESULT_TABLES:
-            if table in SCENARIO_TABLES:
-                yield from (self.partition_dir(table, key, s) for s in scenarios)
-            else:
-                yield self.partition_dir(table, key)
+            for scenario in self.scenarios(table) if table in SCENARIO_TABLES else [None]:
+                for key in wanted & set(self.partitions(table, scenario)):
+                    self.remove_tree(self.partition_dir(table, key, scenario))
+                    removed.add(key)
+        if removed:
+            self.remove_aggregates()
+        return sorted(removed)
+
+    def remove_aggregates(self) -> None:
+        """Remove every aggregate file and the record of what they were computed from (they are rebuilt
+        whole by the next aggregation)."""
+        folder = self.aggregates_dir
+        for f in sorted(folder.glob("*")) if folder.is_dir() else []:
+            if f.suffix in (".parquet", ".csv") or f == self.aggregates_state_path:
+                f.unlink(missing_ok=True)
+
+    def publish_results(self, tables: Mapping[UPath, pa.Table], *, row_group_rows: int = 131072) -> None:
+        """A partition's result files, published together: every file is written to a temp file first and
+        renamed into place only when all are written, so readers never see a result disappear or a job
+        that failed half-way leave a mix of old and new files."""
+        self.store.write_parquet_many(
+            tables, compression="zstd", write_statistics=True, row_group_size=row_group_rows
+        )

@@ -5,13 +5,17 @@
     <root>/results/<table>/[scenario=<name>/]security_code=<int>/date=<YYYY-MM-DD>/part-0.parquet
     <root>/_manifest/<source-id>.json     one record per shredded source file
     <root>/_rejects/<kind>/<source-id>.parquet
-    <root>/_runs/<run-id>.json  (+ <run-id>.log)
-    <root>/aggregates/<name>.parquet (+ .csv)
+    <root>/_runs/<run-id>.json  (+ <run-id>.log)   a process run, its live status rewritten as it goes
+    <root>/_runs/shred/<run-id>.json      a shred session, likewise
+    <root>/_exports/<target>.json         what `dpsim export` sent to each target (partition signatures)
+    <root>/aggregates/<name>.parquet (+ .csv), _state.json
     <root>/aggregates/_partials/manifest.json            slices' fingerprints (incremental aggregation)
     <root>/aggregates/_partials/<name>.parquet           measures, moments, clusters, fidelity, quality rows
     <root>/aggregates/_partials/stream/scenario=<name>/<YYYY-MM-DD>.parquet   one slice's differences
     <root>/dpsim.duckdb
-    <root>/_tmp/<name>                    scratch (shred staging, DuckDB spill), empty after a run
+    <root>/_tmp/<host>-<pid>/<name>       a process's scratch (temp files, staging, DuckDB spill), removed
+                                          by the next writer once that process is gone
+    <root>/_locks/<scope>.lock            one writer per scope (see `locks`)
 Partition keys live in the path only.
 """
 
@@ -35,10 +39,17 @@ _DATE_RE = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
 
 @dataclass(frozen=True, order=True)
 class PartitionKey:
-    """One (security_code, trading date) partition: the unit of work of `dpsim process`."""
+    """One (security_code, trading date) partition: the unit of work of `dpsim process`. Both become
+    folder names, so both are checked: an integer and a date, never text."""
 
     security_code: int
     date: date
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.security_code, int) and not isinstance(self.security_code, bool)):
+            raise ValueError(f"security code {self.security_code!r}: expected an integer")
+        if not isinstance(self.date, date):
+            raise ValueError(f"trading date {self.date!r}: expected a date")
 
     def __str__(self) -> str:
         return f"{self.security_code}/{self.date.isoformat()}"
@@ -72,9 +83,16 @@ def source_id(path: str | Path) -> str:
 # ---- paths under a root ---------------------------------------------------------------------------
 
 
+NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")  # a name that becomes a folder: data, never a path
+
+
 def table_dir(root: UPath, table: str, scenario: str | None = None) -> UPath:
     base = root / table if table in RAW_TABLES else root / "results" / table
-    return base / f"scenario={scenario}" if scenario is not None else base
+    if scenario is None:
+        return base
+    if not NAME_RE.match(scenario):  # the config checks names; this is the lake's own guard
+        raise ValueError(f"scenario name {scenario!r}: only letters, digits, _ and - make a folder name")
+    return base / f"scenario={scenario}"
 
 
 def partition_dir(root: UPath, table: str, key: PartitionKey, scenario: str | None = None) -> UPath:
@@ -127,6 +145,16 @@ def run_path(root: UPath, run_id: str, suffix: str = ".json") -> UPath:
     return runs_dir(root) / f"{run_id}{suffix}"
 
 
+def shred_runs_dir(root: UPath) -> UPath:
+    """`_runs/shred/`: shred sessions, beside (not among) the process runs that `_runs/*.json` lists."""
+    return runs_dir(root) / "shred"
+
+
+def aggregates_state_path(root: UPath) -> UPath:
+    """What the aggregates were computed from (results and config), to skip an unchanged aggregation."""
+    return aggregates_dir(root) / "_state.json"
+
+
 def aggregates_dir(root: UPath) -> UPath:
     return root / "aggregates"
 
@@ -151,9 +179,27 @@ def partials_manifest_path(root: UPath) -> UPath:
     return partials_dir(root) / "manifest.json"
 
 
+def exports_dir(root: UPath) -> UPath:
+    """One JSON per export target: the signatures of the partitions sent there (incremental exports)."""
+    return root / "_exports"
+
+
+def results_dir(root: UPath) -> UPath:
+    return root / "results"
+
+
+def locks_dir(root: UPath) -> UPath:
+    return root / "_locks"
+
+
+def scratch_root(root: UPath) -> UPath:
+    """`<root>/_tmp`: the lake's scratch folders (per process: `<host>-<pid>`, see `store`)."""
+    return root / "_tmp"
+
+
 def scratch_dir(root: UPath, name: str) -> UPath:
     """`<root>/_tmp/<name>`: a scratch folder inside the lake."""
-    return root / "_tmp" / name
+    return scratch_root(root) / name
 
 
 def relative_key(root: UPath, path: UPath) -> str:

@@ -1,15 +1,19 @@
 """The lake's records of what was done: source manifests (`_manifest/`) and run manifests (`_runs/`).
 
-The one reader and writer of both, for shred, jobs, the catalog's views and the benchmarks.
+The one reader and writer of both, for shred, jobs, the catalog's views, status, monitor and the benchmarks.
 A source manifest is one JSON object per source file (status running | shredded | failed, size, mtime,
 fingerprint, rows, partitions, …); a run manifest is one JSON object per `dpsim process` run with a
-`jobs` list (one record per partition: status ok | failed | skipped, fingerprint, timings, error).
+`jobs` list (one record per partition: status ok | failed | skipped, fingerprint, timings, error), and
+one per `dpsim shred` session in `_runs/shred/`. While a session runs its manifest also holds its live
+`state` and `live` status (`dpsim.live`), rewritten atomically about once a second.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict
@@ -18,10 +22,12 @@ from typing import Any, Generic, TypeVar
 
 from upath import UPath
 
+from dpsim.errors import LakeError
 from dpsim.lake.lake import Lake
 from dpsim.lake.layout import PartitionKey, run_path
 
 Record = TypeVar("Record")
+log = logging.getLogger(__name__)
 
 
 def now() -> str:
@@ -69,26 +75,52 @@ def unchanged(body: dict[str, Any] | None, path: str, st: os.stat_result) -> boo
 
 
 class RunManifest(Generic[Record]):
-    """`_runs/<run-id>.json`, rewritten atomically as jobs finish (at most every `every_s` seconds).
+    """`_runs/<run-id>.json` (or `path`), rewritten atomically as jobs finish (at most every `every_s`
+    seconds) and by a session's heartbeat; safe to add to and flush from two threads.
 
-    `Record`s are dataclasses (a job's record); the file lists them under `jobs`.
+    `Record`s are dataclasses (a job's record); the file lists them under `jobs` (a shred session has none).
+    A write that fails (a full disk) does not stop the run: `error` keeps why, and the next flush tries again.
     """
 
-    def __init__(self, lake: Lake, run_id: str, header: dict[str, Any], every_s: float = 2.0) -> None:
-        self.lake, self.path, self.header, self.every_s = lake, run_path(lake.root, run_id), header, every_s
+    def __init__(
+        self,
+        lake: Lake,
+        run_id: str,
+        header: dict[str, Any],
+        every_s: float = 2.0,
+        path: UPath | None = None,
+        with_jobs: bool = True,
+    ) -> None:
+        self.lake, self.header, self.every_s, self.with_jobs = lake, header, every_s, with_jobs
+        self.path = path if path is not None else run_path(lake.root, run_id)
         self.records: list[Record] = []
+        self.error: str | None = None  # why the last write failed; None once written
         self._last = 0.0
+        self._lock = threading.Lock()
 
     def add(self, record: Record) -> None:
-        self.records.append(record)
+        with self._lock:
+            self.records.append(record)
         if time.monotonic() - self._last >= self.every_s:
             self.flush()
 
-    def flush(self, **extra: Any) -> None:
-        self.header.update(extra)
-        body = {**self.header, "jobs": [asdict(r) for r in self.records]}  # type: ignore[call-overload]
-        self.lake.write_json(body, self.path)
-        self._last = time.monotonic()
+    def flush(self, **extra: Any) -> bool:
+        """Write the manifest; False (and `error` set, logged once) when it cannot be written."""
+        with self._lock:
+            self.header.update(extra)
+            body = {**self.header}
+            if self.with_jobs:
+                body["jobs"] = [asdict(r) for r in self.records]  # type: ignore[call-overload]
+            self._last = time.monotonic()
+            try:
+                self.lake.write_json(body, self.path)
+            except LakeError as exc:
+                if self.error is None:
+                    log.error("cannot record the run: %s", exc)
+                self.error = str(exc)
+                return False
+            self.error = None
+            return True
 
 
 def log_path(lake: Lake, run_id: str) -> UPath:
@@ -104,6 +136,41 @@ def read_runs(lake: Lake) -> Iterator[dict[str, Any]]:
             yield json.loads(p.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError):
             continue
+
+
+def recent_sessions(lake: Lake, limit: int = 20) -> list[dict[str, Any]]:
+    """The most recent process runs and shred sessions, newest first (an unreadable file is left out:
+    on an object store a reader may list a manifest a moment before it can read it)."""
+    paths: list[UPath] = []
+    for folder in (lake.runs_dir, lake.shred_runs_dir):
+        if folder.is_dir():
+            paths += folder.glob("*.json")
+    paths.sort(key=lambda p: p.stem, reverse=True)  # run ids start with their UTC start time
+    out = []
+    for p in paths[:limit]:
+        try:
+            body = json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            continue
+        body.setdefault("kind", "shred" if p.parent.name == "shred" else "process")
+        body.setdefault("run_id", p.stem)
+        out.append(body)
+    return out
+
+
+def last_outcomes(lake: Lake) -> dict[str, dict[str, str]]:
+    """partition -> {status ok | failed, fingerprint, run_id} of its latest job that ran (skips carry
+    the previous outcome), over all run manifests: why a partition reruns or is skipped."""
+    out: dict[str, dict[str, str]] = {}
+    for body in read_runs(lake):
+        for job in body.get("jobs", []):
+            if job.get("status") in ("ok", "failed"):
+                out[job["partition"]] = {
+                    "status": job["status"],
+                    "fingerprint": job.get("fingerprint", ""),
+                    "run_id": body.get("run_id", ""),
+                }
+    return out
 
 
 def latest_run(lake: Lake) -> dict[str, Any] | None:

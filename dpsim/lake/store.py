@@ -1,7 +1,9 @@
 """Where the lake's bytes live: a local (or shared) filesystem, or an object store, behind one interface.
 
-A filesystem has atomic renames: every file is written to a hidden temp name beside it and renamed into
-place, and scratch folders live in `<root>/_tmp`, on the same filesystem. An object store has no rename,
+A filesystem has atomic renames: every file is written to a temp file in the writing process's own scratch
+folder, `<root>/_tmp/<host>-<pid>/`, on the same filesystem, and renamed into place, so a killed writer
+leaves its temp files only there; the next writer removes the scratch folders of processes of its host
+that are gone (`clean_scratch`). An object store has no rename,
 but a PUT is atomic per object (readers see all of it or nothing), so files are written straight to their
 key; what needs a local file (shred staging, the DuckDB catalog and spill folder, a run's log) goes to a
 local scratch folder instead, and listings are one recursive LIST of a prefix, not one call per folder.
@@ -9,12 +11,15 @@ local scratch folder instead, and listings are one recursive LIST of a prefix, n
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import itertools
 import os
 import shutil
 import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -23,8 +28,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from upath import UPath
 
-from dpsim.errors import LakeError
-from dpsim.lake.layout import PART_GLOB, PartitionKey, is_source_part, scratch_dir, slug, source_part_glob
+from dpsim.errors import LakeError, os_error_text
+from dpsim.lake import locks
+from dpsim.lake.layout import (
+    PART_GLOB,
+    PartitionKey,
+    is_source_part,
+    locks_dir,
+    scratch_root,
+    slug,
+    source_part_glob,
+)
 
 # URL scheme -> its fsspec package. S3 is tested (against moto); the others go through the same calls.
 OBJECT_STORES = {"s3": "s3fs", "s3a": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "az": "adlfs", "abfs": "adlfs"}
@@ -43,12 +57,40 @@ class Store(ABC):
         """Fail with one clear line before any work when the storage cannot be reached."""
 
     @abstractmethod
+    def lock(self, scope: str, wait_s: float) -> AbstractContextManager[None]:
+        """Hold the lake's lock of `scope` (see `locks`); a second writer waits `wait_s`, then fails."""
+
+    @abstractmethod
     def catalog_path(self) -> Path:
         """The DuckDB catalog file (a local file: DuckDB writes it in place)."""
 
     @abstractmethod
+    def scratch_root(self) -> Path:
+        """The local folder that holds the lake's scratch folders."""
+
     def local_dir(self, name: str) -> Path:
-        """A local scratch folder `name` (shred staging, DuckDB spill, fault markers)."""
+        """A local scratch folder `name` shared by the lake's processes (fault markers, local locks)."""
+        return self.scratch_root() / name
+
+    def own_dir(self, name: str) -> Path:
+        """This process's local scratch folder `name` (temp files, staging, DuckDB spill): removed by the
+        next writer once the process is gone, however it ended."""
+        return self.scratch_root() / locks.owner_tag() / name
+
+    def clean_scratch(self) -> None:
+        """Remove the scratch folders of this host's processes that are gone (killed writers' temp files)."""
+        root = self.scratch_root()
+        for entry in _listdir(root):
+            if locks.owner_gone(entry):
+                shutil.rmtree(root / entry, ignore_errors=True)
+        self.tidy_scratch()
+
+    def tidy_scratch(self) -> None:
+        """Remove this process's empty scratch folders, and the scratch root when nothing is left in it."""
+        own = self.scratch_root() / locks.owner_tag()
+        for folder, _, _ in sorted(os.walk(own), key=lambda w: -len(w[0])):
+            _rmdir(Path(folder))
+        _rmdir(self.scratch_root())
 
     @abstractmethod
     def partitions(self, base: UPath) -> list[PartitionKey]:
@@ -57,6 +99,10 @@ class Store(ABC):
     @abstractmethod
     def write_parquet(self, table: pa.Table, path: UPath, **options: Any) -> None:
         """Write a Parquet file so that readers never see half of it."""
+
+    @abstractmethod
+    def write_parquet_many(self, tables: Mapping[UPath, pa.Table], **options: Any) -> None:
+        """Write several Parquet files, all or none (as far as the store allows: see the back ends)."""
 
     @abstractmethod
     def write_bytes(self, data: bytes, path: UPath) -> None:
@@ -106,14 +152,19 @@ class LocalStore(Store):
     is_local = True
 
     def check_reachable(self) -> None:
-        """Nothing to check: a missing folder is created by the first write, a bad one fails it by name."""
+        """A missing folder is created by the first write; a file given as the lake fails here."""
+        if self.root.exists() and not self.root.is_dir():
+            raise LakeError(f"{self.root}: not a lake folder (it is a file); pass --lake DIR of a folder")
+
+    def lock(self, scope: str, wait_s: float) -> AbstractContextManager[None]:
+        return locks.file_lock(self.root, str(_os_path(locks_dir(self.root))), scope, wait_s)
 
     def catalog_path(self) -> Path:
         return _os_path(self.root) / "dpsim.duckdb"
 
-    def local_dir(self, name: str) -> Path:
-        """`<root>/_tmp/<name>`: the same filesystem, so staged files are renamed into place."""
-        return _os_path(scratch_dir(self.root, name))
+    def scratch_root(self) -> Path:
+        """`<root>/_tmp`: the same filesystem, so staged files are renamed into place."""
+        return _os_path(scratch_root(self.root))
 
     def partitions(self, base: UPath) -> list[PartitionKey]:
         out = []
@@ -128,26 +179,48 @@ class LocalStore(Store):
         with self._atomic(path) as tmp:
             pq.write_table(table, tmp, **options)
 
+    def write_parquet_many(self, tables: Mapping[UPath, pa.Table], **options: Any) -> None:
+        """Every file to its temp file first, then the renames: a failure before them changes nothing."""
+        with contextlib.ExitStack() as stack:
+            temps = {path: stack.enter_context(self._atomic(path)) for path in tables}
+            for path, tmp in temps.items():
+                pq.write_table(tables[path], tmp, **options)
+
     def write_bytes(self, data: bytes, path: UPath) -> None:
         with self._atomic(path) as tmp:
             tmp.write_bytes(data)
 
     @contextmanager
-    def _atomic(self, path: UPath) -> Iterator[UPath]:
-        """A hidden temp name beside `path`, renamed onto it once written."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        yield tmp
-        os.replace(_os_path(tmp), _os_path(path))
+    def _atomic(self, path: UPath) -> Iterator[Path]:
+        """A temp file in this process's scratch folder, renamed onto `path` once written; a failure
+        removes it and becomes one line naming the path."""
+        tmp = self.own_dir("write") / f"{next(_serial)}-{path.name}"
+        try:
+            _create(tmp)
+            _os_path(path.parent).mkdir(parents=True, exist_ok=True)
+            yield tmp
+            _rename(tmp, _os_path(path))
+        except OSError as exc:
+            raise LakeError(f"{path}: {os_error_text(exc)}") from exc
+        finally:
+            tmp.unlink(missing_ok=True)
+            _rmdir(tmp.parent)  # this process's scratch stays only while it holds something
+            _rmdir(tmp.parent.parent)
 
     def put_many(self, moves: Mapping[UPath, Path | UPath]) -> None:
-        for path, staged in moves.items():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(str(staged), _os_path(path))
+        try:
+            for path, staged in moves.items():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                _rename(Path(str(staged)), _os_path(path))
+        except OSError as exc:
+            raise LakeError(f"{exc.filename or self.root}: {os_error_text(exc)}") from exc
 
     @contextmanager
     def local_file(self, path: UPath) -> Iterator[Path]:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise LakeError(f"{path.parent}: {os_error_text(exc)}") from exc
         yield _os_path(path)
 
     def read_parquet(self, path: UPath, **options: Any) -> pa.Table:
@@ -217,14 +290,23 @@ class ObjectStore(Store):
                 "the credentials and the endpoint in the environment (AWS_ACCESS_KEY_ID, AWS_ENDPOINT_URL, …)"
             ) from exc
 
+    @contextmanager
+    def lock(self, scope: str, wait_s: float) -> Iterator[None]:
+        """Writers on this host queue on a local lock first, then hold the store's lock object."""
+        with (
+            locks.file_lock(self.root, str(self.local_dir("locks")), scope, wait_s),
+            locks.object_lock(self.root, locks_dir(self.root), scope, wait_s),
+        ):
+            yield
+
     def catalog_path(self) -> Path:
         """A local cache of the catalog, one per lake (it is rebuilt when missing)."""
         cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dpsim" / "catalogs"
         return cache / f"{slug(self.root)}.duckdb"
 
-    def local_dir(self, name: str) -> Path:
+    def scratch_root(self) -> Path:
         """Under the system temp folder, one per lake."""
-        return Path(tempfile.gettempdir()) / "dpsim" / slug(self.root) / name
+        return Path(tempfile.gettempdir()) / "dpsim" / slug(self.root)
 
     def partitions(self, base: UPath) -> list[PartitionKey]:
         """One recursive LIST of the table's prefix, not one call per folder."""
@@ -237,6 +319,11 @@ class ObjectStore(Store):
 
     def write_parquet(self, table: pa.Table, path: UPath, **options: Any) -> None:
         pq.write_table(table, path.path, filesystem=path.fs, **options)
+
+    def write_parquet_many(self, tables: Mapping[UPath, pa.Table], **options: Any) -> None:
+        """One PUT per file (each atomic; an object store has no rename to make them one)."""
+        for path, table in tables.items():
+            self.write_parquet(table, path, **options)
 
     def write_bytes(self, data: bytes, path: UPath) -> None:
         path.write_bytes(data)
@@ -257,7 +344,7 @@ class ObjectStore(Store):
     @contextmanager
     def local_file(self, path: UPath) -> Iterator[Path]:
         """A scratch file, uploaded at the end."""
-        local = self.local_dir("outbox") / path.name
+        local = self.own_dir("outbox") / path.name
         local.parent.mkdir(parents=True, exist_ok=True)
         try:
             yield local
@@ -355,6 +442,52 @@ def _scandir(path: str) -> list[os.DirEntry[str]]:
             return sorted(it, key=lambda e: e.name)
     except FileNotFoundError:
         return []
+
+
+_serial = itertools.count()  # temp file names of one process
+
+
+def _rename(src: Path, dst: Path) -> None:
+    """An atomic rename; across filesystems (a table folder mounted elsewhere), a copy beside the target
+    renamed into place."""
+    try:
+        os.replace(src, dst)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        beside = dst.with_name(f".{dst.name}.{locks.owner_tag()}.tmp")
+        try:
+            shutil.copyfile(src, beside)
+            os.replace(beside, dst)
+        finally:
+            beside.unlink(missing_ok=True)
+        src.unlink()
+
+
+def _create(path: Path) -> None:
+    """Create an empty file and its folders; a folder removed meanwhile (another thread tidying this
+    process's scratch, which removes only empty folders) is created again."""
+    for _ in range(10):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o666))
+            return
+        except FileNotFoundError:
+            continue
+    raise FileNotFoundError(errno.ENOENT, "cannot create a temp file", str(path))
+
+
+def _listdir(path: Path) -> list[str]:
+    try:
+        return os.listdir(path)
+    except OSError:
+        return []
+
+
+def _rmdir(path: Path) -> None:
+    """Remove an empty folder; a folder in use or not empty stays."""
+    with contextlib.suppress(OSError):
+        path.rmdir()
 
 
 def _subdirs(path: UPath) -> list[UPath]:

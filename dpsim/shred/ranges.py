@@ -34,7 +34,14 @@ from dpsim.shred.read import (
     is_compressed,
     read_plain_header,
 )
-from dpsim.shred.source import SourceResult, commit_source, fail_source, shred_source, skipped
+from dpsim.shred.source import (
+    SourceResult,
+    check_some_rows_kept,
+    commit_source,
+    fail_source,
+    shred_source,
+    skipped,
+)
 from dpsim.shred.stream import SourceRun, without_huge_pages
 from dpsim.shred.write import MAX_OPEN_FILES, PartWriter, RejectSink
 
@@ -219,6 +226,20 @@ def _shred_source_ranges(
     src = publish.begin_source(lake, kind.name, path, force=force, shared=in_lake)
     if isinstance(src, publish.Unchanged):
         return skipped(src.manifest)
+    with src.lock:  # released by the commit or abort; here too if interrupted
+        return _shred_ranges_staged(kind, src, cfg, lake, progress, workers, in_lake)
+
+
+def _shred_ranges_staged(
+    kind: schema.RawKind,
+    src: publish.SourceStage,
+    cfg: Config,
+    lake: Lake,
+    progress: Progress,
+    workers: int,
+    in_lake: bool,
+) -> SourceResult:
+    path = src.path
     rejects = RejectSink(src.staging / "rejects.parquet")
     tally = _Tally()
     try:
@@ -232,6 +253,7 @@ def _shred_source_ranges(
         written = sum(p.rows_written for p in parts)
         if tally.rows_read != written + rejects.rows:
             raise RuntimeError(f"rows read {tally.rows_read} != written {written} + rejected {rejects.rows}")
+        check_some_rows_kept(path, tally.rows_read, written, rejects)
     except Exception as exc:
         return fail_source(src, lake, exc, rejects, fingerprint=tally.fingerprint, rows_read=tally.rows_read)
     targets = {

@@ -10,11 +10,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 
 import xxhash
 import zstandard
 from isal import isal_zlib
+
+from dpsim.errors import InputError
 
 COMPRESSED_READ = 1 << 20  # bytes of a compressed file fed to the decompressor at a time
 GZIP_WBITS = 16 + isal_zlib.MAX_WBITS  # the inflater reads (and checks) the gzip header and trailer
@@ -56,16 +59,51 @@ class StoredFile:
         self._f.close()
 
 
+GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+# Other formats that a file may be in, whatever its name says: recognised, to say so, not read.
+_UNREAD_MAGIC = (
+    (re.compile(rb"BZh[1-9]1AY&SY"), "bzip2"),
+    (re.compile(re.escape(b"\xfd7zXZ\x00")), "xz"),
+    (re.compile(re.escape(b"PK\x03\x04")), "zip"),
+    (re.compile(re.escape(b"PAR1")), "Parquet"),
+)
+MAX_HEADER_BYTES = 1 << 20  # a header line is short: no line end within this many bytes is not a CSV
+
+
+def compression(path: str) -> str | None:
+    """ "gzip", "zstd" or None (plain), from the file's first bytes, not its name (a gzip file named .csv is
+    still gzip); a format dpsim does not read (bzip2, xz, zip, Parquet) is an InputError naming it."""
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if head.startswith(GZIP_MAGIC):
+        return "gzip"
+    if head.startswith(ZSTD_MAGIC):
+        return "zstd"
+    for magic, name in _UNREAD_MAGIC:
+        if magic.match(head):
+            raise InputError(
+                f"{path}: this is a {name} file, not a CSV export (plain, gzip or zstd): "
+                + (
+                    "export the table as CSV"
+                    if name == "Parquet"
+                    else "decompress it, or recompress it with gzip or zstd"
+                )
+            )
+    return None
+
+
 def is_compressed(path: str) -> bool:
-    return path.lower().endswith((".gz", ".zst"))
+    return compression(path) is not None
 
 
 def decoded_blocks(stored: StoredFile, path: str, block: int) -> Iterator[bytes]:
-    """Decompressed content in blocks; a corrupt or truncated stream raises one of CORRUPT_ERRORS."""
-    name = path.lower()
-    if name.endswith(".gz"):
+    """Decompressed content in blocks (the compression told by the file's first bytes); a corrupt or
+    truncated stream raises one of CORRUPT_ERRORS."""
+    kind = compression(path)
+    if kind == "gzip":
         yield from _gunzip(stored, block)
-    elif name.endswith(".zst"):
+    elif kind == "zstd":
         yield from _unzstd(stored)
     else:
         while data := stored.read(block):
@@ -114,19 +152,42 @@ def _unzstd(stored: StoredFile) -> Iterator[bytes]:
         raise EOFError("the zstd stream ended in the middle of a frame")
 
 
-def split_header(blocks: Iterator[bytes]) -> tuple[str | None, bytes]:
-    """The first line (decoded, without BOM and line end) and the bytes after it."""
+def split_header(blocks: Iterator[bytes], path: str) -> tuple[str | None, bytes]:
+    """The first line (decoded, without BOM and line end) and the bytes after it. Content that is not a
+    text file of lines ending in LF or CRLF (CR-only line ends, binary data) is an InputError naming
+    the file: looking for a line end stops after MAX_HEADER_BYTES."""
     parts: list[bytes] = []
+    size = 0
     for data in blocks:
         parts.append(data)
-        if b"\n" in data:
+        size += len(data)
+        if b"\n" in data or size > MAX_HEADER_BYTES:
             break
     text = b"".join(parts)
     if not text:
         return None, b""
     cut = text.find(b"\n")
+    if cut < 0 and size > MAX_HEADER_BYTES:
+        _check_line(text[:MAX_HEADER_BYTES], path)
+        raise InputError(
+            f"{path}: no line end in the first {MAX_HEADER_BYTES >> 20} MB: not a CSV export; check the file"
+        )
     head, rest = (text, b"") if cut < 0 else (text[:cut], text[cut + 1 :])
+    _check_line(head, path)
     return head.decode("utf-8", "replace").lstrip("\ufeff").rstrip("\r"), rest
+
+
+def _check_line(head: bytes, path: str) -> None:
+    """The first line of a CSV export: no CR inside it (CR-only line ends), no binary bytes."""
+    if b"\r" in head.rstrip(b"\r"):
+        raise InputError(
+            f"{path}: its lines end with CR only (old Mac line ends), which dpsim does not read: convert "
+            "them to LF, e.g. tr '\\r' '\\n' < IN > OUT, and shred the converted file"
+        )
+    if re.search(rb"[\x00-\x08\x0e-\x1f]", head):
+        raise InputError(
+            f"{path}: binary data in its first line: not a CSV export (plain, gzip or zstd); check the file"
+        )
 
 
 def line_chunks(blocks: Iterable[bytes], target: int) -> Iterator[bytes]:
@@ -165,7 +226,6 @@ def fingerprint_file(path: str) -> str:
 def read_plain_header(path: str) -> tuple[str | None, int]:
     """The header line of a plain file (as `split_header` gives it) and the offset of the first data byte."""
     with open(path, "rb") as f:
-        raw = f.readline()
-    if not raw:
-        return None, 0
-    return raw.rstrip(b"\n").decode("utf-8", "replace").lstrip("\ufeff").rstrip("\r"), len(raw)
+        first = f.read(MAX_HEADER_BYTES + 1)
+    header, rest = split_header(iter([first]), path)
+    return header, len(first) - len(rest)

@@ -39,7 +39,13 @@ REFERENCE_ALIASES: dict[str, dict[str, str]] = {
 
 
 def shred_reference(kind: str, paths: list[str], lake: Lake, force: bool) -> list[SourceResult]:
-    """Read every file of a reference kind whole (types inferred) into one lake file; skipped when unchanged."""
+    """Read every file of a reference kind whole (types inferred) into one lake file; skipped when unchanged.
+    One writer per kind (the lake lock `reference-<kind>`)."""
+    with lake.lock(f"reference-{kind}"):
+        return _shred_reference(kind, paths, lake, force)
+
+
+def _shred_reference(kind: str, paths: list[str], lake: Lake, force: bool) -> list[SourceResult]:
     stats = {p: os.stat(p) for p in paths}
     prevs = {p: manifests.read_source(lake, source_id(p)) for p in paths}
     unchanged = {

@@ -37,13 +37,23 @@ def _checks(plan: Plan) -> list[tuple[pl.Expr, pl.Expr]]:
             ((pl.col(c) < 0).fill_null(False), pl.format(f"negative value in column '{c}': {{}}", pl.col(c)))
         )
     ts = pl.col(schema.TIMESTAMP)
-    out.append(
-        (
-            ((ts < TS_MIN) | (ts >= TS_MAX)).fill_null(False),
-            pl.format(f"timestamp outside {TS_MIN_DATE}..{TS_MAX_DATE}: {{}}", ts),
-        )
-    )
+    out.append((((ts < TS_MIN) | (ts >= TS_MAX)).fill_null(False), _timestamp_reason(ts)))
     return out
+
+
+def _timestamp_reason(ts: pl.Expr) -> pl.Expr:
+    """Why a timestamp is out of range: in another unit (what an export in ms, µs or s looks like), or not
+    a trading time at all."""
+    as_float = ts.cast(pl.Float64)
+    reason = pl.format(f"timestamp outside {TS_MIN_DATE}..{TS_MAX_DATE}: {{}}", ts)
+    for factor, unit in ((1e9, "seconds"), (1e6, "milliseconds"), (1e3, "microseconds")):
+        scaled = as_float * factor
+        reason = (
+            pl.when((scaled >= TS_MIN) & (scaled < TS_MAX))
+            .then(pl.format(f"timestamps look like {unit}, expected ns since the epoch: {{}}", ts))
+            .otherwise(reason)
+        )
+    return reason
 
 
 def reject_reasons(df: pl.DataFrame, plan: Plan, unparseable: pl.Series | None) -> pl.Series | None:

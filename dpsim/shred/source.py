@@ -60,6 +60,14 @@ def shred_source(
     src = publish.begin_source(lake, kind.name, path, force=force)
     if isinstance(src, publish.Unchanged):
         return skipped(src.manifest)
+    with src.lock:  # released by the commit or abort; here too if interrupted
+        return _shred_staged(kind, src, cfg, lake, progress)
+
+
+def _shred_staged(
+    kind: schema.RawKind, src: publish.SourceStage, cfg: Config, lake: Lake, progress: Progress
+) -> SourceResult:
+    path = src.path
     writer = PartWriter(
         kind,
         src.source_id,
@@ -78,6 +86,7 @@ def shred_source(
             raise RuntimeError(
                 f"rows read {run.rows_read} != written {writer.rows} + rejected {rejects.rows}"
             )
+        check_some_rows_kept(path, run.rows_read, writer.rows, rejects)
     except Exception as exc:  # one bad source must not stop the drop; the message names the file
         writer.abort()
         # rows read before the failure; nothing of the source is in the lake
@@ -98,6 +107,21 @@ def shred_source(
         rows_written=writer.rows,
         keys=keys,
         extra={"flushes": writer.flushes, "compacted_partitions": writer.compacted},
+    )
+
+
+TOP_REASONS = 3  # reasons named when every row of a source was rejected
+
+
+def check_some_rows_kept(path: str, rows_read: int, rows_written: int, rejects: RejectSink) -> None:
+    """A source whose every row was rejected is not shredded: it fails with its top reject reasons (a
+    wrong unit or a wrong column is the usual cause, and an empty source would hide it)."""
+    if rows_read == 0 or rows_written > 0:
+        return
+    top = "; ".join(f"{reason} ({n:,} rows)" for reason, n in rejects.reasons.most_common(TOP_REASONS))
+    raise InputError(
+        f"{path}: every one of its {rows_read:,} rows was rejected; top reasons: {top}; fix the export "
+        "or the config (columns.aliases, time), then rerun"
     )
 
 

@@ -115,7 +115,7 @@ class SourceRun:
             pending: deque[tuple[Future[ChunkResult], int, bytes]] = deque()
             line = 2  # the next physical line to number (the header is line 1)
             if plan is None:
-                header, rest = self._guard(lambda: split_header(blocks), stored, lambda: 1)
+                header, rest = self._guard(lambda: split_header(blocks, self.path), stored, lambda: 1)
                 if header is None:
                     raise InputError(f"{self.path}: the file is empty (no header line): re-export it")
                 plan = make_plan(self.kind, self.path, header, self.cfg)
@@ -142,7 +142,9 @@ class SourceRun:
                 self.rows_read += res.n_lines
                 buffers.add(res.parts, res.nbytes)
                 rate = self.rows_read / max(time.perf_counter() - started, 1e-9)
-                task.advance(consumed - reported, rows=f"{self.rows_read:,} ({rate:,.0f}/s)")
+                task.advance(
+                    consumed - reported, rows=f"{self.rows_read:,} ({rate:,.0f}/s)", rows_read=self.rows_read
+                )
                 reported = consumed
 
             def next_line() -> int:

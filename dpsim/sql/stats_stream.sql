@@ -3,10 +3,11 @@
 -- within the segment, the tie correction) and the medians of d. DuckDB sorts with its memory limit and
 -- spills to its temp folder, so the pass needs no more memory than a batch and a few numbers per segment.
 -- Grain: one row per sweep of the scenario whose difference in the metric is known and non-zero.
--- params: $files     VARCHAR[] the stored differences (partial_stream.sql rows of every slice)
+-- params: {source}   (formatted in) the differences, partial_stream.sql rows of every slice: the stored
+--                    files, read_parquet($files::VARCHAR[]), or a session's table of them
 --         $scenario  VARCHAR  the scenario
 --         $metric    VARCHAR  the metric (implementation_shortfall_bps | arrival_cost_bps | …)
--- reads:  the files
+-- reads:  {source}
 -- Columns:
 --   a                |d| (NaN last, as DuckDB orders it)
 --   negative         d < 0
@@ -21,7 +22,7 @@ WITH d AS (
             WHEN 'vw_exec_time_s'               THEN delta_vw_exec_time_s
         END AS d,
         security_code, date, participantid, time_bucket, size_bucket, "group"
-    FROM read_parquet($files::VARCHAR[])
+    FROM {source}
     WHERE scenario = $scenario
 )
 SELECT abs(d) AS a, d < 0 AS negative, security_code, date, participantid, time_bucket, size_bucket, "group"

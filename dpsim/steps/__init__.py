@@ -1,8 +1,9 @@
 """Per-partition pipeline steps: named pure `LazyFrame -> LazyFrame` functions with declared schemas.
 
 A step never does I/O, never collects and sorts itself when it depends on row order; only the job
-runner collects. `Step.__call__` checks the declared input columns on the step's first frame so a
-missing or mistyped column fails with the step's name instead of deep inside a query plan.
+runner collects. `Step.__call__` checks the declared input columns on the step's first frame, so a
+missing or mistyped column fails with the step's name instead of deep inside a query plan, and the
+declared output columns on its result (schemas only: no data is read).
 """
 
 from __future__ import annotations
@@ -26,16 +27,23 @@ class Step:
     adds: Mapping[str, pl.DataType]  # columns the output has (beyond those it keeps)
 
     def __call__(self, frame: pl.LazyFrame, *args: Any, **kwargs: Any) -> pl.LazyFrame:
-        # collect_schema resolves the plan's schema only; no data is read.
-        have = frame.collect_schema()
-        wrong = [
-            f"{c} (missing)" if c not in have else f"{c} ({have[c]}, expected {t})"
-            for c, t in self.requires.items()
-            if have.get(c) != t
-        ]
+        # collect_schema resolves a plan's schema only; no data is read.
+        wrong = _mismatches(frame.collect_schema(), self.requires)
         if wrong:
             raise InputError(f"step {self.name!r}: input columns not as declared: {', '.join(wrong)}")
-        return self.fn(frame, *args, **kwargs)
+        out = self.fn(frame, *args, **kwargs)
+        wrong = _mismatches(out.collect_schema(), self.adds)
+        if wrong:  # a step that does not deliver what it declares is a bug, not an input error
+            raise AssertionError(f"step {self.name!r}: output columns not as declared: {', '.join(wrong)}")
+        return out
+
+
+def _mismatches(have: Mapping[str, pl.DataType], declared: Mapping[str, pl.DataType]) -> list[str]:
+    return [
+        f"{c} (missing)" if c not in have else f"{c} ({have[c]}, expected {t})"
+        for c, t in declared.items()
+        if have.get(c) != t
+    ]
 
 
 def pl_types(columns: Mapping[str, pa.DataType]) -> dict[str, pl.DataType]:

@@ -31,19 +31,19 @@ TRADED_REASON = 3
 FULL, PARTIAL, NONE = "full", "partial", "none"
 
 CLASSIFY_COLUMNS = pl_types(
-    pick(schema.SWEEP_ATTRIBUTES, "group", "qualifying", schema.SIZE_BUCKET, schema.TIME_BUCKET)
+    pick(schema.SWEEP_ATTRIBUTES, schema.GROUP, schema.QUALIFYING, schema.SIZE_BUCKET, schema.TIME_BUCKET)
 )
 REQUIRED = {
     c: LIFECYCLE_COLUMNS[c]
     for c in (
         schema.ORDER_TYPE_FLAGS,
-        "arrival_time",
-        "order_quantity",
-        "final_changereason",
-        "final_leaves",
+        schema.ARRIVAL_TIME,
+        schema.ORDER_QUANTITY,
+        schema.FINAL_CHANGEREASON,
+        schema.FINAL_LEAVES,
         FINAL_QUANTITY,
-        "matched_quantity",
-        "has_new_event",
+        schema.MATCHED_QUANTITY,
+        schema.HAS_NEW_EVENT,
         N_TRADE_ROWS,
         ALL_TRADES_LIT,
     )
@@ -52,13 +52,13 @@ REQUIRED = {
 
 def analysed(session: Session, sweep_mask: int) -> pl.Expr:
     """True for the sweeps that arrived within the continuous session."""
-    t = pl.col("arrival_time")
+    t = pl.col(schema.ARRIVAL_TIME)
     return has_flags(schema.ORDER_TYPE_FLAGS, sweep_mask) & (t >= session.open) & (t < session.close)
 
 
 def classify_sweeps(lifecycle: pl.LazyFrame, session: Session, cfg: Config) -> pl.LazyFrame:
     """The analysed sweeps of a lifecycle frame (row order kept) with group, qualifying and buckets."""
-    matched = pl.col("matched_quantity")
+    matched = pl.col(schema.MATCHED_QUANTITY)
     group = (
         pl.when(matched == 0)
         .then(pl.lit(NONE))
@@ -67,17 +67,17 @@ def classify_sweeps(lifecycle: pl.LazyFrame, session: Session, cfg: Config) -> p
         .otherwise(pl.lit(PARTIAL))
     )
     qualifying = (
-        (pl.col("final_changereason") == TRADED_REASON)
-        & (pl.col("final_leaves") == 0)
-        & pl.col("has_new_event")
+        (pl.col(schema.FINAL_CHANGEREASON) == TRADED_REASON)
+        & (pl.col(schema.FINAL_LEAVES) == 0)
+        & pl.col(schema.HAS_NEW_EVENT)
         & (pl.col(N_TRADE_ROWS) >= 1)
         & pl.col(ALL_TRADES_LIT)
     ).fill_null(False)
-    tod = local_time_of_day_ns(pl.col("arrival_time"), cfg.time.timezone)
+    tod = local_time_of_day_ns(pl.col(schema.ARRIVAL_TIME), cfg.time.timezone)
     return lifecycle.filter(analysed(session, cfg.codes.sweep_mask)).with_columns(
-        group.alias("group"),
-        qualifying.alias("qualifying"),
-        _size_bucket(pl.col("order_quantity"), cfg).alias(schema.SIZE_BUCKET),
+        group.alias(schema.GROUP),
+        qualifying.alias(schema.QUALIFYING),
+        _size_bucket(pl.col(schema.ORDER_QUANTITY), cfg).alias(schema.SIZE_BUCKET),
         _time_bucket(tod, cfg).alias(schema.TIME_BUCKET),
     )
 

@@ -22,13 +22,16 @@ REPLAY_CLASS = "dark"
 ZERO_DELTA = 1e-9  # bps (or shares, seconds): differences below this are float noise, reported as 0
 
 
-def simulated_path(sweeps: pl.LazyFrame, trades: pl.LazyFrame, sim_fills: pl.LazyFrame) -> pl.LazyFrame:
-    """The simulated path's fills [order_id, timestamp, quantity, price, fill_class] of every sweep."""
+def simulated_path(
+    sweeps: pl.LazyFrame, trades: pl.LazyFrame, sim_fills: pl.LazyFrame, scenarios: pl.LazyFrame
+) -> pl.LazyFrame:
+    """The simulated path's fills [scenario, order_id, timestamp, quantity, price, fill_class] of every sweep,
+    for every scenario of `scenarios` (its real fills at arrival are the same in each)."""
     at_arrival = (
-        trades.join(sweeps.select(schema.ORDER_ID, "arrival_time"), on=schema.ORDER_ID, how="inner")
+        trades.join(sweeps.select(schema.ORDER_ID, schema.ARRIVAL_TIME), on=schema.ORDER_ID, how="inner")
         .filter(
             pl.col(schema.FILL_CLASS).is_in(AT_ARRIVAL_CLASSES)
-            & (pl.col(schema.TIMESTAMP) == pl.col("arrival_time"))
+            & (pl.col(schema.TIMESTAMP) == pl.col(schema.ARRIVAL_TIME))
         )
         .select(
             schema.ORDER_ID,
@@ -39,13 +42,18 @@ def simulated_path(sweeps: pl.LazyFrame, trades: pl.LazyFrame, sim_fills: pl.Laz
         )
     )
     replayed = sim_fills.select(
-        pl.col("sweep_order_id").alias(schema.ORDER_ID),
+        schema.SCENARIO,
+        pl.col(schema.SWEEP_ORDER_ID).alias(schema.ORDER_ID),
         schema.TIMESTAMP,
         schema.QUANTITY,
         schema.PRICE,
         pl.lit(REPLAY_CLASS).alias(schema.FILL_CLASS),
     )
-    return pl.concat([at_arrival, replayed], how="vertical")
+    return pl.concat([scenarios.join(at_arrival, how="cross"), replayed], how="vertical")
+
+
+def scenarios_of(frame: pl.LazyFrame) -> pl.LazyFrame:
+    return frame.select(schema.SCENARIO).unique()
 
 
 def compare(
@@ -58,35 +66,48 @@ def compare(
     horizons_s: tuple[float, ...],
     max_quote_age_s: float | None,
 ) -> pl.LazyFrame:
-    """One row per sweep: what rested, the simulated path's metrics (sim_*), `set`, `delta_* = sim − real`."""
-    orders = sweeps.select(
-        schema.ORDER_ID,
-        schema.SIDE,
-        "arrival_time",
-        "order_quantity",
-        "arrival_bid",
-        "arrival_offer",
-        "arrival_mid",
-    ).join(rested, on=schema.ORDER_ID, how="left")
-    orders = orders.with_columns(
-        pl.min_horizontal("sim_window_end", pl.lit(session.close, dtype=pl.Int64)).alias("end_time")
+    """One row per sweep and scenario: what rested, the simulated path's metrics (sim_*), `set`, and
+    `delta_* = sim − real`. `sim_fills` and `rested` carry a `scenario` column (`rested`: a row per
+    analysed sweep and scenario), so every scenario is measured in one query."""
+    keys = [schema.SCENARIO, schema.ORDER_ID]
+    orders = rested.join(
+        sweeps.select(
+            schema.ORDER_ID,
+            schema.SIDE,
+            schema.ARRIVAL_TIME,
+            schema.ORDER_QUANTITY,
+            schema.ARRIVAL_BID,
+            schema.ARRIVAL_OFFER,
+            schema.ARRIVAL_MID,
+        ),
+        on=schema.ORDER_ID,
+        how="inner",
+    ).with_columns(
+        pl.min_horizontal(schema.SIM_WINDOW_END, pl.lit(session.close, dtype=pl.Int64)).alias(schema.END_TIME)
     )
-    path = simulated_path(sweeps, trades, sim_fills)
-    sim = execution_metrics(orders, path, quotes, horizons_s, session.close, max_quote_age_s, prefix="sim_")
-    by_role = sim_fills.group_by("sweep_order_id").agg(
-        pl.col(schema.QUANTITY).filter(pl.col("role") == role).sum().alias(f"sim_filled_{role}")
+    path = simulated_path(sweeps, trades, sim_fills, scenarios_of(rested))
+    sim = execution_metrics(
+        orders, path, quotes, horizons_s, session.close, max_quote_age_s, prefix="sim_", by=[schema.SCENARIO]
+    )
+    by_role = sim_fills.group_by(schema.SCENARIO, schema.SWEEP_ORDER_ID).agg(
+        pl.col(schema.QUANTITY).filter(pl.col(schema.ROLE) == role).sum().alias(f"sim_filled_{role}")
         for role in ("resting", "incoming")
     )
     real = sweeps.select(schema.ORDER_ID, *schema.COMPARED_METRICS)
-    real_filled = pl.col("filled_quantity") > 0
+    real_filled = pl.col(schema.FILLED_QUANTITY) > 0
     sim_filled = pl.col("sim_filled_quantity") > 0
     return (
-        orders.select(schema.ORDER_ID, "sim_quantity", "sim_window_end")
-        .join(sim, on=schema.ORDER_ID, how="left")
-        .join(by_role, left_on=schema.ORDER_ID, right_on="sweep_order_id", how="left")
+        orders.select(*keys, schema.SIM_QUANTITY, schema.SIM_WINDOW_END)
+        .join(sim, on=keys, how="left")
+        .join(
+            by_role,
+            left_on=keys,
+            right_on=[schema.SCENARIO, schema.SWEEP_ORDER_ID],
+            how="left",
+        )
         .join(real, on=schema.ORDER_ID, how="left")
         .with_columns(
-            pl.col("sim_quantity", "sim_filled_resting", "sim_filled_incoming").fill_null(0),
+            pl.col(schema.SIM_QUANTITY, "sim_filled_resting", "sim_filled_incoming").fill_null(0),
             set=pl.when(real_filled & sim_filled)
             .then(pl.lit("both"))
             .when(real_filled)
@@ -97,7 +118,7 @@ def compare(
             **{f"delta_{m}": _delta(m) for m in schema.COMPARED_METRICS},
         )
         .drop(schema.COMPARED_METRICS)
-        .sort(schema.ORDER_ID)  # joins do not keep order; written files must be identical run to run
+        .sort(keys)  # joins do not keep order; written files must be identical run to run
     )
 
 

@@ -42,45 +42,45 @@ LIFECYCLE_COLUMNS: dict[str, pl.DataType] = pl_types(
             schema.SIDE,
             schema.PARTICIPANT,
             schema.ORDER_TYPE_FLAGS,
-            "arrival_time",
-            "arrival_sequence",
-            "arrival_quantity",
-            "order_quantity",
-            "limit_price",
-            "midtick",
-            "maq",
-            "maq_single",
-            "timevalidity",
-            "residual_after_arrival",
-            "rests",
-            "final_time",
-            "final_changereason",
-            "final_status",
-            "final_leaves",
+            schema.ARRIVAL_TIME,
+            schema.ARRIVAL_SEQUENCE,
+            schema.ARRIVAL_QUANTITY,
+            schema.ORDER_QUANTITY,
+            schema.LIMIT_PRICE,
+            schema.MIDTICK,
+            schema.MAQ_EFFECTIVE,
+            schema.MAQ_IS_SINGLE,
+            schema.TIME_VALIDITY,
+            schema.RESIDUAL_AFTER_ARRIVAL,
+            schema.RESTS,
+            schema.FINAL_TIME,
+            schema.FINAL_CHANGEREASON,
+            schema.FINAL_STATUS,
+            schema.FINAL_LEAVES,
         ),
         FINAL_QUANTITY: schema.I64,
-        **pick(schema.SWEEP_ATTRIBUTES, "matched_quantity", "has_new_event"),
-        **pick(schema.FILL_TOTALS, "n_fills", "filled_quantity"),
+        **pick(schema.SWEEP_ATTRIBUTES, schema.MATCHED_QUANTITY, schema.HAS_NEW_EVENT),
+        **pick(schema.FILL_TOTALS, schema.N_FILLS, schema.FILLED_QUANTITY),
         **pick(
             schema.SWEEP_ATTRIBUTES,
             "filled_lit",
             "filled_dark",
             "filled_auction",
             "filled_reported",
-            "booking_quantity",
-            "unfilled_quantity",
+            schema.BOOKING_QUANTITY,
+            schema.UNFILLED_QUANTITY,
         ),
         N_TRADE_ROWS: schema.I64,
         ALL_TRADES_LIT: schema.BOOL,
-        **pick(schema.FILL_TOTALS, "vwap", "first_fill_time", "last_fill_time"),
+        **pick(schema.FILL_TOTALS, schema.VWAP, schema.FIRST_FILL_TIME, schema.LAST_FILL_TIME),
         **pick(
             schema.SWEEP_ATTRIBUTES,
-            "arrival_bid",
-            "arrival_offer",
-            "arrival_mid",
+            schema.ARRIVAL_BID,
+            schema.ARRIVAL_OFFER,
+            schema.ARRIVAL_MID,
             "arrival_spread_bps",
-            "arrival_quote_age_s",
-            "nbbo_source",
+            schema.ARRIVAL_QUOTE_AGE,
+            schema.NBBO_SOURCE,
         ),
     }
 )
@@ -96,10 +96,10 @@ EVENT_COLUMNS = pick(
     schema.ORDER_TYPE_FLAGS,
     schema.QUANTITY,
     schema.PRICE,
-    "midtick",
+    schema.MIDTICK,
     schema.MAQ,
     schema.MAQ_SINGLE,
-    "timevalidity",
+    schema.TIME_VALIDITY,
     schema.LEAVES,
     schema.CHANGE_REASON,
     schema.ORDER_STATUS,
@@ -121,18 +121,23 @@ def order_lifecycle(
     """
     totals = _trade_totals(trades)
     orders = _order_states(cp_events).join(totals, on=schema.ORDER_ID, how="left")
-    counts = ["n_fills", "filled_quantity", *(f"filled_{c}" for c in FILL_CLASSES), "booking_quantity"]
+    counts = [
+        schema.N_FILLS,
+        schema.FILLED_QUANTITY,
+        *(f"filled_{c}" for c in FILL_CLASSES),
+        schema.BOOKING_QUANTITY,
+    ]
     orders = orders.with_columns(
         pl.col(*counts, N_TRADE_ROWS).fill_null(0), pl.col(ALL_TRADES_LIT).fill_null(False)
     ).with_columns(
-        pl.max_horizontal("_largest_quantity", "filled_quantity").alias("order_quantity"),
+        pl.max_horizontal("_largest_quantity", schema.FILLED_QUANTITY).alias(schema.ORDER_QUANTITY),
     )
     orders = orders.with_columns(
-        (pl.col("order_quantity") - pl.col("filled_quantity")).alias("unfilled_quantity")
+        (pl.col(schema.ORDER_QUANTITY) - pl.col(schema.FILLED_QUANTITY)).alias(schema.UNFILLED_QUANTITY)
     )
     orders = _arrival_nbbo(orders, quotes, quote_source, max_quote_age_s)
     return orders.select(pl.col(c).cast(t) for c, t in LIFECYCLE_COLUMNS.items()).sort(
-        "arrival_time", "arrival_sequence", schema.ORDER_ID
+        schema.ARRIVAL_TIME, schema.ARRIVAL_SEQUENCE, schema.ORDER_ID
     )
 
 
@@ -147,28 +152,28 @@ def _order_states(cp_events: pl.LazyFrame) -> pl.LazyFrame:
     post_arrival = pl.col("_ord").filter(at_arrival).arg_max()
     maq = pl.col(schema.MAQ).get(first)
     return ranked.group_by(schema.ORDER_ID).agg(
-        pl.col(schema.SIDE, schema.PARTICIPANT, schema.ORDER_TYPE_FLAGS, "midtick", "timevalidity").get(
-            first
-        ),
-        pl.col(schema.TIMESTAMP).get(first).alias("arrival_time"),
-        pl.col(schema.SEQUENCE).get(first).alias("arrival_sequence"),
-        pl.col(schema.QUANTITY).get(first).alias("arrival_quantity"),
+        pl.col(
+            schema.SIDE, schema.PARTICIPANT, schema.ORDER_TYPE_FLAGS, schema.MIDTICK, schema.TIME_VALIDITY
+        ).get(first),
+        pl.col(schema.TIMESTAMP).get(first).alias(schema.ARRIVAL_TIME),
+        pl.col(schema.SEQUENCE).get(first).alias(schema.ARRIVAL_SEQUENCE),
+        pl.col(schema.QUANTITY).get(first).alias(schema.ARRIVAL_QUANTITY),
         pl.col(schema.QUANTITY).max().alias("_largest_quantity"),
-        pl.col(schema.PRICE).get(first).alias("limit_price"),
+        pl.col(schema.PRICE).get(first).alias(schema.LIMIT_PRICE),
         # null, Long.MIN and 0 all mean "no MAQ"
-        pl.when(maq > 0).then(maq).otherwise(0).alias("maq"),
-        (pl.col(schema.MAQ_SINGLE).get(first) == 1).fill_null(False).alias("maq_single"),
-        pl.col(schema.LEAVES).filter(at_arrival).get(post_arrival).alias("residual_after_arrival"),
+        pl.when(maq > 0).then(maq).otherwise(0).alias(schema.MAQ_EFFECTIVE),
+        (pl.col(schema.MAQ_SINGLE).get(first) == 1).fill_null(False).alias(schema.MAQ_IS_SINGLE),
+        pl.col(schema.LEAVES).filter(at_arrival).get(post_arrival).alias(schema.RESIDUAL_AFTER_ARRIVAL),
         (pl.col(schema.ORDER_STATUS).filter(at_arrival).get(post_arrival) == ON_BOOK)
         .fill_null(False)
-        .alias("rests"),
-        pl.col(schema.TIMESTAMP).get(last).alias("final_time"),
-        pl.col(schema.CHANGE_REASON).get(last).alias("final_changereason"),
-        pl.col(schema.ORDER_STATUS).get(last).alias("final_status"),
-        pl.col(schema.LEAVES).get(last).alias("final_leaves"),
+        .alias(schema.RESTS),
+        pl.col(schema.TIMESTAMP).get(last).alias(schema.FINAL_TIME),
+        pl.col(schema.CHANGE_REASON).get(last).alias(schema.FINAL_CHANGEREASON),
+        pl.col(schema.ORDER_STATUS).get(last).alias(schema.FINAL_STATUS),
+        pl.col(schema.LEAVES).get(last).alias(schema.FINAL_LEAVES),
         pl.col(schema.QUANTITY).get(last).alias(FINAL_QUANTITY),
-        pl.col(schema.MATCHED).get(last).alias("matched_quantity"),
-        (pl.col(schema.CHANGE_REASON) == NEW_ORDER_REASON).any().alias("has_new_event"),
+        pl.col(schema.MATCHED).get(last).alias(schema.MATCHED_QUANTITY),
+        (pl.col(schema.CHANGE_REASON) == NEW_ORDER_REASON).any().alias(schema.HAS_NEW_EVENT),
     )
 
 
@@ -179,17 +184,17 @@ def _trade_totals(trades: pl.LazyFrame) -> pl.LazyFrame:
     q = pl.col(schema.QUANTITY)
     fill_q = q.filter(is_fill)
     return trades.group_by(schema.ORDER_ID).agg(
-        is_fill.sum().cast(pl.Int64).alias("n_fills"),
-        fill_q.sum().alias("filled_quantity"),
+        is_fill.sum().cast(pl.Int64).alias(schema.N_FILLS),
+        fill_q.sum().alias(schema.FILLED_QUANTITY),
         *(q.filter(cls == c).sum().alias(f"filled_{c}") for c in FILL_CLASSES),
-        q.filter(cls == "booking").sum().alias("booking_quantity"),
+        q.filter(cls == "booking").sum().alias(schema.BOOKING_QUANTITY),
         pl.len().cast(pl.Int64).alias(N_TRADE_ROWS),
         (cls == "lit").all().alias(ALL_TRADES_LIT),
         pl.when(fill_q.sum() > 0)  # null, not NaN, when the only trade rows are booking reports
         .then((pl.col(schema.TRADE_PRICE) * q).filter(is_fill).sum().cast(pl.Float64) / fill_q.sum())
-        .alias("vwap"),
-        pl.col(schema.TIMESTAMP).filter(is_fill).min().alias("first_fill_time"),
-        pl.col(schema.TIMESTAMP).filter(is_fill).max().alias("last_fill_time"),
+        .alias(schema.VWAP),
+        pl.col(schema.TIMESTAMP).filter(is_fill).min().alias(schema.FIRST_FILL_TIME),
+        pl.col(schema.TIMESTAMP).filter(is_fill).max().alias(schema.LAST_FILL_TIME),
     )
 
 
@@ -197,14 +202,16 @@ def _arrival_nbbo(
     orders: pl.LazyFrame, quotes: pl.LazyFrame, quote_source: str, max_quote_age_s: float | None
 ) -> pl.LazyFrame:
     """arrival_bid/offer/mid/spread/quote age and nbbo_source from the prevailing quote before arrival."""
-    orders = prevailing(orders, quotes, on="arrival_time", prefix="arrival_", max_age_s=max_quote_age_s)
+    orders = prevailing(orders, quotes, on=schema.ARRIVAL_TIME, prefix="arrival_", max_age_s=max_quote_age_s)
     mid = pl.col(f"arrival_{MID}")
     return orders.with_columns(
-        ((pl.col("arrival_offer") - pl.col("arrival_bid")).cast(pl.Float64) / mid * 1e4).alias(
+        ((pl.col(schema.ARRIVAL_OFFER) - pl.col(schema.ARRIVAL_BID)).cast(pl.Float64) / mid * 1e4).alias(
             "arrival_spread_bps"
         ),
-        ((pl.col("arrival_time") - pl.col(f"arrival_{QUOTE_TIME}")) / NS).alias("arrival_quote_age_s"),
-        pl.when(mid.is_null()).then(pl.lit(NONE)).otherwise(pl.lit(quote_source)).alias("nbbo_source"),
+        ((pl.col(schema.ARRIVAL_TIME) - pl.col(f"arrival_{QUOTE_TIME}")) / NS).alias(
+            schema.ARRIVAL_QUOTE_AGE
+        ),
+        pl.when(mid.is_null()).then(pl.lit(NONE)).otherwise(pl.lit(quote_source)).alias(schema.NBBO_SOURCE),
     )
 
 

@@ -127,6 +127,28 @@ class _RestingTree:
             k[v], m[v], r[v] = kv, mv, rv
             v >>= 1
 
+    def activate(self, pos: int, key: float, maq: float, rem: int) -> None:
+        """Set a leaf that was empty: each ancestor's summary can only move towards the new values, so a
+        comparison with the ancestor alone suffices, and the walk stops at the first unchanged one."""
+        k, m, r = self.key, self.maq, self.rem
+        v = pos + self.size
+        k[v], m[v], r[v] = key, maq, rem
+        v >>= 1
+        while v:
+            changed = False
+            if key < k[v]:
+                k[v] = key
+                changed = True
+            if maq < m[v]:
+                m[v] = maq
+                changed = True
+            if rem > r[v]:
+                r[v] = rem
+                changed = True
+            if not changed:
+                return
+            v >>= 1
+
     def leftmost(self, threshold: float, need: int, min_rem: int, lo: int = 0) -> int:
         """Position >= lo of the earliest order with key <= threshold, MAQ <= need, remainder >= min_rem.
 
@@ -237,6 +259,7 @@ def match(book: ReplayBook, params: MatchParams) -> MatchResult:
             pos[i] = len(group)
             group.append(i)
     trees = {sk: _RestingTree(idx) for sk, idx in members.items()}
+    buy_tree, sell_tree = trees[(BUY, False)], trees[(SELL, False)]
 
     up = 1.0 + params.impact_bps / 1e4  # a buy sweep pays more
     down = 1.0 - params.impact_bps / 1e4  # a sell sweep receives less
@@ -355,7 +378,13 @@ def match(book: ReplayBook, params: MatchParams) -> MatchResult:
             rematch(qt[k], qm[k])
             k += 1
         if need > 0 and m == m:  # m == m is False only for NaN: outside the session or no quote
-            need = incoming_pass(i, need, t, m)
+            if split:
+                need = incoming_pass(i, need, t, m)
+            else:  # one tree and one price: skip the pass when its root shows no candidate could take m
+                buys = side[i] == BUY
+                tree = sell_tree if buys else buy_tree
+                if (m <= bound[i] if buys else m >= bound[i]) and tree.key[1] <= (m if buys else -m):
+                    need = incoming_pass(i, need, t, m)
         if rests[i]:
             base = cap[i] if cap[i] < need else need  # need = budget left after its incoming pass
             r = (base * frac_num // frac_den if sweep[i] else base) if base > 0 else 0
@@ -365,7 +394,7 @@ def match(book: ReplayBook, params: MatchParams) -> MatchResult:
                 mj = maq[i] if maq[i] > 0 and (single[i] or not had_fill[i]) else 0
                 if r >= mj:  # below its own MAQ it could never fill
                     key = -bound[i] if side[i] == BUY else bound[i]
-                    trees[(side[i], kind_of[i])].set(pos[i], key, mj, r)
+                    trees[(side[i], kind_of[i])].activate(pos[i], key, mj, r)
     while k < nq:
         rematch(qt[k], qm[k])
         k += 1

@@ -34,12 +34,12 @@ SPREAD_CLASSES = ("lit", "dark")  # an auction print or a reported trade has no 
 ORDER_INPUT: dict[str, pl.DataType] = {
     schema.ORDER_ID: pl.Int64(),
     schema.SIDE: pl.Int64(),
-    "arrival_time": pl.Int64(),
-    "order_quantity": pl.Int64(),
-    "arrival_bid": pl.Int64(),
-    "arrival_offer": pl.Int64(),
-    "arrival_mid": pl.Float64(),
-    "end_time": pl.Int64(),  # the unfilled part is marked at the prevailing mid before this instant
+    schema.ARRIVAL_TIME: pl.Int64(),
+    schema.ORDER_QUANTITY: pl.Int64(),
+    schema.ARRIVAL_BID: pl.Int64(),
+    schema.ARRIVAL_OFFER: pl.Int64(),
+    schema.ARRIVAL_MID: pl.Float64(),
+    schema.END_TIME: pl.Int64(),  # the unfilled part is marked at the prevailing mid before this instant
 }
 FILL_INPUT: dict[str, pl.DataType] = {
     schema.ORDER_ID: pl.Int64(),
@@ -59,66 +59,83 @@ def execution_metrics(
     close: int,
     max_quote_age_s: float | None,
     prefix: str = "",
+    by: Sequence[str] = (),
 ) -> pl.LazyFrame:
-    """One row per order of `orders`: `order_id` + `schema.metric_columns(horizons_s)` named with `prefix`."""
+    """One row per order of `orders`: `order_id` + `schema.metric_columns(horizons_s)` named with `prefix`.
+
+    `by` names extra key columns that `orders` and `fills` both carry (e.g. `scenario`), so that one
+    query measures several sets of fills of the same orders at once."""
+    keys = [*by, schema.ORDER_ID]
     spreads = [
         (schema.realized_spread_column(h), schema.price_impact_column(h), schema.horizon_notional_column(h))
         for h in horizons_s
     ]
-    per_fill = _per_fill_terms(orders, fills, quotes, horizons_s, close, max_quote_age_s)
+    per_fill = _per_fill_terms(orders, fills, quotes, horizons_s, close, max_quote_age_s, keys)
     q = pl.col("_q")
-    totals = per_fill.group_by(schema.ORDER_ID).agg(
-        pl.col(schema.QUANTITY).sum().alias("filled_quantity"),
-        pl.len().cast(pl.Int64).alias("n_fills"),
-        (_fsum(pl.col(schema.PRICE) * q) / q.sum()).alias("vwap"),
-        pl.col(schema.TIMESTAMP).min().alias("first_fill_time"),
-        pl.col(schema.TIMESTAMP).max().alias("last_fill_time"),
+    totals = per_fill.group_by(keys).agg(
+        pl.col(schema.QUANTITY).sum().alias(schema.FILLED_QUANTITY),
+        pl.len().cast(pl.Int64).alias(schema.N_FILLS),
+        (_fsum(pl.col(schema.PRICE) * q) / q.sum()).alias(schema.VWAP),
+        pl.col(schema.TIMESTAMP).min().alias(schema.FIRST_FILL_TIME),
+        pl.col(schema.TIMESTAMP).max().alias(schema.LAST_FILL_TIME),
         (_fsum(pl.col("_wait_s") * q) / q.sum()).alias("vw_exec_time_s"),
         _weighted("_es", "_es_q").alias("effective_spread_bps"),
-        _fsum(pl.col("_es_n")).alias("spread_notional"),
+        _fsum(pl.col("_es_n")).alias(schema.SPREAD_NOTIONAL),
         *(_weighted(f"_rs{i}", f"_h{i}_q").alias(rs) for i, (rs, _, _) in enumerate(spreads)),
         *(_weighted(f"_pi{i}", f"_h{i}_q").alias(pi) for i, (_, pi, _) in enumerate(spreads)),
         *(_fsum(pl.col(f"_h{i}_n")).alias(notional) for i, (_, _, notional) in enumerate(spreads)),
     )
-    orders = prevailing(orders.select(list(ORDER_INPUT)), quotes, "end_time", "_end_", max_quote_age_s)
+    orders = prevailing(orders.select(*by, *ORDER_INPUT), quotes, schema.END_TIME, "_end_", max_quote_age_s)
     s = _sign(pl.col(schema.SIDE))
-    vwap, m_arr, big_q = pl.col("vwap"), pl.col("arrival_mid"), pl.col("order_quantity")
-    filled = pl.col("filled_quantity")
+    vwap, m_arr, big_q = pl.col(schema.VWAP), pl.col(schema.ARRIVAL_MID), pl.col(schema.ORDER_QUANTITY)
+    filled = pl.col(schema.FILLED_QUANTITY)
     unfilled = pl.max_horizontal(big_q - filled, pl.lit(0, dtype=pl.Int64))
-    far = pl.when(pl.col(schema.SIDE) == BUY).then(pl.col("arrival_offer")).otherwise(pl.col("arrival_bid"))
+    far = (
+        pl.when(pl.col(schema.SIDE) == BUY)
+        .then(pl.col(schema.ARRIVAL_OFFER))
+        .otherwise(pl.col(schema.ARRIVAL_BID))
+    )
     out = (
-        orders.join(totals, on=schema.ORDER_ID, how="left", maintain_order="left")
+        orders.join(totals, on=keys, how="left", maintain_order="left")
         .with_columns(
-            pl.col("filled_quantity", "n_fills").fill_null(0),
-            pl.col("spread_notional", *(n for _, _, n in spreads)).fill_null(0.0),
-            pl.col(f"_end_{MID}").alias("end_mid"),
+            pl.col(schema.FILLED_QUANTITY, schema.N_FILLS).fill_null(0),
+            pl.col(schema.SPREAD_NOTIONAL, *(n for _, _, n in spreads)).fill_null(0.0),
+            pl.col(f"_end_{MID}").alias(schema.END_MID),
         )
         .with_columns(
             pl.when(big_q > 0).then(filled / big_q).alias("fill_ratio"),
             (s * (vwap - m_arr) / m_arr * 1e4).alias("arrival_cost_bps"),
             pl.when(unfilled > 0)
-            .then(s * (pl.col("end_mid") - m_arr) / m_arr * 1e4)
+            .then(s * (pl.col(schema.END_MID) - m_arr) / m_arr * 1e4)
             .alias("opportunity_cost_bps"),
             (s * (far - vwap) / m_arr * 1e4).alias("price_improvement_bps"),
-            ((pl.col("first_fill_time") - pl.col("arrival_time")) / NS).alias("time_to_first_fill_s"),
-            ((pl.col("last_fill_time") - pl.col("first_fill_time")) / NS).alias("execution_duration_s"),
+            ((pl.col(schema.FIRST_FILL_TIME) - pl.col(schema.ARRIVAL_TIME)) / NS).alias(
+                "time_to_first_fill_s"
+            ),
+            ((pl.col(schema.LAST_FILL_TIME) - pl.col(schema.FIRST_FILL_TIME)) / NS).alias(
+                "execution_duration_s"
+            ),
             unfilled.alias("_unfilled"),
         )
         .with_columns(_implementation_shortfall().alias("implementation_shortfall_bps"))
     )
     metric_types = pl_types(schema.metric_columns(horizons_s))
     return out.select(
-        schema.ORDER_ID,
+        *keys,
         *(_no_negative_zero(pl.col(c).cast(t)).alias(f"{prefix}{c}") for c, t in metric_types.items()),
     )
 
 
 def _implementation_shortfall() -> pl.Expr:
     """(filled · AC + unfilled · OC) / Q: null without an arrival mid or Q, or with unfilled but no m_end."""
-    filled, unfilled, big_q = pl.col("filled_quantity"), pl.col("_unfilled"), pl.col("order_quantity")
+    filled, unfilled, big_q = (
+        pl.col(schema.FILLED_QUANTITY),
+        pl.col("_unfilled"),
+        pl.col(schema.ORDER_QUANTITY),
+    )
     filled_part = pl.when(filled > 0).then(filled * pl.col("arrival_cost_bps")).otherwise(0.0)
     unfilled_part = pl.when(unfilled > 0).then(unfilled * pl.col("opportunity_cost_bps")).otherwise(0.0)
-    defined = pl.col("arrival_mid").is_not_null() & (big_q > 0)
+    defined = pl.col(schema.ARRIVAL_MID).is_not_null() & (big_q > 0)
     return pl.when(defined).then((filled_part + unfilled_part) / big_q)
 
 
@@ -153,10 +170,12 @@ def _per_fill_terms(
     horizons_s: Sequence[float],
     close: int,
     max_quote_age_s: float | None,
+    keys: Sequence[str],
 ) -> pl.LazyFrame:
     """Fills of `orders` with their weight `_q` and the numerators/weights of every weighted metric."""
-    f = fills.select(list(FILL_INPUT)).join(
-        orders.select(schema.ORDER_ID, schema.SIDE, "arrival_time"), on=schema.ORDER_ID, how="inner"
+    extra = [k for k in keys if k != schema.ORDER_ID]
+    f = fills.select(*extra, *FILL_INPUT).join(
+        orders.select(*keys, schema.SIDE, schema.ARRIVAL_TIME), on=list(keys), how="inner"
     )
     f = prevailing(f, quotes, schema.TIMESTAMP, "_t_", max_quote_age_s)
     for i, h in enumerate(horizons_s):
@@ -175,7 +194,7 @@ def _per_fill_terms(
     spread_fill = pl.col(schema.FILL_CLASS).is_in(SPREAD_CLASSES) & m_t.is_not_null()
     terms = [
         q.alias("_q"),
-        ((pl.col(schema.TIMESTAMP) - pl.col("arrival_time")) / NS).alias("_wait_s"),
+        ((pl.col(schema.TIMESTAMP) - pl.col(schema.ARRIVAL_TIME)) / NS).alias("_wait_s"),
         pl.when(spread_fill).then(q * s2 * (p - m_t) / m_t * 1e4).alias("_es"),
         pl.when(spread_fill).then(q).alias("_es_q"),
         pl.when(spread_fill).then(q * p).alias("_es_n"),

@@ -19,7 +19,6 @@ import polars as pl
 
 from dpsim import schema
 from dpsim.config import Config
-from dpsim.steps import Step
 from dpsim.steps.classify import CLASSIFY
 from dpsim.steps.lifecycle import FILL_CLASSES, LIFECYCLE
 from dpsim.steps.metrics import METRICS
@@ -27,9 +26,6 @@ from dpsim.steps.quality import quality_row
 from dpsim.steps.quotes import FEED, QUOTES, SNAPSHOT, quote_rows, usable_quotes
 from dpsim.steps.select import SELECT
 from dpsim.steps.session import Session
-
-# The measurement steps in the order `build` runs them (each consumes frames made by the ones before it).
-STEPS: tuple[Step, ...] = (SELECT, QUOTES, LIFECYCLE, CLASSIFY, METRICS)
 
 
 @dataclass(frozen=True)
@@ -57,9 +53,12 @@ def build(
     cp = LIFECYCLE(events, trades, usable, source, max_age)
     analysed = CLASSIFY(cp, session, cfg)
     horizons = cfg.metrics.horizons_s
-    still_working = (pl.col("final_time") >= session.close) | (pl.col("final_status") == 1)
+    still_working = (pl.col(schema.FINAL_TIME) >= session.close) | (pl.col(schema.FINAL_STATUS) == 1)
     measured = analysed.with_columns(
-        pl.when(still_working).then(pl.lit(session.close)).otherwise(pl.col("final_time")).alias("end_time")
+        pl.when(still_working)
+        .then(pl.lit(session.close))
+        .otherwise(pl.col(schema.FINAL_TIME))
+        .alias(schema.END_TIME)
     )
     metrics = METRICS(measured, real_fills(trades), usable, horizons, session.close, max_age)
     target = schema.polars_schema(schema.sweeps_schema(horizons))
@@ -67,7 +66,7 @@ def build(
         analysed.select(list(schema.SWEEP_ATTRIBUTES))
         .join(metrics, on=schema.ORDER_ID, how="left")
         .select(pl.col(c).cast(t) for c, t in target.items())
-        .sort("arrival_time", "arrival_sequence", schema.ORDER_ID)
+        .sort(schema.ARRIVAL_TIME, schema.ARRIVAL_SEQUENCE, schema.ORDER_ID)
     )
     quality = quality_row(classified, source, cp, trades, session, cfg.codes.sweep_mask)
     return PipelineFrames(usable_quotes=usable, cp_orders=cp, sweeps=sweeps, quality=quality)

@@ -42,14 +42,14 @@ def quality_row(
         ),
     )
     sweeps = cp_orders.filter(has_flags(schema.ORDER_TYPE_FLAGS, sweep_mask))
-    t = pl.col("arrival_time")
+    t = pl.col(schema.ARRIVAL_TIME)
     in_session = (t >= session.open) & (t < session.close)
-    age = pl.col("arrival_quote_age_s").filter(in_session)
+    age = pl.col(schema.ARRIVAL_QUOTE_AGE).filter(in_session)
     sweep_counts = sweeps.select(
         pl.len().alias("n_sweeps"),
         in_session.sum().alias("n_sweeps_analysed"),
         (~in_session).sum().alias("n_sweeps_outside_session"),
-        (in_session & pl.col("arrival_mid").is_null()).sum().alias("n_sweeps_without_mid"),
+        (in_session & pl.col(schema.ARRIVAL_MID).is_null()).sum().alias("n_sweeps_without_mid"),
         age.quantile(0.5, interpolation="linear").alias("arrival_quote_age_median_s"),
         age.quantile(0.95, interpolation="linear").alias("arrival_quote_age_p95_s"),
     )
@@ -63,7 +63,7 @@ def quality_row(
             "open": [session.open],
             "close": [session.close],
             "open_source": [session.open_source],
-            "nbbo_source": [quote_source],
+            schema.NBBO_SOURCE: [quote_source],
         }
     )
     row = pl.concat([session_cols, quotes, sweep_counts, volumes], how="horizontal")

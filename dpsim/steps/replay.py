@@ -43,28 +43,32 @@ def replay_base(cp_orders: pl.DataFrame, session: Session, codes: Codes) -> pl.D
     """Per CP order (lifecycle rows, in arrival order) the columns every scenario's book is made from."""
     tick = pl.lit(codes.tick_table[0].tick, dtype=pl.Int64)
     for step in codes.tick_table[1:]:
-        tick = pl.when(pl.col("limit_price") >= step.min_price).then(step.tick).otherwise(tick)
-    t = pl.col("arrival_time")
+        tick = pl.when(pl.col(schema.LIMIT_PRICE) >= step.min_price).then(step.tick).otherwise(tick)
+    t = pl.col(schema.ARRIVAL_TIME)
     in_session = (t >= session.open) & (t < session.close)
     return cp_orders.select(
         schema.ORDER_ID,
-        "arrival_time",
+        schema.ARRIVAL_TIME,
         schema.SIDE,
-        "arrival_quantity",
-        "limit_price",
-        "maq",
-        "maq_single",
-        "rests",
-        "residual_after_arrival",
-        "final_time",
-        "last_fill_time",
-        pl.when(in_session).then(pl.col("arrival_mid")).otherwise(None).fill_null(float("nan")).alias("mid"),
+        schema.ARRIVAL_QUANTITY,
+        schema.LIMIT_PRICE,
+        schema.MAQ_EFFECTIVE,
+        schema.MAQ_IS_SINGLE,
+        schema.RESTS,
+        schema.RESIDUAL_AFTER_ARRIVAL,
+        schema.FINAL_TIME,
+        schema.LAST_FILL_TIME,
+        pl.when(in_session)
+        .then(pl.col(schema.ARRIVAL_MID))
+        .otherwise(None)
+        .fill_null(float("nan"))
+        .alias("mid"),
         analysed(session, codes.sweep_mask).alias("analysed"),
         (
             has_flags(schema.ORDER_TYPE_FLAGS, REAL_QUEUE_MASK)
             & ~has_flags(schema.ORDER_TYPE_FLAGS, codes.sweep_mask)
         ).alias("real_order"),
-        pl.col("midtick").is_in(MIDTICK_ACCEPTED).fill_null(False).alias("accepts_midtick"),
+        pl.col(schema.MIDTICK).is_in(MIDTICK_ACCEPTED).fill_null(False).alias("accepts_midtick"),
         (tick.cast(pl.Float64) / 2.0).alias("half_tick"),
     )
 
@@ -72,14 +76,14 @@ def replay_base(cp_orders: pl.DataFrame, session: Session, codes: Codes) -> pl.D
 def window_end(scenario: Scenario, close: int) -> pl.Expr:
     """Inclusive end of an analysed sweep's resting window (also the end of its simulated path)."""
     if scenario.window == "last_fill":
-        return pl.coalesce(pl.col("last_fill_time"), pl.col("final_time"))
+        return pl.coalesce(pl.col(schema.LAST_FILL_TIME), pl.col(schema.FINAL_TIME))
     if scenario.window == "order_life":
-        return pl.col("final_time")
+        return pl.col(schema.FINAL_TIME)
     if scenario.window == "end_of_day":
         return pl.lit(close, dtype=pl.Int64)
     seconds = scenario.window_seconds
     assert seconds is not None
-    return pl.col("arrival_time") + int(round(seconds * 1e9))
+    return pl.col(schema.ARRIVAL_TIME) + int(round(seconds * 1e9))
 
 
 def run_replay(
@@ -108,31 +112,31 @@ def replay_book(
     """The kernel's input for one scenario (see `run_replay`)."""
     close = session.close
     sweep = pl.col("analysed")
-    limit = pl.col("limit_price").cast(pl.Float64)
+    limit = pl.col(schema.LIMIT_PRICE).cast(pl.Float64)
     half = pl.when(pl.col("accepts_midtick") | (sweep & scenario.sweep_midtick)).then(pl.col("half_tick"))
     buy = pl.col(schema.SIDE) == BUY
-    no_limit = (pl.col("limit_price") <= 0) | (sweep & scenario.ignore_sweep_limit)
+    no_limit = (pl.col(schema.LIMIT_PRICE) <= 0) | (sweep & scenario.ignore_sweep_limit)
     bound = (
         pl.when(no_limit)
         .then(pl.when(buy).then(np.inf).otherwise(-np.inf))
         .otherwise(pl.when(buy).then(limit + half.fill_null(0.0)).otherwise(limit - half.fill_null(0.0)))
     )
-    rests = pl.col("rests") & ((pl.col("real_order") & scenario.real_queue) | (sweep & sweeps_rest))
-    cap = pl.when(sweep & (scenario.quantity == "full")).then(pl.col("arrival_quantity"))
+    rests = pl.col(schema.RESTS) & ((pl.col("real_order") & scenario.real_queue) | (sweep & sweeps_rest))
+    cap = pl.when(sweep & (scenario.quantity == "full")).then(pl.col(schema.ARRIVAL_QUANTITY))
     ev = base.with_columns(
         bound.alias("bound"),
         rests.alias("rests_now"),
-        cap.otherwise(pl.col("residual_after_arrival")).fill_null(0).clip(lower_bound=0).alias("cap"),
-        pl.when(sweep).then(window_end(scenario, close)).otherwise(pl.col("final_time")).alias("wend"),
+        cap.otherwise(pl.col(schema.RESIDUAL_AFTER_ARRIVAL)).fill_null(0).clip(lower_bound=0).alias("cap"),
+        pl.when(sweep).then(window_end(scenario, close)).otherwise(pl.col(schema.FINAL_TIME)).alias("wend"),
     )
     book = ReplayBook(
         order_id=ev[schema.ORDER_ID].to_numpy(),
-        timestamp=ev["arrival_time"].to_numpy(),
+        timestamp=ev[schema.ARRIVAL_TIME].to_numpy(),
         side=ev[schema.SIDE].to_numpy(),
-        quantity=ev["arrival_quantity"].fill_null(0).to_numpy(),
+        quantity=ev[schema.ARRIVAL_QUANTITY].fill_null(0).to_numpy(),
         bound=ev["bound"].to_numpy(),
-        maq=ev["maq"].fill_null(0).to_numpy(),
-        maq_single=ev["maq_single"].fill_null(False).to_numpy(),
+        maq=ev[schema.MAQ_EFFECTIVE].fill_null(0).to_numpy(),
+        maq_single=ev[schema.MAQ_IS_SINGLE].fill_null(False).to_numpy(),
         mid=ev["mid"].to_numpy(),
         is_sweep=ev["analysed"].to_numpy(),
         rests=ev["rests_now"].to_numpy(),
@@ -171,15 +175,15 @@ def sweep_fills(replay: Replay) -> pl.DataFrame:
     for role, own, contra in roles:
         keep = is_sweep[own]
         columns = {
-            "sweep_order_id": ids[own][keep],
-            "contra_order_id": ids[contra][keep],
-            "role": [role] * int(keep.sum()),
+            schema.SWEEP_ORDER_ID: ids[own][keep],
+            schema.CONTRA_ORDER_ID: ids[contra][keep],
+            schema.ROLE: [role] * int(keep.sum()),
             "contra_is_sweep": is_sweep[contra][keep],
             **{k: v[keep] for k, v in base.items()},
         }
         parts.append(pl.DataFrame(columns, schema=target))
     return pl.concat(parts, how="vertical").sort(
-        [schema.TIMESTAMP, "sweep_order_id", "contra_order_id", "role"]
+        [schema.TIMESTAMP, schema.SWEEP_ORDER_ID, schema.CONTRA_ORDER_ID, schema.ROLE]
     )
 
 
@@ -187,9 +191,9 @@ def rested(replay: Replay, base: pl.DataFrame, scenario: Scenario, close: int) -
     """Per analysed sweep: order_id, sim_quantity (what rested, 0 if nothing) and sim_window_end."""
     return (
         base.with_columns(
-            pl.Series("sim_quantity", replay.result.rested_quantity),
-            window_end(scenario, close).alias("sim_window_end"),
+            pl.Series(schema.SIM_QUANTITY, replay.result.rested_quantity),
+            window_end(scenario, close).alias(schema.SIM_WINDOW_END),
         )
         .filter("analysed")
-        .select(schema.ORDER_ID, "sim_quantity", "sim_window_end")
+        .select(schema.ORDER_ID, schema.SIM_QUANTITY, schema.SIM_WINDOW_END)
     )

@@ -1,24 +1,14 @@
-"""YAML configuration -> frozen, typed dataclasses; every problem reported at once with file, line and key."""
+"""The configuration's model: frozen, typed dataclasses with their defaults and their own validation."""
 
 from __future__ import annotations
 
 import dataclasses
 import os
 import re
-import types
-import typing
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import time
-from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-import yaml
-
-from dpsim.errors import ConfigError
-
-DEFAULT_CONFIG = Path("conf/default.yaml")
 
 
 @dataclass(frozen=True)
@@ -253,6 +243,11 @@ DEFAULT_SCENARIOS: dict[str, Scenario] = {
 }
 
 
+# The shortest job timeout that can be enforced: a job's clock starts when it is submitted, and a new
+# worker process spends seconds starting Python and importing Polars inside its first job's time.
+MIN_JOB_TIMEOUT_S = 5.0
+
+
 @dataclass(frozen=True)
 class Run:
     workers: int = 0
@@ -264,8 +259,14 @@ class Run:
         out = []
         if self.workers < 0:
             out.append(("workers", "must be >= 0 (0 = number of cores)"))
-        if self.job_timeout_s <= 0:
-            out.append(("job_timeout_s", "must be > 0"))
+        if self.job_timeout_s < MIN_JOB_TIMEOUT_S:
+            out.append(
+                (
+                    "job_timeout_s",
+                    f"{self.job_timeout_s:g} s is too short to enforce: it must be >= {MIN_JOB_TIMEOUT_S:g} s "
+                    "(a new worker spends seconds starting inside its first job's time)",
+                )
+            )
         if self.max_retries < 0:
             out.append(("max_retries", "must be >= 0"))
         ex = self.executor
@@ -362,188 +363,6 @@ def _time_problem(key: str, text: str) -> list[tuple[str, str]]:
     except (ValueError, AttributeError):
         return [(key, f"{text!r} is not a time of day HH:MM")]
     return []
-
-
-# ---- loading ------------------------------------------------------------------------------------
-
-
-def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> Config:
-    """Load `path` (default conf/default.yaml when present, else built-in defaults), then apply CLI overrides.
-
-    `overrides` maps dotted keys ("run.workers", "lake") to values already typed by argparse.
-    """
-    problems: list[str] = []
-    data: dict[str, Any] = {}
-    lines: dict[tuple[str, ...], int] = {}
-    if path is None and DEFAULT_CONFIG.exists():
-        path = DEFAULT_CONFIG
-    where = str(path) if path is not None else "<defaults>"
-    if path is not None:
-        p = Path(path)
-        if not p.exists():
-            raise ConfigError([f"{p}: file not found (pass an existing --config or omit it)"])
-        try:
-            node = yaml.compose(p.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            at = f":{mark.line + 1}" if mark is not None else ""
-            raise ConfigError([f"{p}{at}: not valid YAML: {getattr(exc, 'problem', exc)}"]) from exc
-        if node is not None:
-            if not isinstance(node, yaml.MappingNode):
-                raise ConfigError(
-                    [f"{p}:{node.start_mark.line + 1}: the top level must be a mapping of keys"]
-                )
-            data = _to_python(node, (), lines)
-    for key, value in (overrides or {}).items():
-        _set_dotted(data, key.split("."), value)
-        lines[tuple(key.split("."))] = 0
-    cfg = _build(Config, data, (), where, lines, problems)
-    if problems:
-        raise ConfigError(sorted(problems, key=_line_of))
-    assert isinstance(cfg, Config)
-    return dataclasses.replace(cfg, source=where)
-
-
-def _to_python(node: yaml.Node, path: tuple[str, ...], lines: dict[tuple[str, ...], int]) -> Any:
-    lines[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        out: dict[str, Any] = {}
-        for k, v in node.value:
-            key = (
-                str(yaml.safe_load(yaml.serialize(k))) if not isinstance(k, yaml.ScalarNode) else str(k.value)
-            )
-            lines[(*path, key)] = k.start_mark.line + 1
-            out[key] = _to_python(v, (*path, key), lines)
-            lines[(*path, key)] = k.start_mark.line + 1
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_to_python(v, (*path, str(i)), lines) for i, v in enumerate(node.value)]
-    if ":" in node.value and node.tag.endswith((":int", ":float")):
-        return node.value  # YAML 1.1 reads 19:00 as a base-60 number; keep the text the user wrote
-    return yaml.safe_load(yaml.serialize(node))
-
-
-def _line_of(problem: str) -> tuple[int, str]:
-    m = re.match(r"[^:]*:(\d+):", problem)
-    return (int(m.group(1)) if m else 0, problem)
-
-
-def _set_dotted(data: dict[str, Any], keys: list[str], value: Any) -> None:
-    for k in keys[:-1]:
-        data = data.setdefault(k, {})
-    data[keys[-1]] = value
-
-
-def _where(source: str, lines: dict[tuple[str, ...], int], path: tuple[str, ...]) -> str:
-    line = lines.get(path)
-    key = ".".join(path) or "<top>"
-    if line == 0:
-        return f"command line: {key}"
-    return f"{source}:{line}: {key}" if line else f"{source}: {key}"
-
-
-def _build(
-    tp: Any,
-    value: Any,
-    path: tuple[str, ...],
-    source: str,
-    lines: dict[tuple[str, ...], int],
-    problems: list[str],
-) -> Any:
-    """Convert plain YAML data to `tp`, appending a problem (and returning a default) for anything wrong."""
-    origin = get_origin(tp)
-    if dataclasses.is_dataclass(tp):
-        if tp is Scenario and isinstance(value, dict) and isinstance(value.get("window"), dict):
-            win = value["window"]
-            if set(win) == {"seconds"}:
-                value = {**value, "window": f"seconds:{win['seconds']}"}
-        if not isinstance(value, dict):
-            problems.append(f"{_where(source, lines, path)}: expected a mapping, got {value!r}")
-            return tp() if _has_defaults(tp) else None  # type: ignore[operator]
-        hints = typing.get_type_hints(tp)
-        fields = {f.name: f for f in dataclasses.fields(tp) if f.name != "source"}
-        for key in value:
-            if key not in fields:
-                known = ", ".join(fields)
-                problems.append(f"{_where(source, lines, (*path, key))}: unknown key (known keys: {known})")
-        kwargs = {}
-        for name in fields:
-            if name in value:
-                kwargs[name] = _build(hints[name], value[name], (*path, name), source, lines, problems)
-        missing = [
-            n
-            for n, f in fields.items()
-            if n not in kwargs
-            and f.default is dataclasses.MISSING
-            and f.default_factory is dataclasses.MISSING
-        ]
-        for n in missing:
-            problems.append(f"{_where(source, lines, path)}: missing required key {n!r}")
-        if missing or any(v is None and n in value and value[n] is not None for n, v in kwargs.items()):
-            return None
-        obj = tp(**kwargs)  # type: ignore[operator]
-        for key, msg in getattr(obj, "problems", list)():
-            problems.append(f"{_where(source, lines, (*path, *key.split('.')))}: {msg}")
-        return obj
-    if origin is tuple:
-        (item_tp, _) = get_args(tp)
-        if not isinstance(value, list):
-            value = [value] if isinstance(value, (str, int, float)) and item_tp in (str,) else value
-        if not isinstance(value, list):
-            problems.append(f"{_where(source, lines, path)}: expected a list, got {value!r}")
-            return ()
-        return tuple(
-            _build(item_tp, v, (*path, str(i)), source, lines, problems) for i, v in enumerate(value)
-        )
-    if origin is dict:
-        _, val_tp = get_args(tp)
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            problems.append(f"{_where(source, lines, path)}: expected a mapping, got {value!r}")
-            return {}
-        return {str(k): _build(val_tp, v, (*path, str(k)), source, lines, problems) for k, v in value.items()}
-    if origin is Literal:
-        allowed = get_args(tp)
-        if value not in allowed:
-            problems.append(
-                f"{_where(source, lines, path)}: {value!r} is not one of {', '.join(map(str, allowed))}"
-            )
-            return allowed[0]
-        return value
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in get_args(tp):
-            return None
-        (inner,) = [a for a in get_args(tp) if a is not type(None)]
-        return _build(inner, value, path, source, lines, problems)
-    return _scalar(tp, value, path, source, lines, problems)
-
-
-def _scalar(
-    tp: Any,
-    value: Any,
-    path: tuple[str, ...],
-    source: str,
-    lines: dict[tuple[str, ...], int],
-    problems: list[str],
-) -> Any:
-    ok = (
-        (tp is bool and isinstance(value, bool))
-        or (tp is int and isinstance(value, int) and not isinstance(value, bool))
-        or (tp is float and isinstance(value, (int, float)) and not isinstance(value, bool))
-        or (tp is str and isinstance(value, (str, int, float)) and not isinstance(value, bool))
-    )
-    if not ok:
-        problems.append(f"{_where(source, lines, path)}: expected {tp.__name__}, got {value!r}")
-        return tp()
-    return tp(value)
-
-
-def _has_defaults(tp: Any) -> bool:
-    return all(
-        f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
-        for f in dataclasses.fields(tp)
-    )
 
 
 def _plain(obj: Any) -> Any:

@@ -1,0 +1,42 @@
+"""Command line: parses arguments, calls the library, renders results. No pipeline logic lives here.
+
+`parser` builds the argparse tree, `commands` holds one function per subcommand, `render` the terminal
+tables, `common` what they share."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+
+from dpsim.cli.common import FAULT_ENV
+from dpsim.cli.parser import _parser
+from dpsim.errors import DpsimError, Interrupted
+
+__all__ = ["FAULT_ENV", "_parser", "main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    level = logging.DEBUG if args.verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:  # run log files get INFO; the console only what was asked
+        handler.setLevel(level)
+    try:
+        return int(args.func(args) or 0)
+    except DpsimError as exc:
+        if args.verbose:
+            raise
+        print(f"dpsim: {'' if isinstance(exc, Interrupted) else 'error: '}{exc}", file=sys.stderr)
+        return exc.exit_code
+    except OSError as exc:  # one not worded by the library: still one line, with what to do
+        if args.verbose:
+            raise
+        from dpsim.errors import os_error_text
+
+        print(f"dpsim: error: {os_error_text(exc)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("dpsim: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,180 @@
+"""`dpsim sql` is safe by default: only queries, only inside the lake; nested CSV, job views, busy catalogs,
+glob characters in the lake's path, corrupt result files."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from dpsim.aggregate import csv_bytes, run_sql
+from dpsim.catalog import refresh_catalog
+from dpsim.config import Config
+from dpsim.errors import DpsimError
+from dpsim.lake import Lake
+from tests.lakes import REPO, error_lines, run_dpsim, small_drop, write_config
+from tests.test_catalog import build_lake, plain
+
+
+@pytest.fixture
+def lake(tmp_path: Path) -> Lake:
+    return build_lake(tmp_path / "lake")
+
+
+def refused(lake: Lake, query: str) -> str:
+    with pytest.raises(DpsimError) as err:
+        run_sql(lake, query)
+    return str(err.value)
+
+
+def test_only_queries_run_and_only_inside_the_lake(lake: Lake, tmp_path: Path) -> None:
+    """Before: `dpsim sql` could COPY anywhere, overwrite lake result files and attach databases read-write."""
+    target = lake.result_path("sweeps", lake.partitions("sweeps")[0])
+    before = target.read_bytes()
+    for query, kind in (
+        (f"COPY (SELECT 42 AS order_id) TO '{target}' (FORMAT parquet)", "COPY"),
+        (f"ATTACH '{tmp_path / 'other.db'}'", "ATTACH"),
+        ("SET enable_external_access = true", "SET"),
+        ("INSTALL httpfs", "LOAD"),  # DuckDB parses INSTALL as a LOAD statement
+        ("CREATE TABLE t AS SELECT 1", "CREATE"),
+        ("SELECT 1; COPY (SELECT 1) TO 'x.csv'", "COPY"),
+    ):
+        assert refused(lake, query) == (
+            f"{kind} statements do not run here: `dpsim sql` only reads the lake (queries and EXPLAIN); "
+            "pass --unsafe to run it anyway"
+        )
+    assert target.read_bytes() == before
+    assert not (tmp_path / "other.db").exists()
+    outside = tmp_path / "outside.parquet"
+    pq.write_table(pa.table({"x": [1]}), outside)
+    for path in (outside, lake.root / ".." / "outside.parquet", Path("/etc/passwd")):
+        reader = "read_csv" if path.suffix != ".parquet" else "read_parquet"
+        msg = refused(lake, f"SELECT * FROM {reader}('{path}')")
+        assert msg.startswith(f'Permission Error: Cannot access file "{path}"'), msg
+        assert msg.endswith(
+            f"(`dpsim sql` reads only inside the lake {lake.root}; pass --unsafe to read elsewhere)"
+        )
+    # inside the lake, by path: fine; DESCRIBE, SUMMARIZE, EXPLAIN, WITH: queries
+    assert run_sql(lake, f"SELECT count(*) AS n FROM read_parquet('{target}')").to_pylist() == [{"n": 1}]
+    for query in (
+        "DESCRIBE sweeps",
+        "SUMMARIZE sweeps",
+        "EXPLAIN SELECT * FROM sweeps",
+        "WITH t AS (SELECT 1) FROM t",
+    ):
+        run_sql(lake, query)
+    # --unsafe lifts both
+    run_sql(lake, f"COPY (SELECT * FROM read_parquet('{outside}')) TO '{tmp_path / 'x.csv'}'", unsafe=True)
+    assert (tmp_path / "x.csv").read_text().splitlines() == ["x", "1"]
+
+
+def test_the_cli_refuses_in_one_line_and_writes_nested_columns_as_json(lake: Lake, tmp_path: Path) -> None:
+    """Before: `--format csv` on a list column was a traceback."""
+    proc = run_dpsim("sql", "--lake", lake.root, f"COPY (SELECT 1) TO '{tmp_path / 'y.csv'}'")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert error_lines(proc.stderr) == [
+        "dpsim: error: COPY statements do not run here: `dpsim sql` only reads the lake (queries and "
+        "EXPLAIN); pass --unsafe to run it anyway"
+    ]
+    proc = run_dpsim(
+        "sql", "--lake", lake.root, "--unsafe", f"COPY (SELECT 1 AS a) TO '{tmp_path / 'y.csv'}'"
+    )
+    assert proc.returncode == 0, proc.stderr
+    query = "SELECT [1, 2] AS l, {'a': 1, 'b': [true]} AS s, map([1], ['x']) AS m, 'plain' AS t"
+    proc = run_dpsim("sql", "--lake", lake.root, query, "--format", "csv")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [
+        '"l","s","m","t"',
+        '"[1,2]","{""a"":1,""b"":[true]}","{""1"":""x""}","plain"',
+    ]
+
+
+def test_csv_bytes_of_nested_columns() -> None:
+    table = pa.table({"l": pa.array([[1, 2], None]), "n": [1, 2]})
+    assert csv_bytes(table).decode().splitlines() == ['"l","n"', '"[1,2]",1', ",2"]
+
+
+def test_runs_jobs_and_manifest_views_work_under_dpsims_memory_limit(lake: Lake) -> None:
+    """Before: they always failed with "Out of Memory: failed to allocate 2.0 GiB"."""
+    cfg = Config()  # the default memory limit
+    assert run_sql(lake, "SELECT count(*) AS n FROM runs", cfg).to_pylist() == [{"n": 1}]
+    assert run_sql(lake, "SELECT count(*) AS n FROM jobs", cfg).to_pylist() == [{"n": 2}]
+    assert run_sql(lake, "SELECT count(*) AS n FROM manifest", cfg).to_pylist() == [{"n": 1}]
+    refresh_catalog(lake)
+    assert plain(lake.root, "SELECT count(*) FROM jobs") == [(2,)]  # so does the catalog file
+
+
+_HOLD_CATALOG = """
+import sys, time, duckdb
+con = duckdb.connect(sys.argv[1])  # read-write: DuckDB's file lock
+con.execute("SELECT 1")
+print("held", flush=True)
+time.sleep(600)
+"""
+
+
+def test_another_session_holding_the_catalog_blocks_nothing(lake: Lake) -> None:
+    """Before: a DuckDB session holding dpsim.duckdb made `dpsim sql` a lock-conflict traceback."""
+    refresh_catalog(lake)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_CATALOG, str(lake.catalog_path)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        assert run_sql(lake, "SELECT count(*) AS n FROM sweeps").to_pylist() == [{"n": 2}]
+        proc = run_dpsim("sql", "--lake", lake.root, "SELECT count(*) AS n FROM sweeps", "--format", "csv")
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.splitlines() == ['"n"', "2"]
+        assert "jobs" in refresh_catalog(lake)  # the file is replaced, not written in place
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_glob_characters_in_the_lake_path(tmp_path: Path) -> None:
+    """Before: a lake path with `[x]` broke every catalog view."""
+    lake = build_lake(tmp_path / "lake[x]")
+    assert run_sql(lake, "SELECT count(*) AS n FROM sweeps").to_pylist() == [{"n": 2}]
+    assert run_sql(lake, "SELECT count(*) AS n FROM orders").to_pylist() == [{"n": 4}]
+    assert "sweeps" in refresh_catalog(lake)
+    assert plain(lake.root, "SELECT count(*) FROM sim_orders") == [(4,)]
+
+
+def test_a_corrupt_result_file_names_itself_and_the_command_that_rebuilds_it(tmp_path: Path) -> None:
+    drop = small_drop(tmp_path / "drop", securities=1, days=1)
+    conf = write_config(tmp_path / "c.yaml", drop, tmp_path / "lake")
+    assert run_dpsim("shred", "--config", conf).returncode == 0
+    assert run_dpsim("process", "--config", conf).returncode == 0
+    lake = Lake(tmp_path / "lake")
+    (key,) = lake.partitions("sweeps")
+    bad = lake.result_path("sweeps", key)
+    bad.write_bytes(b"not parquet at all")
+    expected = (
+        f"{bad}: a corrupt result file (Invalid Input Error: No magic bytes found at end of file '{bad}'); "
+        f"rebuild it with: dpsim process --force --securities {key.security_code} --dates {key.date}"
+    )
+    proc = run_dpsim("sql", "--config", conf, "SELECT count(*) FROM sweeps")
+    assert proc.returncode == 1
+    assert error_lines(proc.stderr) == [f"dpsim: error: {expected}"]
+    proc = run_dpsim("aggregate", "--config", conf)
+    assert proc.returncode == 1
+    assert error_lines(proc.stderr) == [f"dpsim: error: {expected}"]
+    fix = run_dpsim(
+        "process",
+        "--config",
+        conf,
+        "--force",
+        "--securities",
+        str(key.security_code),
+        "--dates",
+        str(key.date),
+    )
+    assert fix.returncode == 0, fix.stderr
+    assert run_dpsim("sql", "--config", conf, "SELECT count(*) FROM sweeps").returncode == 0
