@@ -74,7 +74,7 @@ def test_all_problems_reported_at_once_with_file_line_and_key(tmp_path: Path) ->
         load_config(p)
     assert err.value.problems == [
         f"{p}:3: run.workers: must be >= 0 (0 = number of cores)",
-        f"{p}:4: run.wokers: unknown key (known keys: workers, executor, job_timeout_s, max_retries)",
+        f"{p}:4: run.wokers: unknown key (known keys: workers, executor, job_timeout_s, max_retries, single_job_in_process)",
         f"{p}:6: scenarios.a.max_fill_fraction: must be in (0, 1]",
         f"{p}:7: scenarios.b.quantity: 'half' is not one of residual, full",
         f"{p}:8: time.day_roll: '25:00' is not a time of day HH:MM",

@@ -363,3 +363,25 @@ def test_ctrl_c_prints_one_line_and_leaves_no_worker(conf: Path) -> None:
     _wait(lambda: not any(_alive(w) for w in workers), 10, "the workers to end")
     (manifest,) = runs.glob("*.json")
     assert json.loads(manifest.read_text())["state"] == "interrupted"
+
+
+def test_one_job_runs_in_the_dpsim_process_and_gives_the_workers_results(conf: Path) -> None:
+    """A single job needs no worker (its start-up is most of a small day's process time); with
+    run.single_job_in_process false it gets one, and both write the same result files."""
+    from dataclasses import replace
+
+    cfg = load_config(conf)
+    lake = Lake(cfg.lake)
+    key = lake.partitions("orders")[0]
+    one = jobs.ProcessRequest(securities=[key.security_code], dates=(key.date, key.date), aggregate=False)
+    here = jobs.process(cfg, lake, one).run
+    assert here is not None and [r.worker_pid for r in here.records] == [os.getpid()]
+    first = {p.relative_to(lake.root): p.read_bytes() for p in (lake.root / "results").rglob("*.parquet")}
+    assert first
+
+    pooled_cfg = replace(cfg, run=replace(cfg.run, single_job_in_process=False))
+    pooled = jobs.process(pooled_cfg, lake, replace(one, force=True)).run
+    assert pooled is not None and pooled.records[0].status == "ok"
+    assert pooled.records[0].worker_pid not in (0, os.getpid())
+    again = {p.relative_to(lake.root): p.read_bytes() for p in (lake.root / "results").rglob("*.parquet")}
+    assert again == first

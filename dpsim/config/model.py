@@ -254,6 +254,9 @@ class Run:
     executor: str = "local"
     job_timeout_s: float = 900.0
     max_retries: int = 2
+    # One job to run on the local executor: run it in the dpsim process itself (no worker to start, about
+    # half a second on a small day); it is then not subject to job_timeout_s. false: a worker, as for many.
+    single_job_in_process: bool = True
 
     def problems(self) -> list[tuple[str, str]]:
         out = []
