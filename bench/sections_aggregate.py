@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import time
 from datetime import date, timedelta
@@ -116,10 +117,13 @@ def _business_days(start: date, count: int) -> list[date]:
 
 
 def _touch_date(lake: Path, day: str) -> None:
-    """A reprocessed day: every result file of `day` gets a new modification time (new fingerprints)."""
-    now = time.time()
+    """A reprocessed day: every result file of `day` is replaced by a copy (a new file, a new modification
+    time: new fingerprints). Not `utime`: the files are hard links, and touching one inode would change the
+    files of every date that links it."""
     for path in (lake / "results").glob(f"**/date={day}/*.parquet"):
-        os.utime(path, (now, now))
+        copy = path.with_name(f".{path.name}.copy")
+        shutil.copyfile(path, copy)
+        os.replace(copy, path)
 
 
 # ---- measurements ------------------------------------------------------------------------------------------
