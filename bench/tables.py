@@ -19,6 +19,7 @@ def tables(res: dict[str, Any]) -> list[Table]:
     _export_table(res, out)
     _profile_tables(res, out)
     _aggregate_tables(res, out)
+    _query_tables(res, out)
     t = res.get("targets") or []
     if t:
         out.insert(
@@ -430,3 +431,34 @@ def _aggregate_tables(res: dict[str, Any], out: list[Table]) -> None:
                 ],
             )
         )
+
+
+def _query_tables(res: dict[str, Any], out: list[Table]) -> None:
+    """The result layout: compaction, catalog refresh and two queries over job outputs vs files by date."""
+    rows = section_rows(res, "query")
+    if not rows:
+        return
+    body = []
+    for r in rows:
+        ex = r.get("extra") or {}
+        inp = r.get("input") or {}
+        note = f"{ex['by_date_files']:,} files by date" if "by_date_files" in ex else ""
+        if r.get("error"):
+            note = "FAILED: " + failure(r, 160)
+        body.append(
+            [
+                r["case"],
+                r["tool"],
+                cell(inp.get("files")),
+                cell(r.get("wall_s"), 3),
+                cell(r.get("peak_rss_mb"), 0),
+                note,
+            ]
+        )
+    out.append(
+        (
+            "10. The result layout: job outputs (one file per partition) vs results_by_date (one per date)",
+            ["lake", "command", "job output files", "wall s", "peak RSS MB", "notes"],
+            body,
+        )
+    )

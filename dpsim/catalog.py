@@ -237,9 +237,15 @@ def _definitions(lake: Lake) -> list[tuple[str, UPath, str]]:
         keys = (
             ("scenario", "security_code", "date") if table in SCENARIO_TABLES else ("security_code", "date")
         )
-        pattern = lake.table_dir(table).joinpath(*["*"] * len(keys), "*.parquet")
-        hive = ", ".join(f"'{k}': {_HIVE_TYPES[k]}" for k in keys)
         cols = ", ".join(keys)
+        folders: tuple[str, ...]
+        if table in RESULT_TABLES:  # compacted by date (dpsim.compaction): security_code is in the files
+            folders = ("scenario", "date") if table in SCENARIO_TABLES else ("date",)
+            pattern = lake.by_date_dir(table).joinpath(*["*"] * len(folders), "*.parquet")
+        else:
+            folders = keys
+            pattern = lake.table_dir(table).joinpath(*["*"] * len(keys), "*.parquet")
+        hive = ", ".join(f"'{k}': {_HIVE_TYPES[k]}" for k in folders)
         select = (
             f"SELECT {cols}, * EXCLUDE ({cols}) FROM read_parquet({_lit(pattern, lake.root)}, "
             f"hive_partitioning = true, hive_types = {{{hive}}})"
