@@ -8,8 +8,9 @@ The views hold absolute paths because DuckDB resolves relative paths against the
 directory, not the database file; after moving the lake, `refresh_catalog` (`dpsim catalog`) rewrites
 them. A view exists only for a table that has at least one file: a view over an empty glob cannot be
 created, and an empty typed stand-in would hide that a step never ran. The views glob at query time,
-so partitions added later show up without a refresh; a new table (first run JSON, first aggregate)
-needs one, which shred, process and aggregate do themselves. Glob characters in the lake's own path are
+so partitions added later show up without a refresh (results: once their date is compacted into
+results_by_date, see `dpsim.compaction`); a new table (first run JSON, first aggregate) needs one, which
+shred, process and aggregate do themselves. Glob characters in the lake's own path are
 escaped, so a lake folder named `lake[1]` works.
 
 dpsim's own connections (`connect`: sql, aggregate, reports) do not open the catalog file: they create the
