@@ -7,7 +7,7 @@ from typing import Any, TypedDict
 
 
 class Row(TypedDict, total=False):
-    section: str  # shred_peers | scaling | gzip | many_partitions | shred_workers | process | seed | kernel | export | report | prototype | profile | aggregate | year
+    section: str  # shred_peers | scaling | gzip | many_partitions | shred_workers | process | seed | kernel | export | report | prototype | profile | aggregate | query | year
     case: str  # what was measured (an input, a size, a scenario)
     tool: str  # who did it: dpsim, a dpsim command line, or a peer (duckdb, polars, cat, gzip_dc, seed, …)
     input: dict[str, Any]  # the input's description (path, bytes, rows, partitions, …)

@@ -30,6 +30,7 @@ from bench.sections_code import kernel, profile
 from bench.sections_export import export
 from bench.sections_process import process, seed
 from bench.sections_prototype import prototype
+from bench.sections_query import query
 from bench.sections_report import report
 from bench.sections_shred import gzip, many_partitions, scaling, shred_peers, shred_workers
 from bench.session import MODES, THREADS, Session
@@ -48,6 +49,7 @@ SECTIONS = (
     "export",
     "profile",
     "aggregate",
+    "query",
     "year",
 )
 QUICK_SECTIONS = ("shred_peers", "gzip", "process", "report", "seed", "kernel")
@@ -65,6 +67,7 @@ RUNNERS: dict[str, Callable[[Session], None]] = {
     "export": export,
     "profile": profile,
     "aggregate": aggregate,
+    "query": query,
     "year": year,
 }
 

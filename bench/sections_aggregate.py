@@ -59,10 +59,11 @@ def _template(ses: Session) -> Path:
     return lake
 
 
-def linked_lake(template: Path, n: int) -> tuple[Path, dict[str, Any]]:
+def linked_lake(template: Path, n: int, *, with_fills: bool = False) -> tuple[Path, dict[str, Any]]:
     """`bench/work/agg-lakes/p<n>`: n partitions (150 securities × n/150 business days from 2023-01-02), each a
-    hard link of one template partition's result files, in turn. Reused while the template is unchanged."""
-    dest = H.WORK / "agg-lakes" / f"p{n}"
+    hard link of one template partition's result files, in turn. Reused while the template is unchanged.
+    `with_fills`: `q<n>`, with sim_fills too (the query section looks sweeps' fills up)."""
+    dest = H.WORK / "agg-lakes" / f"{'q' if with_fills else 'p'}{n}"
     results = template / "results"
     pool = sorted(p.relative_to(results / "sweeps") for p in (results / "sweeps").glob("*/*") if p.is_dir())
     scenarios = sorted(p.name for p in (results / "sim_orders").iterdir() if p.is_dir())
@@ -71,6 +72,7 @@ def linked_lake(template: Path, n: int) -> tuple[Path, dict[str, Any]]:
         "template_partitions": len(pool),
         "template_mtime": max((results / "sweeps" / p / "part-0.parquet").stat().st_mtime for p in pool),
         "partitions": n,
+        "with_fills": with_fills,
     }
     marker = dest / "linked.json"
     if marker.exists() and json.loads(marker.read_text()).get("stamp") == stamp:
@@ -80,6 +82,8 @@ def linked_lake(template: Path, n: int) -> tuple[Path, dict[str, Any]]:
     t0 = time.perf_counter()
     rows = {p: pq.ParquetFile(results / "sweeps" / p / "part-0.parquet").metadata.num_rows for p in pool}
     tables = [*LINKED_TABLES, *(f"sim_orders/{s}" for s in scenarios)]
+    if with_fills:
+        tables += [f"sim_fills/{s}" for s in scenarios]
     days = _business_days(date(2023, 1, 2), -(-n // SECURITIES))
     sweeps = 0
     for i in range(n):

@@ -34,6 +34,7 @@ MODES: dict[str, dict[str, Any]] = {
         "export_partitions": 200,
         "report_partitions": 300,
         "agg_partitions": [600],  # the aggregate section (not in the quick default: it processes a drop)
+        "query_partitions": [600],  # the query section (likewise)
     },
     "full": {
         "reps": 3,
@@ -50,6 +51,7 @@ MODES: dict[str, dict[str, Any]] = {
         "export_partitions": 1000,
         "report_partitions": 3000,
         "agg_partitions": [600, 6_000, 54_000],  # lakes of hard-linked results: 150 securities × N/150 days
+        "query_partitions": [600, 6_000, 54_000],  # the same, with sim_fills
     },
 }
 

@@ -32,6 +32,7 @@ def targets(res: dict[str, Any]) -> list[dict[str, Any]]:
     _report_targets(res, add, budget)
     _prototype_targets(res, add, budget)
     _aggregate_targets(res, add)
+    _query_targets(res, add)
     return out
 
 
@@ -342,3 +343,29 @@ def _aggregate_targets(res: dict[str, Any], add: _Add) -> None:
                 "< 0.3 s",
                 wall < 0.3,
             )
+
+
+def _query_targets(res: dict[str, Any], add: _Add) -> None:
+    """Issue 20 req 2 and 4: queries grow <= 3x from the smallest to the largest lake, the one-sweep lookup
+    under 0.5 s, the catalog refresh at the largest lake under 2 s."""
+    rows = [r for r in section_rows(res, "query") if not r.get("error") and r.get("wall_s")]
+    if not rows:
+        return
+    size = {r["case"]: (r.get("input") or {}).get("partitions") or 0 for r in rows}
+    small, big = min(size, key=size.__getitem__), max(size, key=size.__getitem__)
+    for tool in sorted({r["tool"] for r in rows if r["tool"].endswith(", by date")}):
+        at: dict[str, float] = {r["case"]: r["wall_s"] or 0.0 for r in rows if r["tool"] == tool}
+        if small in at and big in at and small != big:
+            v = at[big] / at[small]
+            add(
+                f"{tool.removesuffix(', by date')}: {big} / {small}",
+                f"{v:.2f}x ({at[small]:.3f} -> {at[big]:.3f} s)",
+                "<= 3x",
+                v <= 3,
+            )
+        if "one sweep" in tool and big in at:
+            add(f"{tool.removesuffix(', by date')} at {big}", f"{at[big]:.3f} s", "< 0.5 s", at[big] < 0.5)
+    refresh = [r for r in rows if r["tool"] == "dpsim catalog, nothing changed" and r["case"] == big]
+    if refresh:
+        wall = refresh[0]["wall_s"] or 0.0
+        add(f"catalog refresh at {big}", f"{wall:.2f} s", "< 2 s", wall < 2)

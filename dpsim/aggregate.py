@@ -26,6 +26,7 @@ import pyarrow.csv as pacsv
 
 from dpsim import partials, stats
 from dpsim.catalog import connect, corrupt_file_hint, refresh_catalog, spill_dir, view_names
+from dpsim.compaction import compact
 from dpsim.config import Config
 from dpsim.errors import DpsimError, LakeError, os_error_text
 from dpsim.lake import Lake, publish
@@ -163,7 +164,8 @@ def run_aggregates(cfg: Config, lake: Lake, progress: Progress | None = None) ->
     Holds the lake's "results" lock meanwhile (one writer of the results and aggregates).
 
     Incremental: only the dates whose result files changed since the last run are read again
-    (aggregates/_partials holds the rest); the catalog is refreshed once, at the end. `progress` gets one
+    (aggregates/_partials holds the rest); then the results by date are brought up to date
+    (dpsim.compaction) and the catalog is refreshed, once. `progress` gets one
     task, advanced after each step (the index, each date read again, each aggregate, the files, the catalog).
     """
     from dpsim.progress import SilentProgress  # rich: imported by an aggregation, not by `dpsim sql`
@@ -177,7 +179,7 @@ def run_aggregates(cfg: Config, lake: Lake, progress: Progress | None = None) ->
             plan = partials.plan(lake, scenarios)
         except OSError as exc:  # a result folder that cannot be listed
             raise LakeError(f"aggregate: {os_error_text(exc)}") from exc
-        steps = 1 + len(plan.dirty_days) + MERGE_STEPS + 2
+        steps = 1 + len(plan.dirty_days) + MERGE_STEPS + 3
         with (progress or SilentProgress()).task("aggregate", total=steps, unit="steps") as bar:
             bar.advance(1, status="index")
 
@@ -192,6 +194,8 @@ def run_aggregates(cfg: Config, lake: Lake, progress: Progress | None = None) ->
                 lake.remove_aggregates()  # a set half written would mix two aggregations; the next run rebuilds
                 raise
             step("files")
+            compact(lake, cfg.aggregate)
+            step("results by date")
             refresh_catalog(lake)
             step("catalog")
     return tables

@@ -8,8 +8,9 @@ The views hold absolute paths because DuckDB resolves relative paths against the
 directory, not the database file; after moving the lake, `refresh_catalog` (`dpsim catalog`) rewrites
 them. A view exists only for a table that has at least one file: a view over an empty glob cannot be
 created, and an empty typed stand-in would hide that a step never ran. The views glob at query time,
-so partitions added later show up without a refresh; a new table (first run JSON, first aggregate)
-needs one, which shred, process and aggregate do themselves. Glob characters in the lake's own path are
+so partitions added later show up without a refresh (results: once their date is compacted into
+results_by_date, see `dpsim.compaction`); a new table (first run JSON, first aggregate) needs one, which
+shred, process and aggregate do themselves. Glob characters in the lake's own path are
 escaped, so a lake folder named `lake[1]` works.
 
 dpsim's own connections (`connect`: sql, aggregate, reports) do not open the catalog file: they create the
@@ -237,9 +238,15 @@ def _definitions(lake: Lake) -> list[tuple[str, UPath, str]]:
         keys = (
             ("scenario", "security_code", "date") if table in SCENARIO_TABLES else ("security_code", "date")
         )
-        pattern = lake.table_dir(table).joinpath(*["*"] * len(keys), "*.parquet")
-        hive = ", ".join(f"'{k}': {_HIVE_TYPES[k]}" for k in keys)
         cols = ", ".join(keys)
+        folders: tuple[str, ...]
+        if table in RESULT_TABLES:  # compacted by date (dpsim.compaction): security_code is in the files
+            folders = ("scenario", "date") if table in SCENARIO_TABLES else ("date",)
+            pattern = lake.by_date_dir(table).joinpath(*["*"] * len(folders), "*.parquet")
+        else:
+            folders = keys
+            pattern = lake.table_dir(table).joinpath(*["*"] * len(keys), "*.parquet")
+        hive = ", ".join(f"'{k}': {_HIVE_TYPES[k]}" for k in folders)
         select = (
             f"SELECT {cols}, * EXCLUDE ({cols}) FROM read_parquet({_lit(pattern, lake.root)}, "
             f"hive_partitioning = true, hive_types = {{{hive}}})"

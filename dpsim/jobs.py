@@ -27,6 +27,7 @@ import pyarrow as pa
 from upath import UPath
 
 from dpsim import __version__
+from dpsim.compaction import compact
 from dpsim.config import Config
 from dpsim.errors import DpsimError, Interrupted, LakeError
 from dpsim.job import JobRecord, JobTask, one_line, run_job
@@ -212,9 +213,7 @@ def _finish(
     # imported here, not at the top: job workers import this module and need neither DuckDB nor SciPy,
     # and a run without aggregation needs no SciPy either
     if not request.aggregate:
-        from dpsim.catalog import refresh_catalog
-
-        refresh_catalog(lake)
+        rebuild_catalog(cfg, lake)
         return ProcessOutcome(result)
     if not ran and _aggregates_current(cfg, lake):
         return ProcessOutcome(result, aggregates_unchanged=True)
@@ -252,6 +251,16 @@ def aggregate(
         run_aggregates(cfg, lake, progress=progress)
         lake.write_json({"fingerprint": _aggregates_fingerprint(cfg, lake)}, lake.aggregates_state_path)
         return headline(lake)
+
+
+def rebuild_catalog(cfg: Config, lake: Lake) -> list[str]:
+    """The results compacted by date where their job outputs changed (on a lake from before
+    results_by_date: all of them, once), then the catalog's views rewritten; returns the view names."""
+    from dpsim.catalog import refresh_catalog
+
+    with lake.lock("results"):
+        compact(lake, cfg.aggregate)
+        return refresh_catalog(lake)
 
 
 def _aggregates_fingerprint(cfg: Config, lake: Lake) -> str:

@@ -15,7 +15,7 @@ import polars as pl
 
 from dpsim.aggregate import AGGREGATES, run_sql
 from dpsim.errors import LakeError
-from dpsim.lake import SCENARIO_TABLES, Lake
+from dpsim.lake import RESULT_TABLES, SCENARIO_TABLES, Lake
 
 _HIVE = {"security_code": pl.Int64, "date": pl.Date}
 
@@ -78,13 +78,21 @@ class OpenLake:
 
     # ---- internals -------------------------------------------------------------------------------
     def _scan(self, table: str, scenario: str | None = None) -> pl.LazyFrame:
-        base = self.lake.table_dir(table)
-        keys = dict(_HIVE)
+        """A raw table from its partition folders; a result table from its by-date files (dpsim.compaction),
+        with the columns in the catalog's order (scenario, security_code, date first)."""
+        if table in RESULT_TABLES:
+            base = self.lake.by_date_dir(table)
+            keys: dict[str, Any] = {"date": pl.Date}
+        else:
+            base, keys = self.lake.table_dir(table), dict(_HIVE)
         if table in SCENARIO_TABLES:
             keys = {"scenario": pl.String, **keys}
         if not self.lake.any_match(base.joinpath(*["*"] * len(keys), "*.parquet")):
             raise LakeError(f"{base}: no files yet (run `dpsim process --lake {self.lake.root}`)")
         frame = pl.scan_parquet(f"{base}/**/*.parquet", hive_partitioning=True, hive_schema=keys)
+        if table in RESULT_TABLES:
+            first = [k for k in ("scenario", "security_code", "date") if k in keys or k == "security_code"]
+            frame = frame.select(*first, pl.exclude(first))
         if scenario is not None:
             if scenario not in self.lake.scenarios(table):
                 have = ", ".join(self.lake.scenarios(table)) or "none"

@@ -38,7 +38,7 @@ import pyarrow as pa
 from dpsim.catalog import corrupt_file_hint
 from dpsim.config import Config
 from dpsim.errors import LakeError
-from dpsim.lake import Lake
+from dpsim.lake import Lake, TableFiles
 
 log = logging.getLogger(__name__)
 
@@ -80,30 +80,6 @@ class Sources:
 
 
 @dataclass(frozen=True)
-class TableFiles:
-    """One result table's files (one scenario's for sim_orders) by trading date, compactly: each date's paths
-    below the table folder, and a digest of their names, sizes and modification times (its fingerprint)."""
-
-    folder: str  # the table folder as DuckDB reads it (a path or URL)
-    paths: dict[date, list[str]]
-    digest: dict[date, str]
-
-    @classmethod
-    def of(cls, lake: Lake, table: str, scenario: str | None = None) -> TableFiles:
-        folder, files = lake.result_files(table, scenario)
-        paths: dict[date, list[str]] = defaultdict(list)
-        hashes: dict[date, Any] = {}
-        for key, path, signature in files:  # a stable order, so the digests are reproducible
-            paths[key.date].append(path)
-            h = hashes.get(key.date) or hashes.setdefault(key.date, hashlib.sha1())
-            h.update(f"{path}:{signature}\n".encode())
-        return cls(folder, dict(paths), {d: h.hexdigest() for d, h in hashes.items()})
-
-    def files(self, days: Iterable[date]) -> list[str]:
-        return [f"{self.folder}/{p}" for d in days for p in self.paths.get(d, [])]
-
-
-@dataclass(frozen=True)
 class LakeIndex:
     """The result files the aggregation reads, by table and trading date."""
 
@@ -115,10 +91,10 @@ class LakeIndex:
     @classmethod
     def of(cls, lake: Lake, scenarios: Sequence[str]) -> LakeIndex:
         return cls(
-            TableFiles.of(lake, "sweeps"),
-            TableFiles.of(lake, "replay_fidelity"),
-            TableFiles.of(lake, "quality"),
-            {s: TableFiles.of(lake, "sim_orders", s) for s in scenarios},
+            lake.table_files("sweeps"),
+            lake.table_files("replay_fidelity"),
+            lake.table_files("quality"),
+            {s: lake.table_files("sim_orders", s) for s in scenarios},
         )
 
     @property
@@ -431,7 +407,7 @@ def _recompute(
 
 def _empty(con: duckdb.DuckDBPyConnection, cfg: Config, name: str) -> str:
     """A temp table `empty_<name>` with partial `name`'s columns and slice_date, and no rows."""
-    empty = TableFiles("", {}, {})
+    empty = TableFiles.empty()
     LakeIndex(empty, empty, empty, {}).load(con, cfg, [], [])
     compute_slice(con, ["_"] if name in SCENARIO_PARTIALS else [], free=name in FREE_PARTIALS)
     con.execute(

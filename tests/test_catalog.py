@@ -13,6 +13,7 @@ from upath import UPath
 
 from dpsim.aggregate import describe_catalog, run_sql
 from dpsim.catalog import connect, refresh_catalog
+from dpsim.compaction import compact
 from dpsim.config import Aggregate, Config
 from dpsim.errors import DpsimError, LakeError
 from dpsim.lake import Lake, PartitionKey
@@ -67,6 +68,7 @@ def build_lake(root: Path) -> Lake:
     lake.write_json(RUN, lake.runs_dir / "r1.json")
     lake.write_json({"source": "src-1", "rows_read": 4}, lake.manifest_path("src-1"))
     lake.write_parquet(empty_rows(REJECTS, 1, reason=["bad price"]), lake.rejects_path("orders", "src-1"))
+    compact(lake)  # the views read the results by date, as `dpsim process` leaves them
     return lake
 
 
@@ -98,6 +100,7 @@ def test_views_for_every_existing_table(tmp_path: Path) -> None:
         "dpsim.duckdb",
         "orders",
         "results",
+        "results_by_date",
     ]
 
 
@@ -135,8 +138,15 @@ def test_runs_without_jobs_get_no_jobs_view(tmp_path: Path) -> None:
 
 
 def test_new_partitions_show_up_without_a_refresh(lake: Lake) -> None:
+    """Raw partitions as soon as they are written; result partitions once compacted by date (the end of a
+    process run), without rewriting the catalog either way."""
     key = PartitionKey(303, date(2024, 9, 9))
+    orders = empty_rows(ORDERS.lake_schema, 1, order_id=[99], timestamp=[1])
+    lake.write_parquet(orders, lake.raw_part_path("orders", key, "src-1"))
+    assert plain(lake.root, "SELECT count(*) FROM orders") == [(5,)]
     lake.write_parquet(empty_rows(sweeps_schema(HORIZONS), 1, order_id=[99]), lake.result_path("sweeps", key))
+    assert plain(lake.root, "SELECT count(*) FROM sweeps") == [(2,)]
+    compact(lake)
     assert plain(lake.root, "SELECT count(*) FROM sweeps") == [(3,)]
 
 

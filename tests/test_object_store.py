@@ -252,7 +252,12 @@ def test_the_notebook_api_and_the_report_read_a_bucket(s3: str, local_lake: Lake
 
     cfg = _cfg(f"s3://{BUCKET}/notebook")
     lake = Lake(cfg.lake)
-    for folder in ("results", "aggregates", "_runs"):  # the local lake's files, uploaded as they are
+    for folder in (
+        "results",
+        "results_by_date",
+        "aggregates",
+        "_runs",
+    ):  # the local lake's files, as they are
         lake.root.fs.put(str(local_lake.root / folder), f"{lake.root.path}/{folder}", recursive=True)
     remote, local = dpsim.open_lake(cfg.lake), dpsim.open_lake(local_lake.root)
     keys = ["security_code", "date", "order_id"]

@@ -214,13 +214,14 @@ def test_what_a_lake_lacks_is_named_with_what_to_run(drr_cli_lake: Path, tmp_pat
     empty.mkdir()
     err = dpsim_fails("report", "--lake", str(empty), "--out", out).stderr
     assert err.strip() == f"dpsim: error: {empty}: the lake has no results yet: run `dpsim process` first"
-    with pytest.raises(LakeError, match=r"results/sweeps: no files yet \(run `dpsim process --lake "):
+    with pytest.raises(LakeError, match=r"results_by_date/sweeps: no files yet \(run `dpsim process --lake "):
         dpsim.open_lake(str(empty)).sweeps()
     with pytest.raises(LakeError, match="no such lake folder"):
         dpsim.open_lake(str(tmp_path / "nowhere"))
     # results without aggregates (`dpsim process --no-aggregate`)
     bare_lake = tmp_path / "bare"
-    shutil.copytree(drr_cli_lake / "results", bare_lake / "results")
+    for folder in ("results", "results_by_date"):
+        shutil.copytree(drr_cli_lake / folder, bare_lake / folder)
     err = dpsim_fails("report", "--lake", str(bare_lake), "--out", out).stderr
     assert (
         err.strip()
@@ -229,6 +230,7 @@ def test_what_a_lake_lacks_is_named_with_what_to_run(drr_cli_lake: Path, tmp_pat
     # one order id in two partitions: the story asks which
     day = bare_lake / "results" / "sweeps" / "security_code=110621"
     shutil.copytree(day / "date=2024-09-05", day / "date=2024-09-06")
+    assert run_dpsim("catalog", "--lake", str(bare_lake)).returncode == 0  # compacts the new date
     err = dpsim_fails("report", "--lake", str(bare_lake), "--sweep", str(SWEEP), "--out", out).stderr
     assert err.strip() == (
         f"dpsim: error: order id {SWEEP} names sweeps in several partitions "

@@ -326,11 +326,11 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_catalog(args: argparse.Namespace) -> int:
-    from dpsim.catalog import refresh_catalog
+    from dpsim import jobs
 
     cfg = _load(args)
     lake = _lake(cfg)
-    views = refresh_catalog(lake)
+    views = jobs.rebuild_catalog(cfg, lake)
     print(f"{lake.catalog_path}: {len(views)} views: {', '.join(views)}")
     return 0
 

@@ -15,6 +15,7 @@ from upath import UPath
 from dpsim.lake import layout
 from dpsim.lake.layout import RESULT_TABLES, SCENARIO_TABLES, PartitionKey
 from dpsim.lake.store import open_store
+from dpsim.lake.table_files import TableFiles
 
 
 class Lake:
@@ -59,6 +60,16 @@ class Lake:
 
     def partition_dir(self, table: str, key: PartitionKey, scenario: str | None = None) -> UPath:
         return layout.partition_dir(self.root, table, key, scenario)
+
+    def by_date_dir(self, table: str, scenario: str | None = None) -> UPath:
+        return layout.by_date_dir(self.root, table, scenario)
+
+    def by_date_path(self, table: str, day: date, scenario: str | None = None) -> UPath:
+        return layout.by_date_path(self.root, table, day, scenario)
+
+    @property
+    def by_date_state_path(self) -> UPath:
+        return layout.by_date_state_path(self.root)
 
     def result_path(self, table: str, key: PartitionKey, scenario: str | None = None) -> UPath:
         return layout.result_path(self.root, table, key, scenario)
@@ -184,15 +195,11 @@ class Lake:
         folders = [self.partition_dir(table, key) for key in keys]
         return dict(zip(keys, self.store.file_signatures(self.table_dir(table), folders), strict=True))
 
-    def result_files(
-        self, table: str, scenario: str | None = None
-    ) -> tuple[str, Iterator[tuple[PartitionKey, str, str]]]:
-        """Every file of a result table (of one scenario's folder for sim_orders / sim_fills), from one walk of
-        the table (one listing in an object store), yielded as found: what the incremental aggregation groups
-        by date and fingerprints. Returns the table folder as DuckDB reads it (a path or URL) and an iterator
-        of (partition, path below that folder, `<size>:<modified>`)."""
+    def table_files(self, table: str, scenario: str | None = None) -> TableFiles:
+        """Every file of a result table (of one scenario's folder for sim_orders / sim_fills) by trading
+        date, from one walk of the table (one listing in an object store)."""
         base = self.table_dir(table, scenario)
-        return str(base).rstrip("/"), self.store.list_part_files(base)
+        return TableFiles.of(str(base).rstrip("/"), self.store.list_part_files(base))
 
     # ---- reading and writing --------------------------------------------------------------------
     def write_parquet(self, table: pa.Table, path: UPath, *, row_group_rows: int = 131072) -> int:

@@ -2,7 +2,9 @@
 
     <root>/<kind>/security_code=<int>/date=<YYYY-MM-DD>/part-<source-id>[-<n>].parquet   kind = orders|trades|nbbo
     <root>/reference/<kind>.parquet                                                     small reference files
-    <root>/results/<table>/[scenario=<name>/]security_code=<int>/date=<YYYY-MM-DD>/part-0.parquet
+    <root>/results/<table>/[scenario=<name>/]security_code=<int>/date=<YYYY-MM-DD>/part-0.parquet   job outputs
+    <root>/results_by_date/<table>/[scenario=<name>/]date=<YYYY-MM-DD>/part-0.parquet   compacted, sorted
+    <root>/results_by_date/_state.json    what each date's file was compacted from
     <root>/_manifest/<source-id>.json     one record per shredded source file
     <root>/_rejects/<kind>/<source-id>.parquet
     <root>/_runs/<run-id>.json  (+ <run-id>.log)   a process run, its live status rewritten as it goes
@@ -97,6 +99,22 @@ def table_dir(root: UPath, table: str, scenario: str | None = None) -> UPath:
 
 def partition_dir(root: UPath, table: str, key: PartitionKey, scenario: str | None = None) -> UPath:
     return table_dir(root, table, scenario) / key.hive
+
+
+def by_date_dir(root: UPath, table: str, scenario: str | None = None) -> UPath:
+    """`results_by_date/<table>[/scenario=<name>]`: the result table compacted, one file per trading date
+    (what the catalog's views and the notebook read)."""
+    base = root / "results_by_date" / table
+    return base if scenario is None else base / table_dir(root, table, scenario).name
+
+
+def by_date_path(root: UPath, table: str, day: date, scenario: str | None = None) -> UPath:
+    return by_date_dir(root, table, scenario) / f"date={day.isoformat()}" / "part-0.parquet"
+
+
+def by_date_state_path(root: UPath) -> UPath:
+    """`results_by_date/_state.json`: the digest of the job outputs each date's file was compacted from."""
+    return root / "results_by_date" / "_state.json"
 
 
 def result_path(root: UPath, table: str, key: PartitionKey, scenario: str | None = None) -> UPath:

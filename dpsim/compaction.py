@@ -1,0 +1,154 @@
+"""The results compacted by trading date: one sorted file per (table, scenario, date) in results_by_date/.
+
+Jobs write one folder per partition (results/<table>/…/security_code=…/date=…): the unit a job replaces
+atomically, which keeps reprocessing one partition cheap. A year of them is ~600,000 small files, and a
+query's time follows the file count (DuckDB lists and opens every file before it filters). So after the
+jobs, each trading date whose job outputs changed is rewritten as one file per table (and scenario),
+sorted by security_code and the sweep's order id, with row groups of ROW_GROUP_ROWS rows and their
+statistics: a filter on security_code or order_id reads only the row groups that can match. The catalog's
+views and `dpsim.open_lake` read results_by_date/; the incremental aggregation and the exports keep reading
+the job outputs (their fingerprints are per partition).
+
+Which dates to rewrite comes from the digest of each date's job outputs (names, sizes, modification
+times), kept in results_by_date/_state.json; a date whose outputs are all gone loses its file. Each file
+is written to a temp file and renamed into place, so a reader sees a date's old file or its new one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from dpsim.catalog import corrupt_file_hint, spill_dir
+from dpsim.config import Aggregate
+from dpsim.errors import LakeError, os_error_text
+from dpsim.lake import RESULT_TABLES, SCENARIO_TABLES, Lake, TableFiles
+
+log = logging.getLogger(__name__)
+
+STATE_VERSION = 1
+ROW_GROUP_ROWS = 65_536
+# Each table's sort order after security_code: the sweep's order id, so one sweep's rows are together.
+ORDER_KEYS = {
+    "sweeps": ("order_id",),
+    "sim_orders": ("order_id",),
+    "sim_fills": ("sweep_order_id", "timestamp", "contra_order_id"),
+    "quality": (),
+    "replay_fidelity": (),
+}
+
+
+@dataclass(frozen=True)
+class Compaction:
+    """What one compaction did."""
+
+    dates: int  # (table, scenario, date) files the lake now has
+    rewritten: int
+    removed: int
+
+
+def compact(
+    lake: Lake, settings: Aggregate | None = None, step: Callable[[str], None] | None = None
+) -> Compaction:
+    """Bring results_by_date/ up to date with the job outputs: rewrite the dates whose outputs changed,
+    remove those with none left. `step(name)` after each file rewritten. The caller holds the results lock."""
+    try:
+        return _compact(lake, settings or Aggregate(), step)
+    except duckdb.Error as exc:
+        first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        raise LakeError(corrupt_file_hint(first) or f"results by date: {first}") from exc
+    except OSError as exc:  # a result folder that cannot be listed, a full disk
+        raise LakeError(f"results by date: {os_error_text(exc)}") from exc
+
+
+def _compact(lake: Lake, settings: Aggregate, step: Callable[[str], None] | None) -> Compaction:
+    state = _read_state(lake)
+    fresh: dict[str, dict[str, str]] = {}
+    rewritten = removed = 0
+    con = _session(lake, settings)
+    try:
+        for table in RESULT_TABLES:
+            for scenario in lake.scenarios(table) if table in SCENARIO_TABLES else [None]:
+                name = table if scenario is None else f"{table}/scenario={scenario}"
+                files = lake.table_files(table, scenario)
+                old = state.pop(name, {})
+                fresh[name] = {d.isoformat(): files.digest[d] for d in sorted(files.digest)}
+                for day in sorted(files.digest):
+                    if old.get(day.isoformat()) != files.digest[day]:
+                        _rewrite(con, lake, table, scenario, day, files)
+                        rewritten += 1
+                        if step is not None:
+                            step(f"{name} {day.isoformat()}")
+                gone = [date.fromisoformat(d) for d in old if d not in fresh[name]]
+                lake.remove_files([lake.by_date_path(table, d, scenario) for d in gone])
+                removed += len(gone)
+        for name, old in state.items():  # a scenario (or table) whose job outputs are all gone
+            table, _, scenario = name.partition("/scenario=")
+            paths = [lake.by_date_path(table, date.fromisoformat(d), scenario or None) for d in old]
+            lake.remove_files(paths)
+            removed += len(paths)
+    finally:
+        con.close()
+    if rewritten or removed or not lake.by_date_state_path.exists():
+        lake.write_json({"version": STATE_VERSION, "tables": fresh}, lake.by_date_state_path)
+    n = sum(len(v) for v in fresh.values())
+    log.info("results by date: %d files, %d rewritten, %d removed", n, rewritten, removed)
+    return Compaction(n, rewritten, removed)
+
+
+def _rewrite(
+    con: duckdb.DuckDBPyConnection,
+    lake: Lake,
+    table: str,
+    scenario: str | None,
+    day: date,
+    files: TableFiles,
+) -> None:
+    """One date's job outputs as one sorted file: security_code moves from the folder names into the file
+    (date and scenario stay in the path, Hive style)."""
+    paths = files.files([day])
+    dropped = "date, scenario" if scenario is not None else "date"
+    order = ", ".join(("security_code", *(f'"{k}"' for k in ORDER_KEYS.get(table, ()))))
+    query = (
+        f"SELECT security_code, * EXCLUDE (security_code, {dropped}) FROM read_parquet($files, "
+        "hive_partitioning = true, hive_types = {'security_code': BIGINT, 'date': DATE}, union_by_name = true) "
+        f"ORDER BY {order}"
+    )
+    local = lake.own_dir("by_date") / f"{table}-{scenario or ''}-{day.isoformat()}.parquet"
+    local.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        rel = con.sql(query, params={"files": paths})
+        rel.write_parquet(str(local), compression="zstd", row_group_size=ROW_GROUP_ROWS)
+        lake.put(local, lake.by_date_path(table, day, scenario))
+    finally:
+        Path(local).unlink(missing_ok=True)
+
+
+def _session(lake: Lake, settings: Aggregate) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(
+        config={
+            "memory_limit": f"{settings.memory_limit_mb}MB",
+            "temp_directory": str(spill_dir(lake, settings)),
+        }
+    )
+    con.execute("SET enable_progress_bar = false")
+    if not lake.is_local:
+        con.register_filesystem(lake.root.fs)
+    return con
+
+
+def _read_state(lake: Lake) -> dict[str, dict[str, str]]:
+    """Each table's date digests as last compacted; empty (everything rewritten) when missing or torn."""
+    try:
+        body: Any = lake.read_json(lake.by_date_state_path)
+    except ValueError:
+        body = None
+    if not isinstance(body, dict) or body.get("version") != STATE_VERSION:
+        return {}
+    return dict(body.get("tables") or {})

@@ -1,0 +1,164 @@
+"""The results compacted by trading date (dpsim.compaction): one sorted file per (table, scenario, date),
+the same rows as the job outputs, rewritten only where a job's outputs changed, read by the catalog's views
+and the notebook."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+
+import dpsim
+from dpsim import jobs
+from dpsim.compaction import compact
+from dpsim.config import load_config
+from dpsim.lake import RESULT_TABLES, SCENARIO_TABLES, Lake, PartitionKey
+from dpsim.shred import shred_drop
+from tests.lakes import run_dpsim, small_drop, write_config
+
+SCENARIOS = ("baseline", "second")  # two scenario folders (the second with the default rules too)
+
+
+@pytest.fixture(scope="module")
+def processed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """3 securities × 2 dates, processed with two scenarios: (config path; the lake beside it)."""
+    base = tmp_path_factory.mktemp("compaction")
+    drop = small_drop(base / "drop", securities=3, days=2)
+    conf = write_config(base / "c.yaml", drop, base / "lake")
+    conf.write_text(conf.read_text().replace("  baseline: {}\n", "  baseline: {}\n  second: {}\n"))
+    cfg = load_config(conf)
+    shred_drop(cfg, Lake(cfg.lake))
+    request = jobs.ProcessRequest(scenarios=SCENARIOS)
+    outcome = jobs.process(cfg, Lake(cfg.lake), request)
+    assert outcome.run is not None and not outcome.run.failed
+    return conf
+
+
+def _rows(relation: duckdb.DuckDBPyRelation) -> list[str]:
+    """A relation's rows as sorted text, whatever its column order."""
+    return sorted(repr(sorted(row.items())) for row in relation.to_arrow_table().to_pylist())
+
+
+def _job_outputs(lake: Lake, table: str, scenario: str | None) -> list[str]:
+    """A result table read straight from its per-partition job outputs (date and scenario left out: they
+    are folder names in both layouts)."""
+    pattern = f"{lake.table_dir(table, scenario)}/*/*/*.parquet"
+    dropped = "date, scenario" if scenario else "date"
+    return _rows(
+        duckdb.connect().sql(
+            f"SELECT * EXCLUDE ({dropped}) FROM read_parquet('{pattern}', hive_partitioning = true, "
+            "hive_types = {'security_code': BIGINT, 'date': DATE})"
+        )
+    )
+
+
+def _by_date(lake: Lake, table: str, scenario: str | None) -> list[str]:
+    pattern = f"{lake.by_date_dir(table, scenario)}/*/*.parquet"
+    return _rows(duckdb.connect().sql(f"SELECT * FROM read_parquet('{pattern}', hive_partitioning = false)"))
+
+
+def test_one_sorted_file_per_table_scenario_and_date_with_the_job_outputs_rows(processed: Path) -> None:
+    lake = Lake(load_config(processed).lake)
+    dates = sorted({k.date for k in lake.partitions("orders")})
+    expected_files = sum(len(SCENARIOS) if t in SCENARIO_TABLES else 1 for t in RESULT_TABLES) * len(dates)
+    files = sorted((lake.root / "results_by_date").rglob("*.parquet"))
+    assert len(files) == expected_files  # 3 securities per date: a third of the job outputs' file count
+    for table in RESULT_TABLES:
+        for scenario in SCENARIOS if table in SCENARIO_TABLES else (None,):
+            assert _by_date(lake, table, scenario) == _job_outputs(lake, table, scenario), (table, scenario)
+    sweeps = pq.ParquetFile(lake.by_date_path("sweeps", dates[0]))
+    assert sweeps.schema_arrow.names[0] == "security_code"
+    keys = sweeps.read(columns=["security_code", "order_id"]).to_pylist()
+    assert len({k["security_code"] for k in keys}) == 3
+    assert keys == sorted(keys, key=lambda k: (k["security_code"], k["order_id"]))
+    stats = sweeps.metadata.row_group(0).column(sweeps.schema_arrow.names.index("order_id")).statistics
+    assert stats is not None and stats.has_min_max
+
+
+def test_views_and_notebook_read_the_by_date_files(processed: Path) -> None:
+    cfg = load_config(processed)
+    lake = Lake(cfg.lake)
+    proc = run_dpsim(
+        "sql", "--config", processed, "SELECT scenario, count(*) AS n FROM sim_orders GROUP BY ALL ORDER BY 1",
+        "--format", "csv",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    counts = {s: len(_job_outputs(lake, "sim_orders", s)) for s in SCENARIOS}
+    assert proc.stdout.splitlines()[1:] == [f'"{s}",{counts[s]}' for s in sorted(SCENARIOS)]
+    frame = dpsim.open_lake(lake.root).sweeps().collect()
+    assert frame.columns[:3] == ["security_code", "date", "order_id"]
+    assert frame.height == len(_job_outputs(lake, "sweeps", None))
+    orders = dpsim.open_lake(lake.root).sim_orders("baseline").collect()
+    assert orders.columns[:3] == ["scenario", "security_code", "date"]
+    assert set(orders["scenario"]) == {"baseline"}
+
+
+def test_only_the_dates_whose_outputs_changed_are_rewritten(processed: Path, tmp_path: Path) -> None:
+    cfg = load_config(processed)
+    lake = Lake(cfg.lake)
+    dates = sorted({k.date for k in lake.partitions("orders")})
+    before = {p: p.stat().st_mtime_ns for p in (lake.root / "results_by_date").rglob("*.parquet")}
+    assert compact(lake).rewritten == 0  # nothing changed since the process run
+
+    key = next(k for k in lake.partitions("orders") if k.date == dates[1])
+    one = jobs.ProcessRequest(
+        securities=[key.security_code], dates=(key.date, key.date), scenarios=SCENARIOS, force=True
+    )
+    assert jobs.process(cfg, lake, one).run is not None
+    after = {p: p.stat().st_mtime_ns for p in (lake.root / "results_by_date").rglob("*.parquet")}
+    changed = {p for p in before if after[p] != before[p]}
+    assert changed and all(f"date={dates[1]}" in str(p) for p in changed)
+    assert all(f"date={dates[1]}" in str(p) for p in after if p not in before) and set(before) <= set(after)
+
+
+def test_a_removed_partition_leaves_its_date_and_a_date_with_no_outputs_loses_its_files(
+    processed: Path, tmp_path: Path
+) -> None:
+    cfg = load_config(processed)
+    source = Lake(cfg.lake)
+    copy = tmp_path / "lake"
+    import shutil
+
+    shutil.copytree(str(source.root), copy)
+    lake = Lake(copy)
+    dates = sorted({k.date for k in lake.partitions("orders")})
+    gone = PartitionKey(lake.partitions("orders")[0].security_code, dates[0])
+    for table in RESULT_TABLES:
+        for scenario in SCENARIOS if table in SCENARIO_TABLES else (None,):
+            shutil.rmtree(str(lake.partition_dir(table, gone, scenario)))
+    done = compact(lake)
+    assert done.removed == 0 and done.rewritten == sum(
+        len(SCENARIOS) if t in SCENARIO_TABLES else 1 for t in RESULT_TABLES
+    )
+    left = pq.read_table(lake.by_date_path("sweeps", dates[0]), columns=["security_code"])
+    assert gone.security_code not in set(left["security_code"].to_pylist())
+    assert _by_date(lake, "sweeps", None) == _job_outputs(lake, "sweeps", None)
+
+    for table in RESULT_TABLES:  # every output of the second date gone
+        shutil.rmtree(str(lake.table_dir(table)))
+    assert (
+        compact(lake).removed == sum(len(SCENARIOS) if t in SCENARIO_TABLES else 1 for t in RESULT_TABLES) * 2
+    )
+    assert not list((copy / "results_by_date").rglob("*.parquet"))
+
+
+def test_the_catalog_command_compacts_a_lake_written_before_results_by_date(
+    processed: Path, tmp_path: Path
+) -> None:
+    """The migration: a lake whose results are only job outputs gets its by-date files from `dpsim catalog`."""
+    import shutil
+
+    copy = tmp_path / "lake"
+    shutil.copytree(str(Lake(load_config(processed).lake).root), copy)
+    shutil.rmtree(copy / "results_by_date")
+    conf = write_config(tmp_path / "c.yaml", tmp_path, copy)
+    proc = run_dpsim("catalog", "--config", conf)
+    assert proc.returncode == 0, proc.stderr
+    assert "sweeps" in proc.stdout
+    lake = Lake(copy)
+    assert _by_date(lake, "sweeps", None) == _job_outputs(lake, "sweeps", None)
+    day = date.fromisoformat(str(sorted({k.date for k in lake.partitions("orders")})[0]))
+    assert lake.by_date_path("quality", day).exists()
