@@ -7,6 +7,8 @@ the figures): `python -m bench.tasks NAME [ARGS]`, one JSON object (or number) o
     worker-imports                                     import what a job worker imports; print its peak RSS (KB)
     first-partition CSV                                (security_code, trading date) of the first row at 11-15 h
     sql-breakdown LAKE QUERY                           where `dpsim sql` spends its time, step by step (JSON)
+    catalog-refresh LAKE                               seconds of refresh_catalog alone (the views), and of the
+                                                       compaction's look at the job outputs with nothing to do
 """
 
 from __future__ import annotations
@@ -128,6 +130,27 @@ def sql_breakdown(lake: str, query: str) -> str:
     return json.dumps(out)
 
 
+def catalog_refresh(lake: str) -> str:
+    """What `dpsim catalog` on an unchanged lake spends, split: the compaction's walk of the job outputs (it
+    finds nothing to rewrite) and the catalog refresh proper (the views rewritten)."""
+    from time import perf_counter
+
+    from dpsim.catalog import refresh_catalog
+    from dpsim.compaction import compact
+    from dpsim.lake import Lake
+
+    lk = Lake(lake)
+    t0 = perf_counter()
+    done = compact(lk)
+    t1 = perf_counter()
+    views = refresh_catalog(lk)
+    t2 = perf_counter()
+    return json.dumps(
+        {"compaction_check_s": round(t1 - t0, 3), "rewritten": done.rewritten, "refresh_s": round(t2 - t1, 3),
+         "views": len(views)}
+    )  # fmt: skip
+
+
 TASKS: dict[str, Callable[..., str]] = {
     "synth": synth,
     "versions": versions,
@@ -135,6 +158,7 @@ TASKS: dict[str, Callable[..., str]] = {
     "worker-imports": worker_imports,
     "first-partition": first_partition,
     "sql-breakdown": sql_breakdown,
+    "catalog-refresh": catalog_refresh,
 }
 
 

@@ -194,7 +194,7 @@ def run_aggregates(cfg: Config, lake: Lake, progress: Progress | None = None) ->
                 lake.remove_aggregates()  # a set half written would mix two aggregations; the next run rebuilds
                 raise
             step("files")
-            compact(lake, cfg.aggregate)
+            compact(lake, cfg.aggregate, listed=plan.index.listed())
             step("results by date")
             refresh_catalog(lake)
             step("catalog")

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
@@ -58,12 +58,17 @@ class Compaction:
 
 
 def compact(
-    lake: Lake, settings: Aggregate | None = None, step: Callable[[str], None] | None = None
+    lake: Lake,
+    settings: Aggregate | None = None,
+    step: Callable[[str], None] | None = None,
+    listed: Mapping[tuple[str, str | None], TableFiles] | None = None,
 ) -> Compaction:
     """Bring results_by_date/ up to date with the job outputs: rewrite the dates whose outputs changed,
-    remove those with none left. `step(name)` after each file rewritten. The caller holds the results lock."""
+    remove those with none left. `step(name)` after each file rewritten; `listed`: tables (and scenarios)
+    the caller has just walked (the aggregation's index), not walked again. The caller holds the results
+    lock."""
     try:
-        return _compact(lake, settings or Aggregate(), step)
+        return _compact(lake, settings or Aggregate(), step, listed or {})
     except duckdb.Error as exc:
         first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
         raise LakeError(corrupt_file_hint(first) or f"results by date: {first}") from exc
@@ -71,7 +76,12 @@ def compact(
         raise LakeError(f"results by date: {os_error_text(exc)}") from exc
 
 
-def _compact(lake: Lake, settings: Aggregate, step: Callable[[str], None] | None) -> Compaction:
+def _compact(
+    lake: Lake,
+    settings: Aggregate,
+    step: Callable[[str], None] | None,
+    listed: Mapping[tuple[str, str | None], TableFiles],
+) -> Compaction:
     """Table by table: its dates rewritten side by side (one DuckDB cursor each), then the state written,
     so an interrupted compaction resumes after the last table it finished."""
     state = _read_state(lake)
@@ -82,7 +92,7 @@ def _compact(lake: Lake, settings: Aggregate, step: Callable[[str], None] | None
         for table in RESULT_TABLES:
             for scenario in lake.scenarios(table) if table in SCENARIO_TABLES else [None]:
                 name = table if scenario is None else f"{table}/scenario={scenario}"
-                files = lake.table_files(table, scenario)
+                files = listed.get((table, scenario)) or lake.table_files(table, scenario)
                 old = state.pop(name, {})
                 days = [d for d in sorted(files.digest) if old.get(d.isoformat()) != files.digest[d]]
 

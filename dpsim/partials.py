@@ -97,6 +97,16 @@ class LakeIndex:
             {s: lake.table_files("sim_orders", s) for s in scenarios},
         )
 
+    def listed(self) -> dict[tuple[str, str | None], TableFiles]:
+        """The tables walked, by (table, scenario): what the compaction by date need not walk again."""
+        out: dict[tuple[str, str | None], TableFiles] = {
+            ("sweeps", None): self.sweeps,
+            ("replay_fidelity", None): self.replay_fidelity,
+            ("quality", None): self.quality,
+        }
+        out.update({("sim_orders", s): files for s, files in self.sim_orders.items()})
+        return out
+
     @property
     def dates(self) -> list[date]:
         """The dates with analysed sweeps: those of the scenario slices."""
