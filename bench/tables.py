@@ -377,7 +377,8 @@ def _aggregate_tables(res: dict[str, Any], out: list[Table]) -> None:
                     "in-process: start-up {startup_s:.2f} s, import cli {import_cli_s:.2f} s, import the SQL path "
                     "{import_aggregate_s:.2f} s, config {config_s:.2f} s, open catalog {connect_s:.3f} s, bind + "
                     "run {query_s:.3f} s, csv {csv_s:.3f} s; loaded {loaded}".format(
-                        **{k: ex.get(k, 0) for k in ex}, loaded=", ".join(ex.get("loaded") or [])
+                        **{k: v for k, v in ex.items() if k != "loaded"},
+                        loaded=", ".join(ex.get("loaded") or []),
                     )
                 )
             if r.get("error"):
