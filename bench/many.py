@@ -15,20 +15,17 @@ import os
 import shutil
 import sys
 import time
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
+
+from dpsim.synth import trading_dates
 
 DATES_PER_SECURITY = 50
 
 
 def keys(n: int) -> list[tuple[int, date]]:
     """N keys: 50 trading dates (weekdays from 2024-01-02) per security, securities 100001, 100002, …"""
-    days: list[date] = []
-    d = date(2024, 1, 2)
-    while len(days) < DATES_PER_SECURITY:
-        if d.weekday() < 5:
-            days.append(d)
-        d += timedelta(days=1)
+    days = trading_dates(date(2024, 1, 2), DATES_PER_SECURITY)
     return [(100_001 + i // DATES_PER_SECURITY, days[i % DATES_PER_SECURITY]) for i in range(n)]
 
 

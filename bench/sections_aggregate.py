@@ -16,7 +16,7 @@ import os
 import shutil
 import subprocess
 import time
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from bench import harness as H
 from bench.rows import Row
 from bench.sections_process import drop
 from bench.session import Session
+from dpsim.synth import trading_dates
 
 SECURITIES = 150  # per date in the linked lakes, as in the user's workload
 YEAR_PARTITIONS = 150 * 365  # the user's workload: 54,750 partition jobs
@@ -84,7 +85,7 @@ def linked_lake(template: Path, n: int, *, with_fills: bool = False) -> tuple[Pa
     tables = [*LINKED_TABLES, *(f"sim_orders/{s}" for s in scenarios)]
     if with_fills:
         tables += [f"sim_fills/{s}" for s in scenarios]
-    days = _business_days(date(2023, 1, 2), -(-n // SECURITIES))
+    days = trading_dates(date(2023, 1, 2), -(-n // SECURITIES))
     sweeps = 0
     for i in range(n):
         tpl = pool[i % len(pool)]
@@ -108,16 +109,6 @@ def linked_lake(template: Path, n: int, *, with_fills: bool = False) -> tuple[Pa
     marker.write_text(json.dumps(info, indent=1))
     H.say(f"  linked {n:,} partitions ({sweeps:,} sweeps) in {info['link_seconds']} s")
     return dest, info
-
-
-def _business_days(start: date, count: int) -> list[date]:
-    out: list[date] = []
-    d = start
-    while len(out) < count:
-        if d.weekday() < 5:
-            out.append(d)
-        d += timedelta(days=1)
-    return out
 
 
 def _touch_date(lake: Path, day: str) -> None:
