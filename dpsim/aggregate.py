@@ -25,10 +25,10 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from dpsim import partials, stats
-from dpsim.catalog import connect, corrupt_file_hint, refresh_catalog, spill_dir, view_names
+from dpsim.catalog import connect, corrupt_file_hint, lake_error_text, refresh_catalog, spill_dir, view_names
 from dpsim.compaction import compact
 from dpsim.config import Config
-from dpsim.errors import DpsimError, LakeError, os_error_text
+from dpsim.errors import DpsimError, LakeError, first_line
 from dpsim.lake import Lake, publish
 from dpsim.ranks import RankPass, SegmentCounts, SegmentRanks
 
@@ -178,7 +178,7 @@ def run_aggregates(cfg: Config, lake: Lake, progress: Progress | None = None) ->
         try:
             plan = partials.plan(lake, scenarios)
         except OSError as exc:  # a result folder that cannot be listed
-            raise LakeError(f"aggregate: {os_error_text(exc)}") from exc
+            raise LakeError(lake_error_text(exc, "aggregate")) from exc
         steps = 1 + len(plan.dirty_days) + MERGE_STEPS + 3
         with (progress or SilentProgress()).task("aggregate", total=steps, unit="steps") as bar:
             bar.advance(1, status="index")
@@ -210,9 +210,9 @@ def _aggregate(
         sources = partials.update(con, lake, cfg, plan, step)
         return _merge(con, cfg, list(plan.scenarios), sources, step)
     except duckdb.Error as exc:  # the named steps say which aggregate; the partials' steps say this
-        raise LakeError(_aggregate_error("partial aggregates", exc)) from exc
+        raise LakeError(lake_error_text(exc, "aggregate partial aggregates")) from exc
     except OSError as exc:  # reading the results, writing the partials
-        raise LakeError(f"aggregate: {os_error_text(exc)}") from exc
+        raise LakeError(lake_error_text(exc, "aggregate")) from exc
     finally:
         con.close()
         lake.tidy_scratch()
@@ -370,7 +370,7 @@ def _execute(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, object
     try:
         con.execute(sql_text(name), params)
     except duckdb.Error as exc:
-        raise LakeError(_aggregate_error(name, exc)) from exc
+        raise LakeError(lake_error_text(exc, f"aggregate {name}")) from exc
 
 
 def _query(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, object] | None = None) -> pa.Table:
@@ -378,14 +378,7 @@ def _query(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, object] 
     try:
         return con.sql(sql_text(name), params=params).to_arrow_table()
     except duckdb.Error as exc:
-        raise LakeError(_aggregate_error(name, exc)) from exc
-
-
-def _aggregate_error(name: str, exc: duckdb.Error) -> str:
-    first = _first_line(exc)
-    if "No space left on device" in first:
-        return f"aggregate {name}: no space left on device ({first}): free space on that disk, then rerun"
-    return corrupt_file_hint(first) or f"aggregate {name}: {first}"
+        raise LakeError(lake_error_text(exc, f"aggregate {name}")) from exc
 
 
 def _merge(
@@ -521,7 +514,7 @@ def _feed(
                 ids,
             )
     except duckdb.Error as exc:
-        raise LakeError(f"aggregate stats_stream: {_first_line(exc)}") from exc
+        raise LakeError(f"aggregate stats_stream: {first_line(exc)}") from exc
 
 
 def _headline(con: duckdb.DuckDBPyConnection, cfg: Config, sources: partials.Sources) -> pa.Table:
@@ -631,7 +624,7 @@ def _write(lake: Lake, name: str, table: pa.Table) -> None:
 def _sql_error(exc: duckdb.Error, con: duckdb.DuckDBPyConnection, lake: Lake, unsafe: bool) -> str:
     """DuckDB's first line, plus what to do: the available views when a table is unknown, how to rebuild
     a corrupt lake file, why a file outside the lake cannot be read."""
-    first = _first_line(exc)
+    first = first_line(exc)
     if isinstance(exc, duckdb.CatalogException) and _MISSING_TABLE.search(first):
         return f"{first} (available views: {', '.join(view_names(con))})"
     if isinstance(exc, duckdb.PermissionException) and not unsafe:
@@ -639,7 +632,3 @@ def _sql_error(exc: duckdb.Error, con: duckdb.DuckDBPyConnection, lake: Lake, un
             f"{first} (`dpsim sql` reads only inside the lake {lake.root}; pass --unsafe to read elsewhere)"
         )
     return corrupt_file_hint(first) or first
-
-
-def _first_line(exc: duckdb.Error) -> str:
-    return next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)

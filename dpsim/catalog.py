@@ -34,7 +34,7 @@ import pyarrow as pa
 from upath import UPath
 
 from dpsim.config import Aggregate, Config
-from dpsim.errors import LakeError, os_error_text
+from dpsim.errors import LakeError, first_line, os_error_text
 from dpsim.lake import RAW_TABLES, RESULT_TABLES, SCENARIO_TABLES, Lake, locks, publish
 from dpsim.lake.layout import slug
 from dpsim.schema import REFERENCE_KINDS, REJECTS
@@ -347,11 +347,18 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def lake_error_text(exc: duckdb.Error | OSError, what: str) -> str:
+    """A failed read or write of the lake's files in one line: the command that rebuilds a corrupt file,
+    else `what` and the error in words (a full disk said so)."""
+    hint = corrupt_file_hint(first_line(exc)) if isinstance(exc, duckdb.Error) else None
+    return hint or f"{what}: {_why(exc)}"
+
+
 def _why(exc: duckdb.Error | OSError) -> str:
     """An error while writing, in words: a full disk is said so, whoever reports it."""
     if isinstance(exc, OSError):
         return os_error_text(exc)
-    first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+    first = first_line(exc)
     if "No space left on device" in first:
         return f"no space left on device ({first}): free space on that disk, then rerun"
     return first

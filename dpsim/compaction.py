@@ -27,9 +27,9 @@ from typing import Any
 
 import duckdb
 
-from dpsim.catalog import corrupt_file_hint, spill_dir
+from dpsim.catalog import lake_error_text, spill_dir
 from dpsim.config import Aggregate
-from dpsim.errors import LakeError, os_error_text
+from dpsim.errors import LakeError
 from dpsim.lake import RESULT_TABLES, SCENARIO_TABLES, Lake, TableFiles
 
 log = logging.getLogger(__name__)
@@ -69,11 +69,11 @@ def compact(
     lock."""
     try:
         return _compact(lake, settings or Aggregate(), step, listed or {})
-    except duckdb.Error as exc:
-        first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
-        raise LakeError(corrupt_file_hint(first) or f"results by date: {first}") from exc
-    except OSError as exc:  # a result folder that cannot be listed, a full disk
-        raise LakeError(f"results by date: {os_error_text(exc)}") from exc
+    except (
+        duckdb.Error,
+        OSError,
+    ) as exc:  # a corrupt job output, a folder that cannot be listed, a full disk
+        raise LakeError(lake_error_text(exc, "results by date")) from exc
 
 
 def _compact(

@@ -47,6 +47,11 @@ class Interrupted(DpsimError):
     exit_code = 130
 
 
+def first_line(exc: BaseException) -> str:
+    """An exception's first non-blank line (DuckDB's messages run to several), or its type's name."""
+    return next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+
+
 def os_error_text(exc: OSError) -> str:
     """What an OS error means for the lake and what to do, in words (the caller puts the path in front)."""
     where = f" ({exc.filename})" if exc.filename else ""

@@ -35,7 +35,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from dpsim.catalog import corrupt_file_hint
+from dpsim.catalog import lake_error_text
 from dpsim.config import Config
 from dpsim.errors import LakeError
 from dpsim.lake import Lake, TableFiles
@@ -223,12 +223,7 @@ def _execute(
     try:
         con.execute(text, params)
     except duckdb.Error as exc:
-        first = _first_line(exc)
-        raise LakeError(corrupt_file_hint(first) or f"aggregate {name}: {first}") from exc
-
-
-def _first_line(exc: BaseException) -> str:
-    return next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        raise LakeError(lake_error_text(exc, f"aggregate {name}")) from exc
 
 
 # ---- a whole selection, in the session (no partials kept) ---------------------------------------------------
