@@ -100,7 +100,7 @@ def sql_breakdown(lake: str, query: str) -> str:
     import dpsim.cli  # noqa: F401
 
     t.append(perf_counter())
-    from dpsim.aggregate import run_sql  # noqa: F401  (what `dpsim sql` imports: duckdb, pyarrow, the catalog)
+    from dpsim.query import run_sql  # noqa: F401  (what `dpsim sql` imports: duckdb, pyarrow, the catalog)
 
     t.append(perf_counter())
     from dpsim.config import load_config

@@ -30,14 +30,12 @@ import tempfile
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
 from upath import UPath
 
 from dpsim.config import Aggregate, Config
 from dpsim.errors import LakeError, first_line, os_error_text
-from dpsim.lake import RAW_TABLES, RESULT_TABLES, SCENARIO_TABLES, Lake, locks, publish
+from dpsim.lake import RAW_TABLES, REFERENCE_KINDS, RESULT_TABLES, SCENARIO_TABLES, Lake, locks, publish
 from dpsim.lake.layout import slug
-from dpsim.schema import REFERENCE_KINDS, REJECTS
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +46,9 @@ STORAGE_VERSION = "v1.0.0"
 # the maximum follows the largest file, with room for runs that grow until the next refresh.
 _MIN_JSON_BYTES = 16 << 20
 CATALOG_WAIT_S = 120.0  # a refresh takes seconds: a second writer waits for the first one
-_DUCK_TYPES = {pa.string(): "VARCHAR", pa.int64(): "BIGINT"}  # of the rejects' columns
+# The columns of schema.REJECTS in DuckDB's types, for the empty `rejects` view of a lake without rejects;
+# spelled out so that a query does not import pyarrow (tests/test_catalog.py checks that the two agree).
+REJECT_COLUMNS = (("source", "VARCHAR"), ("line", "BIGINT"), ("reason", "VARCHAR"), ("raw", "VARCHAR"))
 _HIVE_TYPES = {"scenario": "VARCHAR", "security_code": "BIGINT", "date": "DATE"}
 
 
@@ -219,7 +219,7 @@ def _create_views(con: duckdb.DuckDBPyConnection, lake: Lake, *, strict: bool = 
             continue
         names.append(name)
     if "rejects" not in names:  # nothing was rejected (or shredded yet): an empty view, not a missing one
-        cols = ", ".join(f"NULL::{_DUCK_TYPES[f.type]} AS {_ident(f.name)}" for f in REJECTS)
+        cols = ", ".join(f"NULL::{duck_type} AS {_ident(name)}" for name, duck_type in REJECT_COLUMNS)
         con.execute(f"CREATE OR REPLACE VIEW rejects AS SELECT NULL::VARCHAR AS kind, {cols} WHERE false")
         names.append("rejects")
     if "runs" in names and _has_job_list(con):

@@ -13,9 +13,9 @@ from typing import Any
 
 import polars as pl
 
-from dpsim.aggregate import AGGREGATES, run_sql
 from dpsim.errors import LakeError
 from dpsim.lake import RESULT_TABLES, SCENARIO_TABLES, Lake
+from dpsim.query import run_sql
 
 _HIVE = {"security_code": pl.Int64, "date": pl.Date}
 
@@ -62,6 +62,8 @@ class OpenLake:
         """aggregates/<name>.parquet (docs/aggregates.md): headline, global_summary, by_*, stats_tests, …"""
         path = self.lake.aggregates_dir / f"{name}.parquet"
         if not path.exists():
+            from dpsim.aggregate import AGGREGATES  # only for this message: the aggregation imports numpy
+
             known = ", ".join(AGGREGATES)
             raise LakeError(
                 f"{path}: no such aggregate (known: {known}); run `dpsim aggregate --lake {self.lake.root}`"

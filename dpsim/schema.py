@@ -164,8 +164,6 @@ NBBO = RawKind(
     required=(TIMESTAMP, SECURITY_CODE, BID, OFFER),
 )
 
-# Small reference files: copied to the lake as-is (types inferred), never required by the pipeline.
-REFERENCE_KINDS = ("reference", "session", "participants")
 PARTITIONED_KINDS: dict[str, RawKind] = {k.name: k for k in (ORDERS, TRADES, NBBO)}
 
 # Default header aliases per kind (lower-cased raw header -> canonical); extended by the config.

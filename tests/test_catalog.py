@@ -11,12 +11,12 @@ import pyarrow as pa
 import pytest
 from upath import UPath
 
-from dpsim.aggregate import describe_catalog, run_sql
 from dpsim.catalog import connect, refresh_catalog
 from dpsim.compaction import compact
 from dpsim.config import Aggregate, Config
 from dpsim.errors import DpsimError, LakeError
 from dpsim.lake import Lake, PartitionKey
+from dpsim.query import describe_catalog, run_sql
 from dpsim.schema import ORDERS, REJECTS, SIM_FILLS, sim_orders_schema, sweeps_schema
 
 HORIZONS = (1.0, 5.0, 60.0)
@@ -135,6 +135,18 @@ def test_runs_without_jobs_get_no_jobs_view(tmp_path: Path) -> None:
     lake = Lake(tmp_path / "lake")
     lake.write_json({"run_id": "r0", "started": "2024-09-07T10:00:00"}, lake.runs_dir / "r0.json")
     assert refresh_catalog(lake) == ["rejects", "runs"]  # no rejects: an empty view, not a missing one
+
+
+def test_the_empty_rejects_view_has_the_columns_of_a_rejects_file(tmp_path: Path) -> None:
+    """The stand-in spells schema.REJECTS in DuckDB types (so a query need not import pyarrow): the two agree."""
+    empty, full = Lake(tmp_path / "empty"), Lake(tmp_path / "full")
+    empty.root.mkdir()
+    full.write_parquet(empty_rows(REJECTS, 1, reason=["bad price"]), full.rejects_path("orders", "src-1"))
+    for lk in (empty, full):
+        refresh_catalog(lk)
+    described = [plain(lk.root, "DESCRIBE rejects") for lk in (empty, full)]
+    assert [row[:2] for row in described[0]] == [row[:2] for row in described[1]]
+    assert [row[0] for row in described[0]] == ["kind", *REJECTS.names]
 
 
 def test_new_partitions_show_up_without_a_refresh(lake: Lake) -> None:

@@ -24,10 +24,11 @@ from polars.testing import assert_frame_equal
 import dpsim.shred as shred_module
 import dpsim.shred.ranges as shred_ranges
 from dpsim import jobs, synth
-from dpsim.aggregate import run_aggregates, run_sql
+from dpsim.aggregate import run_aggregates
 from dpsim.config import Config, Run, Scenario, Shred
 from dpsim.lake import Lake, source_id
 from dpsim.pools import open_executor
+from dpsim.query import run_sql
 from dpsim.shred import shred
 from tests.configs import drop_config
 from tests.test_shred_parallel import garbage_orders, part_bytes

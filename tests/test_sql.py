@@ -11,11 +11,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from dpsim.aggregate import csv_bytes, run_sql
 from dpsim.catalog import refresh_catalog
 from dpsim.config import Config
 from dpsim.errors import DpsimError
 from dpsim.lake import Lake
+from dpsim.query import csv_bytes, run_sql
 from tests.lakes import REPO, error_lines, run_dpsim, small_drop, write_config
 from tests.test_catalog import build_lake, plain
 

@@ -292,13 +292,17 @@ def _cmd_fidelity(args: argparse.Namespace) -> int:
 
 
 def _cmd_sql(args: argparse.Namespace) -> int:
-    from dpsim.aggregate import describe_catalog, run_sql
     from dpsim.progress import for_terminal
+    from dpsim.query import describe_catalog, run_sql, sql_rows
 
     cfg = _load(args)
     lake = _lake(cfg)
     if not args.query:
         for_terminal().table(f"{lake.catalog_path}", ("view", "column", "type"), describe_catalog(lake))
+        return 0
+    if args.format == "table" and args.out is None:  # printed: no Arrow table on the way
+        columns, rows = sql_rows(lake, args.query, cfg, unsafe=args.unsafe)
+        for_terminal().table("", columns, rows)
         return 0
     table = run_sql(lake, args.query, cfg, unsafe=args.unsafe)
     _write_result(table, args.format, args.out)

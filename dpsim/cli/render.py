@@ -87,10 +87,6 @@ def _print_headline(
     progress.table("Data quality (results/quality; docs/methodology.md)", ("", ""), rows)
 
 
-def _print_arrow(progress: Progress, title: str, table: pa.Table) -> None:
-    progress.table(title, table.column_names, [tuple(r.values()) for r in table.to_pylist()])
-
-
 def _quality_rows(q: dict[str, Any], timezone: str) -> list[tuple[str, str]]:
     if not q or not q.get("n_partitions"):
         return [("partitions", "0")]
@@ -165,15 +161,10 @@ def _write_result(table: pa.Table, fmt: str, out: Path | None) -> None:
             raise DpsimError("--format parquet needs --out FILE")
         pq.write_table(table, out)
         return
-    if fmt == "table":
-        if out is None:
-            from dpsim.progress import for_terminal
-
-            _print_arrow(for_terminal(), "", table)
-            return
-        fmt = "csv"  # a table written to a file is a CSV
+    if fmt == "table":  # a table written to a file is a CSV (to a terminal: `query.sql_rows`, no Arrow)
+        fmt = "csv"
     if fmt == "csv":
-        from dpsim.aggregate import csv_bytes
+        from dpsim.query import csv_bytes
 
         text = csv_bytes(table).decode()
     else:

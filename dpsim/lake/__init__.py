@@ -2,13 +2,21 @@
 the records of what was done (`manifests`) and how a source is published whole (`publish`)."""
 
 from dpsim.lake.lake import Lake
-from dpsim.lake.layout import RAW_TABLES, RESULT_TABLES, SCENARIO_TABLES, PartitionKey, source_id
+from dpsim.lake.layout import (
+    RAW_TABLES,
+    REFERENCE_KINDS,
+    RESULT_TABLES,
+    SCENARIO_TABLES,
+    PartitionKey,
+    source_id,
+)
 from dpsim.lake.store import OBJECT_STORES
 from dpsim.lake.table_files import TableFiles
 
 __all__ = [
     "OBJECT_STORES",
     "RAW_TABLES",
+    "REFERENCE_KINDS",
     "RESULT_TABLES",
     "SCENARIO_TABLES",
     "TableFiles",

@@ -7,15 +7,17 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
 from upath import UPath
 
 from dpsim.lake import layout
 from dpsim.lake.layout import RESULT_TABLES, SCENARIO_TABLES, PartitionKey
 from dpsim.lake.store import open_store
 from dpsim.lake.table_files import TableFiles
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 class Lake:

@@ -32,6 +32,8 @@ from pathlib import Path
 from upath import UPath
 
 RAW_TABLES = ("orders", "trades", "nbbo")
+# Small reference files: copied to the lake as-is (types inferred), never required by the pipeline.
+REFERENCE_KINDS = ("reference", "session", "participants")
 RESULT_TABLES = ("sweeps", "quality", "replay_fidelity", "sim_fills", "sim_orders")
 SCENARIO_TABLES = ("sim_fills", "sim_orders")
 PART_GLOB = "security_code=*/date=*/*.parquet"  # every part file of a table, below its folder

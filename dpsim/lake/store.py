@@ -21,11 +21,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 from upath import UPath
 
 from dpsim.errors import LakeError, os_error_text
@@ -40,8 +39,19 @@ from dpsim.lake.layout import (
     source_part_glob,
 )
 
+if TYPE_CHECKING:
+    import pyarrow as pa
+
 # URL scheme -> its fsspec package. S3 is tested (against moto); the others go through the same calls.
 OBJECT_STORES = {"s3": "s3fs", "s3a": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "az": "adlfs", "abfs": "adlfs"}
+
+
+def pq() -> ModuleType:
+    """pyarrow.parquet, imported on first use: a query or a status command that writes no Parquet does not
+    pay for pyarrow and numpy."""
+    import pyarrow.parquet
+
+    return pyarrow.parquet
 
 
 class Store(ABC):
@@ -177,14 +187,14 @@ class LocalStore(Store):
 
     def write_parquet(self, table: pa.Table, path: UPath, **options: Any) -> None:
         with self._atomic(path) as tmp:
-            pq.write_table(table, tmp, **options)
+            pq().write_table(table, tmp, **options)
 
     def write_parquet_many(self, tables: Mapping[UPath, pa.Table], **options: Any) -> None:
         """Every file to its temp file first, then the renames: a failure before them changes nothing."""
         with contextlib.ExitStack() as stack:
             temps = {path: stack.enter_context(self._atomic(path)) for path in tables}
             for path, tmp in temps.items():
-                pq.write_table(tables[path], tmp, **options)
+                pq().write_table(tables[path], tmp, **options)
 
     def write_bytes(self, data: bytes, path: UPath) -> None:
         with self._atomic(path) as tmp:
@@ -224,7 +234,7 @@ class LocalStore(Store):
         yield _os_path(path)
 
     def read_parquet(self, path: UPath, **options: Any) -> pa.Table:
-        return pq.read_table(path, **options)
+        return pq().read_table(path, **options)
 
     def remove_tree(self, path: UPath) -> None:
         if path.exists():
@@ -318,7 +328,7 @@ class ObjectStore(Store):
         return sorted(keys)
 
     def write_parquet(self, table: pa.Table, path: UPath, **options: Any) -> None:
-        pq.write_table(table, path.path, filesystem=path.fs, **options)
+        pq().write_table(table, path.path, filesystem=path.fs, **options)
 
     def write_parquet_many(self, tables: Mapping[UPath, pa.Table], **options: Any) -> None:
         """One PUT per file (each atomic; an object store has no rename to make them one)."""
@@ -353,7 +363,7 @@ class ObjectStore(Store):
                 self.put_many({path: local})
 
     def read_parquet(self, path: UPath, **options: Any) -> pa.Table:
-        return pq.read_table(path.path, filesystem=path.fs, **options)
+        return pq().read_table(path.path, filesystem=path.fs, **options)
 
     def remove_tree(self, path: UPath) -> None:
         if path.exists():

@@ -14,7 +14,7 @@ from dpsim import schema
 from dpsim.catalog import refresh_catalog
 from dpsim.config import Config
 from dpsim.errors import InputError
-from dpsim.lake import Lake
+from dpsim.lake import REFERENCE_KINDS, Lake
 from dpsim.lake.manifests import RunManifest
 from dpsim.live import Heartbeat, ShredBoard, session_fields
 from dpsim.progress import Progress, SilentProgress
@@ -26,7 +26,7 @@ from dpsim.shred.stream import without_huge_pages
 LOG = logging.getLogger(__name__)
 
 
-KINDS = ("orders", "trades", "nbbo", *schema.REFERENCE_KINDS)
+KINDS = ("orders", "trades", "nbbo", *REFERENCE_KINDS)
 REQUIRED_KINDS = ("orders",)
 
 
@@ -143,7 +143,7 @@ def _resolve_inputs(cfg: Config, inputs: Mapping[str, Sequence[str]]) -> dict[st
     for kind in KINDS:
         if kind in inputs:
             globs: Sequence[str] = inputs[kind]
-        elif names_drop and kind in schema.REFERENCE_KINDS:
+        elif names_drop and kind in REFERENCE_KINDS:
             globs = ()
         else:
             globs = getattr(cfg.inputs, kind)
