@@ -29,6 +29,7 @@ from dpsim.errors import LakeError, first_line
 from dpsim.lake import Lake, publish
 from dpsim.query import csv_bytes
 from dpsim.ranks import RankPass, SegmentCounts, SegmentRanks
+from dpsim.schema import empty_table
 
 if TYPE_CHECKING:
     from dpsim.progress import Progress
@@ -284,10 +285,10 @@ def duckdb_memory_limit_mb(total_mb: int) -> int:
 def _stand_in_missing_results(con: duckdb.DuckDBPyConnection, cfg: Config) -> None:
     """Empty typed stand-ins for result tables with no files yet, so every aggregate exists (with no rows)."""
     existing = set(view_names(con))
-    for name, schema in partials.stand_in_schemas(cfg).items():
+    for name, arrow_schema in partials.stand_in_schemas(cfg).items():
         if name not in existing:
             log.warning("the lake has no results/%s yet: its figures are empty (run `dpsim process`)", name)
-            con.register(name, schema.empty_table())
+            con.register(name, empty_table(arrow_schema))
 
 
 def _execute(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, object] | None = None) -> None:

@@ -39,6 +39,7 @@ from dpsim.catalog import lake_error_text
 from dpsim.config import Config
 from dpsim.errors import LakeError
 from dpsim.lake import Lake, TableFiles
+from dpsim.schema import empty_table
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +154,7 @@ class LakeIndex:
                 _execute(con, f"slice_{name}", {"files": paths}, into=name)
             else:
                 _drop_relation(con, "stand_in")
-                con.register("stand_in", stand_ins[name].empty_table())
+                con.register("stand_in", empty_table(stand_ins[name]))
                 con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM stand_in")
                 con.unregister("stand_in")
 

@@ -463,10 +463,15 @@ QUALITY = pa.schema(
 )
 
 
+def empty_table(schema: pa.Schema) -> pa.Table:
+    """A table with no rows. (pyarrow's `Schema.empty_table` imports pandas, ~0.3 s of every job's start.)"""
+    return pa.Table.from_batches([], schema=schema)
+
+
 def polars_schema(schema: pa.Schema) -> pl.Schema:
     """The Polars equivalent of an Arrow schema (used to build empty frames and to cast)."""
     import polars as pl
 
-    frame = pl.from_arrow(schema.empty_table())
+    frame = pl.from_arrow(empty_table(schema))
     assert isinstance(frame, pl.DataFrame)
     return frame.schema

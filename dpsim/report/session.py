@@ -22,7 +22,7 @@ from dpsim.catalog import connect, view_names
 from dpsim.config import Config
 from dpsim.errors import DpsimError, LakeError
 from dpsim.lake import Lake
-from dpsim.schema import NBBO, ORDERS, TRADES
+from dpsim.schema import NBBO, ORDERS, TRADES, empty_table
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +168,7 @@ class ReportSession:
         keys = [("security_code", pa.int64()), ("date", pa.date32())]
         for kind in (ORDERS, TRADES, NBBO):
             if kind.name not in self._views:
-                self.con.register(kind.name, pa.schema(keys + list(kind.lake_schema)).empty_table())
+                self.con.register(kind.name, empty_table(pa.schema(keys + list(kind.lake_schema))))
 
     @property
     def has_raw(self) -> bool:
@@ -182,12 +182,12 @@ class ReportSession:
             self._participant_columns_ok = {"participantid", "participantname"} <= cols
         if self._participant_columns_ok:
             self.con.execute(sql_text("participant_names"))
-        for name, schema in _STAND_INS.items():
+        for name, arrow_schema in _STAND_INS.items():
             if name == "participant_names" and self._participant_columns_ok:
                 continue
             if name != "participant_names" and name in self._views:
                 continue
-            self.con.register(name, schema.empty_table())
+            self.con.register(name, empty_table(arrow_schema))
 
     def _open_aggregates(self) -> None:
         if "headline" not in self._views:
