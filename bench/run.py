@@ -25,7 +25,7 @@ from pathlib import Path
 
 from bench import harness as H
 from bench import render
-from bench.sections_aggregate import aggregate, year
+from bench.sections_aggregate import aggregate
 from bench.sections_code import kernel, profile
 from bench.sections_export import export
 from bench.sections_process import process, seed
@@ -33,6 +33,7 @@ from bench.sections_prototype import prototype
 from bench.sections_query import query
 from bench.sections_report import report
 from bench.sections_shred import gzip, many_partitions, scaling, shred_peers, shred_workers
+from bench.sections_year import year
 from bench.session import MODES, THREADS, Session
 
 SECTIONS = (

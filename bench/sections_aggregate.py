@@ -1,5 +1,5 @@
-"""The aggregation sections (issue 20): `dpsim aggregate` on lakes of 600 / 6,000 / 54,000 partitions, `dpsim sql`
-on a small aggregate, and the year extrapolation of the aggregation.
+"""The aggregation section (issue 20): `dpsim aggregate` on lakes of 600 / 6,000 / 54,000 partitions, and `dpsim sql`
+on a small aggregate (the year section, `bench.sections_year`, scales the largest lake's figures to a year).
 
 The large lakes are made by hard-linking the result files of a processed generated drop (the process
 section's `bench/work/lake-drop`, made here when missing) under 150 securities × N/150 business days, so
@@ -23,13 +23,11 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from bench import harness as H
-from bench.rows import Row
 from bench.sections_process import drop
 from bench.session import Session
 from dpsim.synth import trading_dates
 
 SECURITIES = 150  # per date in the linked lakes, as in the user's workload
-YEAR_PARTITIONS = 150 * 365  # the user's workload: 54,750 partition jobs
 LINKED_TABLES = ("sweeps", "quality", "replay_fidelity")
 SMALL_QUERY = "SELECT * FROM global_summary"
 
@@ -185,45 +183,3 @@ def sql_small(ses: Session) -> None:
         with_breakdown = H.task("sql-breakdown", H.rel(lake), SMALL_QUERY)
         row["extra"].update(json.loads(with_breakdown))
     ses.rows.append(row)
-
-
-# ---- the year -----------------------------------------------------------------------------------------------
-
-
-def year(ses: Session) -> None:
-    """The user's full workload (150 securities × 365 days = 54,750 partitions), extrapolated from the
-    largest lake aggregated in this run: s per 1,000 partitions × 54.75. (The shred and process parts of the
-    year belong here too; this section covers the aggregation.)"""
-    rows = [r for r in ses.rows if r["section"] == "aggregate" and (r.get("input") or {}).get("partitions")]
-    if not rows:
-        template = _template(ses)
-        _aggregate_lake(ses, template, max(ses.cfg["agg_partitions"]))
-        rows = [
-            r for r in ses.rows if r["section"] == "aggregate" and (r.get("input") or {}).get("partitions")
-        ]
-    n = max(r["input"]["partitions"] for r in rows)
-    k = YEAR_PARTITIONS / 1000
-    for r in [r for r in rows if r["input"]["partitions"] == n and not r.get("error")]:
-        ex = r.get("extra") or {}
-        if "s_per_1000_partitions" not in ex:
-            continue
-        what = r["tool"].split(", ", 1)[1]
-        out: Row = {
-            "section": "year",
-            "case": f"aggregate, {what}",
-            "tool": "extrapolated",
-            "command": r["command"],
-            "input": {"partitions": YEAR_PARTITIONS, "measured_partitions": n},
-            "wall_s": round(ex["s_per_1000_partitions"] * k, 1),
-            "peak_rss_mb": r.get("peak_rss_mb"),
-            "extra": {
-                "cpu_s": round(ex["cpu_s_per_1000_partitions"] * k, 1),
-                "formula": f"{ex['s_per_1000_partitions']:.3f} s per 1,000 partitions (measured on {n:,}) "
-                f"× {YEAR_PARTITIONS:,} / 1,000",
-                "cpu_formula": f"{ex['cpu_s_per_1000_partitions']:.3f} CPU-s per 1,000 partitions × {k:g}",
-                "per_core_s": round(ex["cpu_s_per_1000_partitions"] * k, 1),
-            },
-            "derived": "extrapolated linearly from the row measured in the aggregate section",
-            "error": None,
-        }
-        ses.rows.append(out)

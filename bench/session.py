@@ -35,6 +35,8 @@ MODES: dict[str, dict[str, Any]] = {
         "report_partitions": 300,
         "agg_partitions": [600],  # the aggregate section (not in the quick default: it processes a drop)
         "query_partitions": [600],  # the query section (likewise)
+        "year_days": 1,  # the year section's sample: 150 securities × this many dates ...
+        "year_scale": 0.1,  # ... at this fraction of the year's bytes per partition
     },
     "full": {
         "reps": 3,
@@ -52,6 +54,8 @@ MODES: dict[str, dict[str, Any]] = {
         "report_partitions": 3000,
         "agg_partitions": [600, 6_000, 54_000],  # lakes of hard-linked results: 150 securities × N/150 days
         "query_partitions": [600, 6_000, 54_000],  # the same, with sim_fills
+        "year_days": 2,  # the year section's sample: 150 securities × 2 dates at the year's bytes per partition
+        "year_scale": 1.0,
     },
 }
 

@@ -417,7 +417,7 @@ def _aggregate_tables(res: dict[str, Any], out: list[Table]) -> None:
     if rows:
         body = [
             [
-                r["case"],
+                r["case"] if r["tool"] == "extrapolated" else f"{r['case']}: {r['tool']}",
                 cell(r.get("wall_s")),
                 cell((r.get("wall_s") or 0) / 3600, 2),
                 cell((r.get("extra") or {}).get("cpu_s")),
@@ -426,81 +426,14 @@ def _aggregate_tables(res: dict[str, Any], out: list[Table]) -> None:
             ]
             for r in rows
         ]
-        body += _year_workload(res, rows)
         out.append(
             (
-                "9. A year: the user's workload (150 securities × 365 days = 54,750 partitions, 400 GB of CSV), "
-                "extrapolated",
+                "9. A year: a sampled year run end to end, and the user's workload (150 securities × 365 days = "
+                "54,750 partitions, 400 GB of CSV) extrapolated from it",
                 ["step", "wall s", "wall h", "CPU s (one core)", "peak RSS MB", "formula"],
                 body,
             )
         )
-
-
-YEAR_PARTITIONS = 54_750
-YEAR_CSV_MB = 400_000
-
-
-def _year_workload(res: dict[str, Any], year_rows: list[Any]) -> list[list[str]]:
-    """The whole workload from the sections the results hold: shred at the largest input's MB/s, the jobs
-    at the generated drop's seconds per partition on 2 workers, the cold aggregation and the compaction
-    by date per 1,000 partitions of the largest lake; each term's formula shown, their sum last."""
-    terms: list[tuple[str, float, str]] = []
-    shred = [r for r in section_rows(res, "scaling") if r.get("tool") == "dpsim" and r.get("mb_s")]
-    if shred:
-        big = max(shred, key=lambda r: (r.get("input") or {}).get("uncompressed_bytes") or 0)
-        terms.append(
-            ("shred", YEAR_CSV_MB / big["mb_s"], f"{YEAR_CSV_MB:,} MB / {big['mb_s']} MB/s ({big['case']})")
-        )
-    jobs = [
-        r
-        for r in section_rows(res, "process")
-        if r.get("tool") == "dpsim process --workers 2" and r.get("wall_s")
-    ]
-    if jobs:
-        n = (jobs[0].get("input") or {}).get("partitions") or 1
-        per = (jobs[0]["wall_s"] or 0.0) / n
-        terms.append(
-            (
-                "process (2 workers)",
-                per * YEAR_PARTITIONS,
-                f"{per:.3f} s per partition ({n} partitions) × {YEAR_PARTITIONS:,}",
-            )
-        )
-    cold = [r for r in year_rows if "cold" in r["case"]]
-    if cold:
-        terms.append(("aggregate, cold", cold[0]["wall_s"] or 0.0, "the row above"))
-    compacting = [
-        r
-        for r in section_rows(res, "query")
-        if r.get("tool") == "dpsim catalog, compacting every date" and r.get("wall_s")
-    ]
-    if compacting:
-        big = max(compacting, key=lambda r: (r.get("input") or {}).get("partitions") or 0)
-        n = (big.get("input") or {}).get("partitions") or 1
-        per = (big["wall_s"] or 0.0) / (n / 1000)
-        terms.append(
-            (
-                "results by date, every date",
-                per * YEAR_PARTITIONS / 1000,
-                f"{per:.2f} s per 1,000 partitions ({n:,}) × {YEAR_PARTITIONS / 1000:g}",
-            )
-        )
-    if len(terms) < 2:
-        return []
-    out = [[f"workload: {name}", cell(s), cell(s / 3600, 2), "", "", formula] for name, s, formula in terms]
-    total = sum(s for _, s, _ in terms)
-    out.append(
-        [
-            "workload: total on this machine",
-            cell(total),
-            cell(total / 3600, 2),
-            "",
-            "",
-            " + ".join(t[0] for t in terms),
-        ]
-    )
-    return out
 
 
 def _query_tables(res: dict[str, Any], out: list[Table]) -> None:
