@@ -218,12 +218,18 @@ def process_partition(
     orders file to read fails, rather than recording empty results."""
     if inputs is not None and not inputs.get("orders"):
         raise InputError(f"partition {key}: no orders file to read; rerun `dpsim shred`, then this command")
-    orders, trades, nbbo = (
-        load_table(lake, k, key, None if inputs is None else inputs.get(k, ()))
-        for k in ("orders", "trades", "nbbo")
+    # read once into memory: the measurement plan scans its inputs from several branches, and a scan of
+    # files costs far more per branch than one of frames (the partition bounds the memory either way)
+    orders, trades, nbbo = pl.collect_all(
+        [
+            load_table(lake, k, key, None if inputs is None else inputs.get(k, ()))
+            for k in ("orders", "trades", "nbbo")
+        ]
     )
-    rows_in = sum(c.item() for c in pl.collect_all([f.select(pl.len()) for f in (orders, trades, nbbo)]))
-    res = compute_partition(orders, trades, nbbo, cfg, key.date, scenarios, source=f"partition {key}")
+    rows_in = orders.height + trades.height + nbbo.height
+    res = compute_partition(
+        orders.lazy(), trades.lazy(), nbbo.lazy(), cfg, key.date, scenarios, source=f"partition {key}"
+    )
     horizons = cfg.metrics.horizons_s
     tables = {
         lake.result_path("sweeps", key): _as_arrow(res.sweeps, schema.sweeps_schema(horizons)),
