@@ -20,6 +20,7 @@ from dpsim import schema
 from dpsim.config import Config, Scenario
 from dpsim.errors import InputError
 from dpsim.lake import Lake, PartitionKey
+from dpsim.steps import ENGINE
 from dpsim.steps.compare import compare
 from dpsim.steps.fidelity import miss_causes, replay_fidelity
 from dpsim.steps.matching import MatchParams, ReplayBook
@@ -109,13 +110,13 @@ def _measure(
     trading_date: date,
     source: str,
 ) -> _Measured:
-    trades_df = classified_trades(trades, cfg.codes).collect()
+    trades_df = classified_trades(trades, cfg.codes).collect(engine=ENGINE)
     check_dealsources(trades_df, source)
     session = session_bounds(trades_df, trading_date, cfg.time)
-    has_feed = nbbo.select(pl.len()).collect().item() > 0
+    has_feed = nbbo.select(pl.len()).collect(engine=ENGINE).item() > 0
     frames = build(orders, trades_df.lazy(), nbbo, session, cfg, has_feed)
     quotes, cp, sweeps, quality = pl.collect_all(
-        [frames.usable_quotes, frames.cp_orders, frames.sweeps, frames.quality]
+        [frames.usable_quotes, frames.cp_orders, frames.sweeps, frames.quality], engine=ENGINE
     )
     return _Measured(trades_df, session, quotes, cp, sweeps, quality, replay_base(cp, session, cfg.codes))
 
@@ -148,7 +149,7 @@ def compute_partition(
         m.sweeps.lazy(),
         m.trades.lazy(),
         fills.lazy(),
-        rested(by_name, m.base, m.session.close).lazy(),
+        rested(by_name, m.base, m.session.close),
         m.quotes.lazy(),
         m.session,
         cfg.metrics.horizons_s,
@@ -161,7 +162,7 @@ def compute_partition(
         replay_fidelity=fidelity,
         scenarios=names,
         scenario_fills=fills.filter(pl.col(schema.SWEEP_ORDER_ID).is_in(kept)),
-        scenario_orders=sim_orders.collect().filter(pl.col(schema.ORDER_ID).is_in(kept)),
+        scenario_orders=sim_orders.collect(engine=ENGINE).filter(pl.col(schema.ORDER_ID).is_in(kept)),
     )
 
 
@@ -229,7 +230,8 @@ def process_partition(
         [
             load_table(lake, k, key, None if inputs is None else inputs.get(k, ()))
             for k in ("orders", "trades", "nbbo")
-        ]
+        ],
+        engine=ENGINE,
     )
     rows_in = orders.height + trades.height + nbbo.height
     res = compute_partition(

@@ -237,7 +237,7 @@ def sweep_fills(replays: Mapping[str, Replay]) -> pl.DataFrame:
     ).select(*(pl.col(c).cast(t) for c, t in target.items()), schema.SCENARIO)
 
 
-def rested(replays: Mapping[str, Replay], base: pl.DataFrame, close: int) -> pl.DataFrame:
+def rested(replays: Mapping[str, Replay], base: pl.DataFrame, close: int) -> pl.LazyFrame:
     """Per analysed sweep and replay: order_id, sim_quantity (what rested, 0 if nothing), sim_window_end
     and `scenario` (the mapping's key), the scenarios in the mapping's order."""
     wide = (
@@ -246,10 +246,10 @@ def rested(replays: Mapping[str, Replay], base: pl.DataFrame, close: int) -> pl.
             schema.ORDER_ID,
             "analysed",
             *(
-                pl.lit(pl.Series(replay.result.rested_quantity)).alias(f"q{i}")
-                for i, replay in enumerate(replays.values())
+                pl.lit(pl.Series(r.result.rested_quantity)).alias(f"q{i}")
+                for i, r in enumerate(replays.values())
             ),
-            *(window_end(replay.scenario, close).alias(f"w{i}") for i, replay in enumerate(replays.values())),
+            *(window_end(r.scenario, close).alias(f"w{i}") for i, r in enumerate(replays.values())),
         )
         .filter("analysed")
     )
@@ -262,13 +262,4 @@ def rested(replays: Mapping[str, Replay], base: pl.DataFrame, close: int) -> pl.
         )
         for i, name in enumerate(replays)
     ]
-    if not parts:
-        return pl.DataFrame(
-            schema={
-                schema.ORDER_ID: pl.Int64,
-                schema.SIM_QUANTITY: pl.Int64,
-                schema.SIM_WINDOW_END: pl.Int64,
-                schema.SCENARIO: pl.String,
-            }
-        )
-    return pl.concat(parts, how="vertical").collect()
+    return pl.concat(parts, how="vertical")
