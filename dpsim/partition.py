@@ -255,12 +255,14 @@ def process_partition(
 
 def _by_scenario(frame: pl.DataFrame, target: pa.Schema, scenarios: Sequence[str]) -> dict[str, pa.Table]:
     """A scenario table as one Arrow table per scenario: converted once, then sliced (no copy)."""
+    if not scenarios:
+        return {}
     table = _as_arrow(frame, target)
     parts = {name: table.slice(0, 0) for name in scenarios}
     offset = 0
     for run in frame[schema.SCENARIO].rle().to_list():
         name, length = run["value"], run["len"]
-        if parts.get(name, table).num_rows:
+        if name not in parts or parts[name].num_rows:
             raise AssertionError(f"scenario {name!r}: its rows are not together, or not one of {scenarios}")
         parts[name] = table.slice(offset, length)
         offset += length
