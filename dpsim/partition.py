@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cached_property
 
 import polars as pl
 import pyarrow as pa
@@ -19,11 +20,13 @@ from dpsim import schema
 from dpsim.config import Config, Scenario
 from dpsim.errors import InputError
 from dpsim.lake import Lake, PartitionKey
+from dpsim.steps import ENGINE
 from dpsim.steps.compare import compare
 from dpsim.steps.fidelity import miss_causes, replay_fidelity
 from dpsim.steps.matching import MatchParams, ReplayBook
 from dpsim.steps.pipeline import build
-from dpsim.steps.replay import replay_base, replay_book, rested, run_replay, sweep_fills
+from dpsim.steps.replay import replay_base, rested, run_replay, run_replays, sweep_fills
+from dpsim.steps.replay import replay_books as build_books
 from dpsim.steps.session import Session, check_dealsources, classified_trades, session_bounds
 
 
@@ -36,24 +39,33 @@ class JobCounts:
 
 @dataclass(frozen=True)
 class PartitionResults:
-    """Every result table of one partition (no hive keys), as DataFrames."""
+    """Every result table of one partition (no hive keys), as DataFrames. The scenario tables hold every
+    scenario, with a `scenario` column, each scenario's rows together (`sim_fills` and `sim_orders` split
+    them): a job casts and converts each table once, not once per scenario."""
 
     sweeps: pl.DataFrame
     quality: pl.DataFrame
     replay_fidelity: pl.DataFrame
-    sim_fills: dict[str, pl.DataFrame] = field(default_factory=dict)
-    sim_orders: dict[str, pl.DataFrame] = field(default_factory=dict)
+    scenarios: tuple[str, ...] = ()
+    scenario_fills: pl.DataFrame = field(default_factory=pl.DataFrame)
+    scenario_orders: pl.DataFrame = field(default_factory=pl.DataFrame)
+
+    @cached_property
+    def sim_fills(self) -> dict[str, pl.DataFrame]:
+        return _split(self.scenario_fills, self.scenarios)
+
+    @cached_property
+    def sim_orders(self) -> dict[str, pl.DataFrame]:
+        return _split(self.scenario_orders, self.scenarios)
 
     @property
     def rows(self) -> int:
-        tables = [
-            self.sweeps,
-            self.quality,
-            self.replay_fidelity,
-            *self.sim_fills.values(),
-            *self.sim_orders.values(),
-        ]
+        tables = [self.sweeps, self.quality, self.replay_fidelity, self.scenario_fills, self.scenario_orders]
         return sum(t.height for t in tables)
+
+
+def _split(frame: pl.DataFrame, scenarios: Sequence[str]) -> dict[str, pl.DataFrame]:
+    return {name: frame.filter(pl.col(schema.SCENARIO) == name).drop(schema.SCENARIO) for name in scenarios}
 
 
 def load_table(lake: Lake, kind: str, key: PartitionKey, names: Sequence[str] | None = None) -> pl.LazyFrame:
@@ -98,13 +110,13 @@ def _measure(
     trading_date: date,
     source: str,
 ) -> _Measured:
-    trades_df = classified_trades(trades, cfg.codes).collect()
+    trades_df = classified_trades(trades, cfg.codes).collect(engine=ENGINE)
     check_dealsources(trades_df, source)
     session = session_bounds(trades_df, trading_date, cfg.time)
-    has_feed = nbbo.select(pl.len()).collect().item() > 0
+    has_feed = nbbo.select(pl.len()).collect(engine=ENGINE).item() > 0
     frames = build(orders, trades_df.lazy(), nbbo, session, cfg, has_feed)
     quotes, cp, sweeps, quality = pl.collect_all(
-        [frames.usable_quotes, frames.cp_orders, frames.sweeps, frames.quality]
+        [frames.usable_quotes, frames.cp_orders, frames.sweeps, frames.quality], engine=ENGINE
     )
     return _Measured(trades_df, session, quotes, cp, sweeps, quality, replay_base(cp, session, cfg.codes))
 
@@ -122,41 +134,36 @@ def compute_partition(
 
     `source` names the partition in input errors (an unknown dealsource)."""
     m = _measure(orders, trades, nbbo, cfg, trading_date, source)
-    reality = run_replay(m.base, Scenario(), m.session, cfg.replay, m.quotes, sweeps_rest=False)
+    names = tuple(scenarios if scenarios is not None else cfg.scenarios)
+    runs = [(Scenario(), False), *((cfg.scenarios[name], True) for name in names)]
+    reality, *replays = run_replays(m.base, runs, m.session, cfg.replay, m.quotes)
     fidelity = replay_fidelity(
         reality, m.trades, m.cp_orders[schema.ORDER_ID], cfg.codes.centre_point_dealsource
     )
-    results = PartitionResults(
-        sweeps=m.sweeps.filter(_reported(cfg)), quality=m.quality, replay_fidelity=fidelity
+    sweeps = m.sweeps.filter(_reported(cfg))
+    if not names:
+        return PartitionResults(sweeps=sweeps, quality=m.quality, replay_fidelity=fidelity)
+    by_name = dict(zip(names, replays, strict=True))
+    fills = sweep_fills(by_name)
+    sim_orders = compare(
+        m.sweeps.lazy(),
+        m.trades.lazy(),
+        fills.lazy(),
+        rested(by_name, m.base, m.session.close),
+        m.quotes.lazy(),
+        m.session,
+        cfg.metrics.horizons_s,
+        cfg.time.max_quote_age_s,
     )
-    kept = results.sweeps[schema.ORDER_ID].implode()
-    names = list(scenarios if scenarios is not None else cfg.scenarios)
-    fills, rests = [], []
-    for name in names:
-        scenario = cfg.scenarios[name]
-        replay = run_replay(m.base, scenario, m.session, cfg.replay, m.quotes)
-        tag = pl.lit(name).alias(schema.SCENARIO)
-        fills.append(sweep_fills(replay).with_columns(tag))
-        rests.append(rested(replay, m.base, scenario, m.session.close).with_columns(tag))
-    if names:
-        sim_orders = compare(
-            m.sweeps.lazy(),
-            m.trades.lazy(),
-            pl.concat(fills).lazy(),
-            pl.concat(rests).lazy(),
-            m.quotes.lazy(),
-            m.session,
-            cfg.metrics.horizons_s,
-            cfg.time.max_quote_age_s,
-        ).collect()
-        for name, fills_of in zip(names, fills, strict=True):
-            results.sim_fills[name] = fills_of.filter(pl.col(schema.SWEEP_ORDER_ID).is_in(kept)).drop(
-                schema.SCENARIO
-            )
-            results.sim_orders[name] = sim_orders.filter(
-                (pl.col(schema.SCENARIO) == name) & pl.col(schema.ORDER_ID).is_in(kept)
-            ).drop(schema.SCENARIO)
-    return results
+    kept = sweeps[schema.ORDER_ID].implode()
+    return PartitionResults(
+        sweeps=sweeps,
+        quality=m.quality,
+        replay_fidelity=fidelity,
+        scenarios=names,
+        scenario_fills=fills.filter(pl.col(schema.SWEEP_ORDER_ID).is_in(kept)),
+        scenario_orders=sim_orders.collect(engine=ENGINE).filter(pl.col(schema.ORDER_ID).is_in(kept)),
+    )
 
 
 def explain_fidelity(
@@ -176,10 +183,9 @@ def replay_books(
 ) -> dict[str, tuple[ReplayBook, MatchParams]]:
     """The replay kernel's input per scenario (and `reality`), for benchmarks of the kernel alone."""
     m = _measure(orders, trades, nbbo, cfg, trading_date, "partition")
-    books = {"reality": replay_book(m.base, Scenario(), m.session, cfg.replay, m.quotes, sweeps_rest=False)}
-    for name, scenario in cfg.scenarios.items():
-        books[name] = replay_book(m.base, scenario, m.session, cfg.replay, m.quotes)
-    return books
+    runs = [(Scenario(), False), *((scenario, True) for scenario in cfg.scenarios.values())]
+    books = build_books(m.base, runs, m.session, cfg.replay, m.quotes)
+    return dict(zip(["reality", *cfg.scenarios], books, strict=True))
 
 
 def lake_fidelity_misses(lake: Lake, cfg: Config, keys: Sequence[PartitionKey]) -> pl.DataFrame:
@@ -218,25 +224,49 @@ def process_partition(
     orders file to read fails, rather than recording empty results."""
     if inputs is not None and not inputs.get("orders"):
         raise InputError(f"partition {key}: no orders file to read; rerun `dpsim shred`, then this command")
-    orders, trades, nbbo = (
-        load_table(lake, k, key, None if inputs is None else inputs.get(k, ()))
-        for k in ("orders", "trades", "nbbo")
+    # read once into memory: the measurement plan scans its inputs from several branches, and a scan of
+    # files costs far more per branch than one of frames (the partition bounds the memory either way)
+    orders, trades, nbbo = pl.collect_all(
+        [
+            load_table(lake, k, key, None if inputs is None else inputs.get(k, ()))
+            for k in ("orders", "trades", "nbbo")
+        ],
+        engine=ENGINE,
     )
-    rows_in = sum(c.item() for c in pl.collect_all([f.select(pl.len()) for f in (orders, trades, nbbo)]))
-    res = compute_partition(orders, trades, nbbo, cfg, key.date, scenarios, source=f"partition {key}")
+    rows_in = orders.height + trades.height + nbbo.height
+    res = compute_partition(
+        orders.lazy(), trades.lazy(), nbbo.lazy(), cfg, key.date, scenarios, source=f"partition {key}"
+    )
     horizons = cfg.metrics.horizons_s
     tables = {
         lake.result_path("sweeps", key): _as_arrow(res.sweeps, schema.sweeps_schema(horizons)),
         lake.result_path("quality", key): _as_arrow(res.quality, schema.QUALITY),
         lake.result_path("replay_fidelity", key): _as_arrow(res.replay_fidelity, schema.REPLAY_FIDELITY),
     }
-    for name in scenarios:
-        tables[lake.result_path("sim_fills", key, name)] = _as_arrow(res.sim_fills[name], schema.SIM_FILLS)
-        tables[lake.result_path("sim_orders", key, name)] = _as_arrow(
-            res.sim_orders[name], schema.sim_orders_schema(horizons)
-        )
+    for table, frame, target in (
+        ("sim_fills", res.scenario_fills, schema.SIM_FILLS),
+        ("sim_orders", res.scenario_orders, schema.sim_orders_schema(horizons)),
+    ):
+        for name, part in _by_scenario(frame, target, scenarios).items():
+            tables[lake.result_path(table, key, name)] = part
     lake.publish_results(tables)
     return JobCounts(rows_in=rows_in, rows_out=res.rows, sweeps=res.sweeps.height)
+
+
+def _by_scenario(frame: pl.DataFrame, target: pa.Schema, scenarios: Sequence[str]) -> dict[str, pa.Table]:
+    """A scenario table as one Arrow table per scenario: converted once, then sliced (no copy)."""
+    if not scenarios:
+        return {}
+    table = _as_arrow(frame, target)
+    parts = {name: table.slice(0, 0) for name in scenarios}
+    offset = 0
+    for run in frame[schema.SCENARIO].rle().to_list():
+        name, length = run["value"], run["len"]
+        if name not in parts or parts[name].num_rows:
+            raise AssertionError(f"scenario {name!r}: its rows are not together, or not one of {scenarios}")
+        parts[name] = table.slice(offset, length)
+        offset += length
+    return parts
 
 
 def _as_arrow(df: pl.DataFrame, target: pa.Schema) -> pa.Table:

@@ -268,7 +268,9 @@ class Supervisor(Generic[Task, Result]):
                     self.on_lost(Lost(t, "crashed"))
                 continue
             with process_pool(self.workers) as pool:
-                suspects = self.drain(pool, pending, in_flight_max=self.workers, own_pool=True)
+                # one task more than workers waits in the pool's queue: a worker that finishes a job starts
+                # the next at once instead of idling through the round trip to this process and back
+                suspects = self.drain(pool, pending, in_flight_max=self.workers + 1, own_pool=True)
 
     def drain(
         self, pool: cf.Executor, pending: list[Task], *, in_flight_max: int, own_pool: bool

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -469,7 +470,15 @@ def empty_table(schema: pa.Schema) -> pa.Table:
 
 
 def polars_schema(schema: pa.Schema) -> pl.Schema:
-    """The Polars equivalent of an Arrow schema (used to build empty frames and to cast)."""
+    """The Polars equivalent of an Arrow schema (used to build empty frames and to cast); a copy of a
+    cached one, since a job asks for the same few schemas again and again."""
+    import polars as pl
+
+    return pl.Schema(_polars_schema(schema))
+
+
+@lru_cache(maxsize=64)
+def _polars_schema(schema: pa.Schema) -> pl.Schema:
     import polars as pl
 
     frame = pl.from_arrow(empty_table(schema))

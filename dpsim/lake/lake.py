@@ -277,7 +277,15 @@ class Lake:
     def publish_results(self, tables: Mapping[UPath, pa.Table], *, row_group_rows: int = 131072) -> None:
         """A partition's result files, published together: every file is written to a temp file first and
         renamed into place only when all are written, so readers never see a result disappear or a job
-        that failed half-way leave a mix of old and new files."""
+        that failed half-way leave a mix of old and new files.
+
+        Dictionaries only on text columns: on the many numeric ones of a job's small files they took a
+        quarter of the write time for files no smaller (as in the shred's writes)."""
+        text = {f.name for t in tables.values() for f in t.schema if pa.types.is_string(f.type)}
         self.store.write_parquet_many(
-            tables, compression="zstd", write_statistics=True, row_group_size=row_group_rows
+            tables,
+            compression="zstd",
+            write_statistics=True,
+            use_dictionary=sorted(text),
+            row_group_size=row_group_rows,
         )

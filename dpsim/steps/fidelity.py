@@ -16,6 +16,7 @@ from typing import Any
 import polars as pl
 
 from dpsim import schema
+from dpsim.steps import ENGINE
 from dpsim.steps.matching import BUY
 from dpsim.steps.replay import Replay
 from dpsim.steps.session import executions
@@ -29,7 +30,7 @@ def replay_fidelity(
     reality: Replay, trades: pl.DataFrame, cp_order_ids: pl.Series, cp_dealsource: int
 ) -> pl.DataFrame:
     """The `results/replay_fidelity` row of a partition (schema.REPLAY_FIDELITY)."""
-    ex = executions(trades.lazy()).collect()
+    ex = executions(trades.lazy()).collect(engine=ENGINE)
     both_cp = pl.col("buy_id").is_in(cp_order_ids.implode()) & pl.col("sell_id").is_in(cp_order_ids.implode())
     real = ex.filter((pl.col(schema.DEALSOURCE) == cp_dealsource) & both_cp)
     real_pairs = real.group_by(PAIR).agg(pl.col(schema.QUANTITY).sum().alias("real_q"))

@@ -14,6 +14,7 @@ sequential part per scenario.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,8 +34,9 @@ RESTING, INCOMING = "resting", "incoming"
 
 @dataclass(frozen=True)
 class Replay:
-    """One scenario's replay: the book it ran on and what happened."""
+    """One scenario's replay: the scenario, the book it ran on and what happened."""
 
+    scenario: Scenario
     book: ReplayBook
     result: MatchResult
 
@@ -97,59 +99,95 @@ def run_replay(
     """Replay one scenario over `replay_base` rows; `sweeps_rest=False` is the reality replay.
 
     `quotes` (the usable quotes) matter only to the optional rule `rematch_on_quote`."""
-    book, params = replay_book(base, scenario, session, rules, quotes, sweeps_rest)
-    return Replay(book, match(book, params))
+    return run_replays(base, [(scenario, sweeps_rest)], session, rules, quotes)[0]
 
 
-def replay_book(
+def run_replays(
     base: pl.DataFrame,
-    scenario: Scenario,
+    runs: Sequence[tuple[Scenario, bool]],
     session: Session,
     rules: ReplayRules,
     quotes: pl.DataFrame,
-    sweeps_rest: bool = True,
-) -> tuple[ReplayBook, MatchParams]:
-    """The kernel's input for one scenario (see `run_replay`)."""
+) -> list[Replay]:
+    """`run_replay` for each (scenario, sweeps_rest) of `runs`, their books built together."""
+    books = replay_books(base, runs, session, rules, quotes)
+    return [
+        Replay(scenario, book, match(book, params))
+        for (scenario, _), (book, params) in zip(runs, books, strict=True)
+    ]
+
+
+def replay_books(
+    base: pl.DataFrame,
+    runs: Sequence[tuple[Scenario, bool]],
+    session: Session,
+    rules: ReplayRules,
+    quotes: pl.DataFrame,
+) -> list[tuple[ReplayBook, MatchParams]]:
+    """The kernel's input for each (scenario, sweeps_rest) of `runs`: the columns the scenarios share are
+    converted once, and each scenario's own (bound, resting, cap, window end) come from one select."""
     close = session.close
     sweep = pl.col("analysed")
     limit = pl.col(schema.LIMIT_PRICE).cast(pl.Float64)
-    half = pl.when(pl.col("accepts_midtick") | (sweep & scenario.sweep_midtick)).then(pl.col("half_tick"))
     buy = pl.col(schema.SIDE) == BUY
-    no_limit = (pl.col(schema.LIMIT_PRICE) <= 0) | (sweep & scenario.ignore_sweep_limit)
-    bound = (
-        pl.when(no_limit)
-        .then(pl.when(buy).then(np.inf).otherwise(-np.inf))
-        .otherwise(pl.when(buy).then(limit + half.fill_null(0.0)).otherwise(limit - half.fill_null(0.0)))
+    own = []
+    for i, (scenario, sweeps_rest) in enumerate(runs):
+        half = pl.when(pl.col("accepts_midtick") | (sweep & scenario.sweep_midtick)).then(pl.col("half_tick"))
+        no_limit = (pl.col(schema.LIMIT_PRICE) <= 0) | (sweep & scenario.ignore_sweep_limit)
+        bound = (
+            pl.when(no_limit)
+            .then(pl.when(buy).then(np.inf).otherwise(-np.inf))
+            .otherwise(pl.when(buy).then(limit + half.fill_null(0.0)).otherwise(limit - half.fill_null(0.0)))
+        )
+        rests = pl.col(schema.RESTS) & ((pl.col("real_order") & scenario.real_queue) | (sweep & sweeps_rest))
+        cap = pl.when(sweep & (scenario.quantity == "full")).then(pl.col(schema.ARRIVAL_QUANTITY))
+        own += [
+            bound.alias(f"bound{i}"),
+            rests.alias(f"rests{i}"),
+            cap.otherwise(pl.col(schema.RESIDUAL_AFTER_ARRIVAL))
+            .fill_null(0)
+            .clip(lower_bound=0)
+            .alias(f"cap{i}"),
+            pl.when(sweep)
+            .then(window_end(scenario, close))
+            .otherwise(pl.col(schema.FINAL_TIME))
+            .fill_null(0)
+            .alias(f"wend{i}"),
+        ]
+    ev = base.select(
+        pl.col(schema.ORDER_ID, schema.ARRIVAL_TIME, schema.SIDE, "mid", "analysed"),
+        pl.col(schema.ARRIVAL_QUANTITY, schema.MAQ_EFFECTIVE).fill_null(0),
+        pl.col(schema.MAQ_IS_SINGLE).fill_null(False),
+        *own,
     )
-    rests = pl.col(schema.RESTS) & ((pl.col("real_order") & scenario.real_queue) | (sweep & sweeps_rest))
-    cap = pl.when(sweep & (scenario.quantity == "full")).then(pl.col(schema.ARRIVAL_QUANTITY))
-    ev = base.with_columns(
-        bound.alias("bound"),
-        rests.alias("rests_now"),
-        cap.otherwise(pl.col(schema.RESIDUAL_AFTER_ARRIVAL)).fill_null(0).clip(lower_bound=0).alias("cap"),
-        pl.when(sweep).then(window_end(scenario, close)).otherwise(pl.col(schema.FINAL_TIME)).alias("wend"),
-    )
-    book = ReplayBook(
-        order_id=ev[schema.ORDER_ID].to_numpy(),
-        timestamp=ev[schema.ARRIVAL_TIME].to_numpy(),
-        side=ev[schema.SIDE].to_numpy(),
-        quantity=ev[schema.ARRIVAL_QUANTITY].fill_null(0).to_numpy(),
-        bound=ev["bound"].to_numpy(),
-        maq=ev[schema.MAQ_EFFECTIVE].fill_null(0).to_numpy(),
-        maq_single=ev[schema.MAQ_IS_SINGLE].fill_null(False).to_numpy(),
-        mid=ev["mid"].to_numpy(),
-        is_sweep=ev["analysed"].to_numpy(),
-        rests=ev["rests_now"].to_numpy(),
-        rest_cap=ev["cap"].to_numpy(),
-        window_end=ev["wend"].fill_null(0).to_numpy(),
+    shared = {
+        "order_id": ev[schema.ORDER_ID].to_numpy(),
+        "timestamp": ev[schema.ARRIVAL_TIME].to_numpy(),
+        "side": ev[schema.SIDE].to_numpy(),
+        "quantity": ev[schema.ARRIVAL_QUANTITY].to_numpy(),
+        "maq": ev[schema.MAQ_EFFECTIVE].to_numpy(),
+        "maq_single": ev[schema.MAQ_IS_SINGLE].to_numpy(),
+        "mid": ev["mid"].to_numpy(),
+        "is_sweep": ev["analysed"].to_numpy(),
         **_session_quotes(quotes, session),
-    )
-    params = MatchParams(
-        impact_bps=scenario.impact_bps,
-        max_fill_fraction=scenario.max_fill_fraction,
-        rematch_on_quote=rules.rematch_on_quote,
-    )
-    return book, params
+    }
+    return [
+        (
+            ReplayBook(
+                bound=ev[f"bound{i}"].to_numpy(),
+                rests=ev[f"rests{i}"].to_numpy(),
+                rest_cap=ev[f"cap{i}"].to_numpy(),
+                window_end=ev[f"wend{i}"].to_numpy(),
+                **shared,
+            ),
+            MatchParams(
+                impact_bps=scenario.impact_bps,
+                max_fill_fraction=scenario.max_fill_fraction,
+                rematch_on_quote=rules.rematch_on_quote,
+            ),
+        )
+        for i, (scenario, _) in enumerate(runs)
+    ]
 
 
 def _session_quotes(quotes: pl.DataFrame, session: Session) -> dict[str, np.ndarray]:
@@ -159,41 +197,69 @@ def _session_quotes(quotes: pl.DataFrame, session: Session) -> dict[str, np.ndar
     return {"quote_time": inside[schema.TIMESTAMP].to_numpy(), "quote_mid": inside["mid"].to_numpy()}
 
 
-def sweep_fills(replay: Replay) -> pl.DataFrame:
-    """`results/sim_fills` rows: one per match per analysed sweep involved (schema.SIM_FILLS)."""
-    book, res = replay.book, replay.result
-    ids, is_sweep = book.order_id, book.is_sweep
-    base = {
-        schema.TIMESTAMP: res.timestamp,
-        schema.QUANTITY: res.quantity,
-        schema.PRICE: res.price,
-        "mid": res.mid,
-    }
+def sweep_fills(replays: Mapping[str, Replay]) -> pl.DataFrame:
+    """`results/sim_fills` rows of every replay (schema.SIM_FILLS, then `scenario`: the mapping's key): one
+    per match per analysed sweep involved; the scenarios in the mapping's order, each sorted in time."""
+    columns: dict[str, list[np.ndarray]] = {}
+    for run, replay in enumerate(replays.values()):
+        book, res = replay.book, replay.result
+        ids, is_sweep = book.order_id, book.is_sweep
+        for is_resting, own, contra in (
+            (True, res.resting_idx, res.incoming_idx),
+            (False, res.incoming_idx, res.resting_idx),
+        ):
+            keep = is_sweep[own]
+            part = {
+                "run": np.full(int(keep.sum()), run, dtype=np.uint32),
+                schema.SWEEP_ORDER_ID: ids[own][keep],
+                schema.CONTRA_ORDER_ID: ids[contra][keep],
+                schema.ROLE: np.full(int(keep.sum()), is_resting, dtype=np.uint32),
+                "contra_is_sweep": is_sweep[contra][keep],
+                schema.TIMESTAMP: res.timestamp[keep],
+                schema.QUANTITY: res.quantity[keep],
+                schema.PRICE: res.price[keep],
+                "mid": res.mid[keep],
+            }
+            for name, values in part.items():
+                columns.setdefault(name, []).append(values)
     target = schema.polars_schema(schema.SIM_FILLS)
-    parts = []
-    roles = ((RESTING, res.resting_idx, res.incoming_idx), (INCOMING, res.incoming_idx, res.resting_idx))
-    for role, own, contra in roles:
-        keep = is_sweep[own]
-        columns = {
-            schema.SWEEP_ORDER_ID: ids[own][keep],
-            schema.CONTRA_ORDER_ID: ids[contra][keep],
-            schema.ROLE: [role] * int(keep.sum()),
-            "contra_is_sweep": is_sweep[contra][keep],
-            **{k: v[keep] for k, v in base.items()},
-        }
-        parts.append(pl.DataFrame(columns, schema=target))
-    return pl.concat(parts, how="vertical").sort(
-        [schema.TIMESTAMP, schema.SWEEP_ORDER_ID, schema.CONTRA_ORDER_ID, schema.ROLE]
+    if not columns:
+        return pl.DataFrame(schema={**target, schema.SCENARIO: pl.String})
+    flat = {name: np.concatenate(parts) for name, parts in columns.items()}
+    of_run, role = flat.pop("run"), flat.pop(schema.ROLE)
+    frame = pl.DataFrame(flat).with_columns(
+        pl.Series(schema.ROLE, [INCOMING, RESTING]).gather(role),
+        pl.Series(schema.SCENARIO, list(replays), dtype=pl.String).gather(of_run),
+        pl.Series("run", of_run),
     )
+    return frame.sort(
+        ["run", schema.TIMESTAMP, schema.SWEEP_ORDER_ID, schema.CONTRA_ORDER_ID, schema.ROLE]
+    ).select(*(pl.col(c).cast(t) for c, t in target.items()), schema.SCENARIO)
 
 
-def rested(replay: Replay, base: pl.DataFrame, scenario: Scenario, close: int) -> pl.DataFrame:
-    """Per analysed sweep: order_id, sim_quantity (what rested, 0 if nothing) and sim_window_end."""
-    return (
-        base.with_columns(
-            pl.Series(schema.SIM_QUANTITY, replay.result.rested_quantity),
-            window_end(scenario, close).alias(schema.SIM_WINDOW_END),
+def rested(replays: Mapping[str, Replay], base: pl.DataFrame, close: int) -> pl.LazyFrame:
+    """Per analysed sweep and replay: order_id, sim_quantity (what rested, 0 if nothing), sim_window_end
+    and `scenario` (the mapping's key), the scenarios in the mapping's order."""
+    wide = (
+        base.lazy()
+        .select(
+            schema.ORDER_ID,
+            "analysed",
+            *(
+                pl.lit(pl.Series(r.result.rested_quantity)).alias(f"q{i}")
+                for i, r in enumerate(replays.values())
+            ),
+            *(window_end(r.scenario, close).alias(f"w{i}") for i, r in enumerate(replays.values())),
         )
         .filter("analysed")
-        .select(schema.ORDER_ID, schema.SIM_QUANTITY, schema.SIM_WINDOW_END)
     )
+    parts = [
+        wide.select(
+            schema.ORDER_ID,
+            pl.col(f"q{i}").alias(schema.SIM_QUANTITY),
+            pl.col(f"w{i}").alias(schema.SIM_WINDOW_END),
+            pl.lit(name).alias(schema.SCENARIO),
+        )
+        for i, name in enumerate(replays)
+    ]
+    return pl.concat(parts, how="vertical")
