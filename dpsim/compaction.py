@@ -167,6 +167,7 @@ def _session(lake: Lake, settings: Aggregate) -> duckdb.DuckDBPyConnection:
         config={
             "memory_limit": f"{duckdb_memory_limit_mb(settings.memory_limit_mb)}MB",
             "temp_directory": str(spill_dir(lake, settings)),
+            "enable_external_file_cache": False,  # an entry per file read, never read again (aggregate._session)
         }
     )
     con.execute("SET enable_progress_bar = false")

@@ -840,10 +840,12 @@ def test_the_aggregation_and_compaction_sessions_get_duckdbs_share(
     cfg = Config(lake=str(lake.root), aggregate=Aggregate(memory_limit_mb=1500))
     for con in (aggregate._session(lake, cfg), compaction._session(lake, cfg.aggregate)):
         try:
-            got = con.execute("SELECT current_setting('memory_limit')").fetchone()
+            got = con.execute(
+                "SELECT current_setting('memory_limit'), current_setting('enable_external_file_cache')"
+            ).fetchone()
         finally:
             con.close()
-        assert got == ("858.3 MiB",)  # 900 MB in MiB
+        assert got == ("858.3 MiB", False)  # 900 MB in MiB; no cache entry kept per file read
 
 
 def test_recomputed_partials_are_not_held_in_the_session(
