@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import sys
 import tempfile
 from pathlib import Path
 
@@ -125,6 +126,52 @@ def connect(
         raise
     _check_catalog_file(lake)
     return con
+
+
+# What `dpsim aggregate` holds outside DuckDB's memory_limit beyond the process's size when its DuckDB session
+# opens (the interpreter, its libraries and the lake's file index, measured then): two rank passes' Arrow
+# batches and numpy temporaries (~45 MB each), DuckDB's allocations outside its buffer pool and the Arrow
+# results it hands over (~5 % of its limit), the bootstrap's index chunks (~100 MB, after the sorts). Measured
+# at 54,000 partitions: at most ~320 MB above the process's size at session open; the rest is margin.
+WORK_RESERVE_MB = 450
+# The least DuckDB gets, whatever the budget (it runs out of memory well below): half a smaller budget.
+MIN_DUCKDB_MB = 256
+
+
+def duckdb_memory_limit_mb(total_mb: int, process_mb: int | None = None) -> int:
+    """DuckDB's share of a budget of `total_mb` for the whole process: the budget less the process's current
+    size (`process_mb`, else measured: the lake's index grows with its files) and WORK_RESERVE_MB. Below
+    MIN_DUCKDB_MB (or half the budget, when smaller) DuckDB cannot work: it gets that, and a warning says
+    the peak may exceed the budget."""
+    process_mb = process_rss_mb() if process_mb is None else process_mb
+    share = total_mb - process_mb - WORK_RESERVE_MB
+    least = min(MIN_DUCKDB_MB, total_mb // 2)
+    if share < least:
+        log.warning(
+            "aggregate.memory_limit_mb = %d MB is less than this process needs (%d MB now, %d MB while it "
+            "aggregates) plus DuckDB's %d MB: its peak memory may exceed the limit",
+            total_mb,
+            process_mb,
+            WORK_RESERVE_MB,
+            least,
+        )
+        return least
+    return share
+
+
+def process_rss_mb() -> int:
+    """This process's resident memory in MB (its peak so far where the current size cannot be read)."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 2**20
+    except (OSError, ValueError, IndexError, AttributeError):
+        pass
+    try:
+        import resource
+    except ImportError:  # Windows: the size of an interpreter with dpsim's libraries loaded
+        return 250
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # bytes on macOS, KiB elsewhere
+    return int(peak // (2**20 if sys.platform == "darwin" else 1024))
 
 
 def spill_dir(lake: Lake, settings: Aggregate) -> Path:

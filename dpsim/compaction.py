@@ -27,7 +27,7 @@ from typing import Any
 
 import duckdb
 
-from dpsim.catalog import lake_error_text, spill_dir
+from dpsim.catalog import duckdb_memory_limit_mb, lake_error_text, spill_dir
 from dpsim.config import Aggregate
 from dpsim.errors import LakeError
 from dpsim.lake import RESULT_TABLES, SCENARIO_TABLES, Lake, TableFiles
@@ -165,8 +165,9 @@ def _rewrite(
 def _session(lake: Lake, settings: Aggregate) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(
         config={
-            "memory_limit": f"{settings.memory_limit_mb}MB",
+            "memory_limit": f"{duckdb_memory_limit_mb(settings.memory_limit_mb)}MB",
             "temp_directory": str(spill_dir(lake, settings)),
+            "enable_external_file_cache": False,  # an entry per file read, never read again (aggregate._session)
         }
     )
     con.execute("SET enable_progress_bar = false")

@@ -315,7 +315,7 @@ def update(
             _recompute(con, lake, cfg, p.index, p.dirty_scen, p.dirty_free, scratch, advance)
             clean_scen = [k for k in p.scen_fp if k not in p.dirty_scen]
             clean_free = [d for d in p.free_fp if d not in p.dirty_free]
-            _rewrite_small(con, lake, clean_scen, clean_free, p.dirty_scen, p.dirty_free, scratch, p.manifest)
+            _rewrite_small(con, lake, cfg, clean_scen, clean_free, scratch, p.manifest)
             lake.remove_files([lake.partial_stream_path(s, d) for s, d in p.gone_scen])
             lake.write_json(
                 {
@@ -371,19 +371,19 @@ def _recompute(
     scratch: Path,
     advance: Callable[[str], None],
 ) -> None:
-    """Compute the dirty slices into tables acc_<partial> and write each one's stream file.
+    """Compute the dirty slices: each date's rows of each small partial to a file of its own,
+    scratch/<partial>/<date>.parquet (read by `_rewrite_small`), and each slice's stream file.
 
     Dates are computed side by side, one DuckDB cursor per worker: one date's small files and queries keep
-    about one core busy, so the workers fill the machine (memory stays bounded: a date each)."""
+    about one core busy, so the workers fill the machine (memory stays bounded: a date each). The recomputed
+    rows go to files, not to tables of the session: at 54,000 partitions they are ~800 MB in memory, which
+    would take most of DuckDB's limit from the merge after them (and grow with the dates)."""
     by_day: dict[date, list[str]] = defaultdict(list)
     for s, d in sorted(dirty_scen):
         by_day[d].append(s)
     days = sorted(set(by_day) | dirty_free)
-    for name in (
-        *SCENARIO_PARTIALS,
-        *FREE_PARTIALS,
-    ):  # tables of the session's database: every cursor sees them
-        con.execute(f"CREATE OR REPLACE TABLE acc_{name} AS SELECT * FROM {_empty(con, cfg, name)}")
+    for name in (*SCENARIO_PARTIALS, *FREE_PARTIALS):
+        (scratch / name).mkdir(parents=True, exist_ok=True)
 
     def one(d: date) -> None:
         cur = con.cursor()
@@ -393,8 +393,8 @@ def _recompute(
             compute_slice(cur, scenarios, free=d in dirty_free)
             names = (SCENARIO_PARTIALS if scenarios else ()) + (FREE_PARTIALS if d in dirty_free else ())
             for name in names:
-                cur.execute(
-                    f"INSERT INTO acc_{name} SELECT $d::DATE AS slice_date, * FROM p_{name}", {"d": d}
+                cur.sql(f"SELECT $d::DATE AS slice_date, * FROM p_{name}", params={"d": d}).write_parquet(
+                    str(scratch / name / f"{d.isoformat()}.parquet"), compression="zstd"
                 )
             for i, s in enumerate(scenarios):
                 local = scratch / f"stream-{d.isoformat()}-{i}.parquet"
@@ -425,14 +425,14 @@ def _empty(con: duckdb.DuckDBPyConnection, cfg: Config, name: str) -> str:
 def _rewrite_small(
     con: duckdb.DuckDBPyConnection,
     lake: Lake,
+    cfg: Config,
     clean_scen: list[tuple[str, date]],
     clean_free: list[date],
-    dirty_scen: set[tuple[str, date]],
-    dirty_free: set[date],
     scratch: Path,
     manifest: dict[str, Any],
 ) -> None:
-    """Each small partial file := its rows of clean slices + the recomputed rows (acc_<partial>)."""
+    """Each small partial file := its rows of clean slices + the recomputed rows (the files of each date in
+    scratch/<partial>/, streamed through: nothing of them is held in the session)."""
     _drop_relation(con, "clean_scen")
     _drop_relation(con, "clean_free")
     scen_keys = {
@@ -448,13 +448,21 @@ def _rewrite_small(
             if name in SCENARIO_PARTIALS
             else ("clean_free", "slice_date")
         )
-        queries = [f"SELECT * FROM acc_{name}"]
+        recomputed = sorted(str(f) for f in (scratch / name).glob("*.parquet"))
+        queries = [
+            "SELECT * FROM read_parquet($files::VARCHAR[])"
+            if recomputed
+            else f"SELECT * FROM {_empty(con, cfg, name)}"
+        ]
         if manifest and path.exists():
             old = con.read_parquet(str(path))
             old.create_view(f"old_{name}", replace=True)
             queries.insert(0, f"SELECT * FROM old_{name} SEMI JOIN {clean} USING ({keys})")
         local = scratch / f"{name}.parquet"
-        con.sql(" UNION ALL BY NAME ".join(queries)).write_parquet(str(local), compression="zstd")
+        params = {"files": recomputed} if recomputed else None
+        con.sql(" UNION ALL BY NAME ".join(queries), params=params).write_parquet(
+            str(local), compression="zstd"
+        )
         lake.put(local, path)
 
 

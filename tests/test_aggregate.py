@@ -804,3 +804,65 @@ def test_the_aggregation_spills_into_a_scratch_folder_it_creates(tmp_path: Path)
     finally:
         con.close()
     assert got == (4_000_000,)
+
+
+# ---- the memory budget ---------------------------------------------------------------------------------------
+
+
+def test_duckdb_gets_the_budget_less_the_process_and_the_work_reserve(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from dpsim.catalog import MIN_DUCKDB_MB, WORK_RESERVE_MB, duckdb_memory_limit_mb
+
+    assert duckdb_memory_limit_mb(1500, process_mb=150) == 1500 - 150 - WORK_RESERVE_MB == 900
+    assert duckdb_memory_limit_mb(1500, process_mb=300) == 750  # a bigger index: less for DuckDB
+    assert not caplog.records
+    # too small a budget: DuckDB's least (half of a very small one), and a warning that the peak may exceed it
+    with caplog.at_level("WARNING", logger="dpsim.catalog"):
+        assert duckdb_memory_limit_mb(800, process_mb=150) == MIN_DUCKDB_MB == 256
+        assert duckdb_memory_limit_mb(200, process_mb=150) == 100
+    assert len(caplog.records) == 2
+    assert (
+        "aggregate.memory_limit_mb = 800 MB is less than this process needs" in caplog.records[0].getMessage()
+    )
+
+
+def test_the_aggregation_and_compaction_sessions_get_duckdbs_share(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both sessions of `dpsim aggregate` get the budget less what the process holds besides (the compaction
+    used to get the whole budget, on top of the process's own memory)."""
+    from dpsim import aggregate, catalog, compaction
+
+    monkeypatch.setattr(catalog, "process_rss_mb", lambda: 150)
+    lake = Lake(tmp_path / "lake")
+    lake.root.mkdir()
+    cfg = Config(lake=str(lake.root), aggregate=Aggregate(memory_limit_mb=1500))
+    for con in (aggregate._session(lake, cfg), compaction._session(lake, cfg.aggregate)):
+        try:
+            got = con.execute(
+                "SELECT current_setting('memory_limit'), current_setting('enable_external_file_cache')"
+            ).fetchone()
+        finally:
+            con.close()
+        assert got == ("858.3 MiB", False)  # 900 MB in MiB; no cache entry kept per file read
+
+
+def test_recomputed_partials_are_not_held_in_the_session(
+    incremental: tuple[Config, Lake], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The merge gets DuckDB's memory to itself: no table of recomputed partial rows is left in the session
+    (they were tables of the session's database, ~800 MB at 54,000 partitions, held through the merge)."""
+    from dpsim import aggregate
+
+    cfg, lake = incremental
+    seen: list[list[tuple[str, bool]]] = []
+    merge = aggregate._merge
+
+    def spy(con: duckdb.DuckDBPyConnection, *args: Any, **kwargs: Any) -> dict[str, pa.Table]:
+        seen.append(con.execute("SELECT table_name, temporary FROM duckdb_tables() ORDER BY 1").fetchall())
+        return merge(con, *args, **kwargs)
+
+    monkeypatch.setattr(aggregate, "_merge", spy)
+    run_aggregates(cfg, lake)
+    assert seen and not [name for name, temporary in seen[0] if not temporary]  # temp: the empty stand-ins

@@ -304,7 +304,7 @@ class Shred:
 
 @dataclass(frozen=True)
 class Aggregate:
-    memory_limit_mb: int = 1500  # peak RSS target of `dpsim aggregate` (DuckDB gets it less a reserve)
+    memory_limit_mb: int = 1500  # peak RSS budget of `dpsim aggregate` (DuckDB gets its share of it)
     temp_directory: str = ""
 
 
