@@ -281,7 +281,9 @@ class Lake:
 
         Dictionaries only on text columns: on the many numeric ones of a job's small files they took a
         quarter of the write time for files no smaller (as in the shred's writes)."""
-        text = {f.name for t in tables.values() for f in t.schema if pa.types.is_string(f.type)}
+        from pyarrow.types import is_string  # pyarrow on first use (`store.pq`)
+
+        text = {f.name for t in tables.values() for f in t.schema if is_string(f.type)}
         self.store.write_parquet_many(
             tables,
             compression="zstd",
