@@ -14,7 +14,7 @@ from dpsim import schema
 from dpsim.catalog import refresh_catalog
 from dpsim.config import Config
 from dpsim.errors import InputError
-from dpsim.lake import REFERENCE_KINDS, Lake
+from dpsim.lake import RAW_TABLES, REFERENCE_KINDS, Lake
 from dpsim.lake.manifests import RunManifest
 from dpsim.live import Heartbeat, ShredBoard, session_fields
 from dpsim.progress import Progress, SilentProgress
@@ -26,7 +26,7 @@ from dpsim.shred.stream import without_huge_pages
 LOG = logging.getLogger(__name__)
 
 
-KINDS = ("orders", "trades", "nbbo", *REFERENCE_KINDS)
+KINDS = (*RAW_TABLES, *REFERENCE_KINDS)
 REQUIRED_KINDS = ("orders",)
 
 
