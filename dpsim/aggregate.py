@@ -24,10 +24,9 @@ import pyarrow as pa
 
 from dpsim import partials, stats
 from dpsim.catalog import (
-    duckdb_memory_limit_mb,
+    budgeted_session,
     lake_error_text,
     refresh_catalog,
-    spill_dir,
     view_names,
 )
 from dpsim.compaction import compact
@@ -210,7 +209,7 @@ def _aggregate(
     cfg: Config, lake: Lake, plan: partials.Plan, step: Callable[[str], None]
 ) -> dict[str, pa.Table]:
     """The partials brought up to date, then merged, in one DuckDB session under the memory limit."""
-    con = _session(lake, cfg)
+    con = budgeted_session(lake, cfg.aggregate, keep_order=False)  # every output has an ORDER BY
     try:
         sources = partials.update(con, lake, cfg, plan, step)
         return _merge(con, cfg, list(plan.scenarios), sources, step)
@@ -265,32 +264,6 @@ def scenarios_with_results(cfg: Config, lake: Lake) -> list[str]:
             ", ".join(missing),
         )
     return [s for s in cfg.scenarios if s in present]
-
-
-def _session(lake: Lake, cfg: Config) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB session with DuckDB's share of the aggregation's memory budget, spilling to the
-    catalog's spill folder (this process's scratch in the lake, or the configured temp_directory), whose parent exists."""
-    limit_mb = duckdb_memory_limit_mb(cfg.aggregate.memory_limit_mb)
-    log.info(
-        "DuckDB memory limit %d MB of aggregate.memory_limit_mb %d MB",
-        limit_mb,
-        cfg.aggregate.memory_limit_mb,
-    )
-    con = duckdb.connect(
-        config={
-            "memory_limit": f"{limit_mb}MB",
-            "temp_directory": str(spill_dir(lake, cfg.aggregate)),
-            # lets DuckDB stream and spill instead of buffering to keep row order; every output has an ORDER BY
-            "preserve_insertion_order": False,
-            # keeps an entry for every file read (~0.5 KB, a year's 918,000 files: ~420 MB by the end of a cold
-            # run): each file is read once, so the cache only grows
-            "enable_external_file_cache": False,
-        }
-    )
-    con.execute("SET enable_progress_bar = false")  # dpsim reports progress itself
-    if not lake.is_local:
-        con.register_filesystem(lake.root.fs)
-    return con
 
 
 def _stand_in_missing_results(con: duckdb.DuckDBPyConnection, cfg: Config) -> None:

@@ -27,7 +27,7 @@ from typing import Any
 
 import duckdb
 
-from dpsim.catalog import duckdb_memory_limit_mb, lake_error_text, spill_dir
+from dpsim.catalog import budgeted_session, lake_error_text
 from dpsim.config import Aggregate
 from dpsim.errors import LakeError
 from dpsim.lake import RESULT_TABLES, SCENARIO_TABLES, Lake, TableFiles
@@ -87,7 +87,7 @@ def _compact(
     state = _read_state(lake)
     done: dict[str, dict[str, str]] = {}
     rewritten = removed = 0
-    con = _session(lake, settings)
+    con = budgeted_session(lake, settings)
     try:
         for table in RESULT_TABLES:
             for scenario in lake.scenarios(table) if table in SCENARIO_TABLES else [None]:
@@ -160,20 +160,6 @@ def _rewrite(
         lake.put(local, lake.by_date_path(table, day, scenario))
     finally:
         Path(local).unlink(missing_ok=True)
-
-
-def _session(lake: Lake, settings: Aggregate) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect(
-        config={
-            "memory_limit": f"{duckdb_memory_limit_mb(settings.memory_limit_mb)}MB",
-            "temp_directory": str(spill_dir(lake, settings)),
-            "enable_external_file_cache": False,  # an entry per file read, never read again (aggregate._session)
-        }
-    )
-    con.execute("SET enable_progress_bar = false")
-    if not lake.is_local:
-        con.register_filesystem(lake.root.fs)
-    return con
 
 
 def _read_state(lake: Lake) -> dict[str, dict[str, str]]:

@@ -790,12 +790,11 @@ def test_compute_aggregates_over_a_session_matches_the_lake(
 def test_the_aggregation_spills_into_a_scratch_folder_it_creates(tmp_path: Path) -> None:
     """The first spill used to fail (`Failed to create directory …/_tmp/duckdb`): `<lake>/_tmp` no longer
     exists after shred and process, and DuckDB creates only the last level of its temp folder."""
-    from dpsim import aggregate
+    from dpsim.catalog import budgeted_session
 
     lake = Lake(tmp_path / "lake")
     lake.root.mkdir()
-    cfg = Config(lake=str(lake.root), aggregate=Aggregate(memory_limit_mb=128))
-    con = aggregate._session(lake, cfg)
+    con = budgeted_session(lake, Aggregate(memory_limit_mb=128), keep_order=False)  # the aggregation's
     try:
         # 4 M rows of ~50 bytes sorted under a 64 MB limit: DuckDB must spill
         got = con.execute(
@@ -830,22 +829,25 @@ def test_duckdb_gets_the_budget_less_the_process_and_the_work_reserve(
 def test_the_aggregation_and_compaction_sessions_get_duckdbs_share(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Both sessions of `dpsim aggregate` get the budget less what the process holds besides (the compaction
+    """Both sessions of `dpsim aggregate` (`catalog.budgeted_session`: the aggregation's without insertion
+    order, the compaction's with it) get the budget less what the process holds besides (the compaction
     used to get the whole budget, on top of the process's own memory)."""
-    from dpsim import aggregate, catalog, compaction
+    from dpsim import catalog
 
     monkeypatch.setattr(catalog, "process_rss_mb", lambda: 150)
     lake = Lake(tmp_path / "lake")
     lake.root.mkdir()
-    cfg = Config(lake=str(lake.root), aggregate=Aggregate(memory_limit_mb=1500))
-    for con in (aggregate._session(lake, cfg), compaction._session(lake, cfg.aggregate)):
+    settings = Aggregate(memory_limit_mb=1500)
+    for keep_order in (False, True):
+        con = catalog.budgeted_session(lake, settings, keep_order=keep_order)
         try:
             got = con.execute(
-                "SELECT current_setting('memory_limit'), current_setting('enable_external_file_cache')"
+                "SELECT current_setting('memory_limit'), current_setting('enable_external_file_cache'), "
+                "current_setting('preserve_insertion_order')"
             ).fetchone()
         finally:
             con.close()
-        assert got == ("858.3 MiB", False)  # 900 MB in MiB; no cache entry kept per file read
+        assert got == ("858.3 MiB", False, keep_order)  # 900 MB in MiB; no cache entry kept per file read
 
 
 def test_recomputed_partials_are_not_held_in_the_session(
