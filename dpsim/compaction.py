@@ -9,8 +9,13 @@ statistics: a filter on security_code or order_id reads only the row groups that
 views and `dpsim.open_lake` read results_by_date/; the incremental aggregation and the exports keep reading
 the job outputs (their fingerprints are per partition).
 
-Which dates to rewrite comes from the digest of each date's job outputs (names, sizes, modification
-times), kept in results_by_date/_state.json; a date whose outputs are all gone loses its file. Each file
+Which dates to rewrite: every publish or removal of a partition's job outputs (`Lake.publish_results`,
+`Lake.remove_results`) first leaves a marker naming its date in results_by_date/_changes/, so a lake with
+no marker is up to date without a walk of its ~900,000 job output files (16.7 s at 54,000 partitions). The
+marked dates' folders are then listed, and a date is rewritten when the digest of its job outputs (names,
+sizes, modification times) differs from the one kept in results_by_date/_state.json; a date whose outputs
+are all gone loses its file. A lake without that state (from before the journal) or `rescan` (job outputs
+edited by hand) walks every table; so does the aggregation's run, which has walked them anyway. Each file
 is written to a temp file and renamed into place, so a reader sees a date's old file or its new one.
 """
 
@@ -38,6 +43,8 @@ STATE_VERSION = 1
 ROW_GROUP_ROWS = 65_536
 # Dates rewritten side by side: one date's many small files keep about one core busy.
 REWRITE_WORKERS = min(2, os.cpu_count() or 1)
+# More dates changed than this: each table walked once rather than its date folders opened security by security.
+DATES_OPENED_BY_NAME = 30
 # Each table's sort order after security_code: the sweep's order id, so one sweep's rows are together.
 ORDER_KEYS = {
     "sweeps": ("order_id",),
@@ -62,13 +69,16 @@ def compact(
     settings: Aggregate | None = None,
     step: Callable[[str], None] | None = None,
     listed: Mapping[tuple[str, str | None], TableFiles] | None = None,
+    *,
+    rescan: bool = False,
 ) -> Compaction:
     """Bring results_by_date/ up to date with the job outputs: rewrite the dates whose outputs changed,
     remove those with none left. `step(name)` after each file rewritten; `listed`: tables (and scenarios)
-    the caller has just walked (the aggregation's index), not walked again. The caller holds the results
-    lock."""
+    the caller has just walked (the aggregation's index), not walked again; `rescan`: walk every table
+    instead of trusting the change journal (after job outputs were edited by hand). The caller holds the
+    results lock."""
     try:
-        return _compact(lake, settings or Aggregate(), step, listed or {})
+        return _compact(lake, settings or Aggregate(), step, listed or {}, rescan)
     except (
         duckdb.Error,
         OSError,
@@ -81,10 +91,21 @@ def _compact(
     settings: Aggregate,
     step: Callable[[str], None] | None,
     listed: Mapping[tuple[str, str | None], TableFiles],
+    rescan: bool,
 ) -> Compaction:
     """Table by table: its dates rewritten side by side (one DuckDB cursor each), then the state written,
-    so an interrupted compaction resumes after the last table it finished."""
-    state = _read_state(lake)
+    so an interrupted compaction resumes after the last table it finished; the change markers it acted on
+    are removed last."""
+    known = _read_state(lake)
+    changes = lake.result_changes()
+    if known is not None and not (changes or listed or rescan):  # nothing published or removed since
+        n = sum(len(v) for v in known.values())
+        log.info("results by date: %d files, nothing changed", n)
+        return Compaction(n, 0, 0)
+    changed = set(changes.values())
+    # Without a state (a lake from before the journal, or --rescan) or with many dates changed: every table walked.
+    only = None if known is None or rescan or len(changed) > DATES_OPENED_BY_NAME else changed
+    state = dict(known or {})
     done: dict[str, dict[str, str]] = {}
     rewritten = removed = 0
     con = budgeted_session(lake, settings)
@@ -92,7 +113,9 @@ def _compact(
         for table in RESULT_TABLES:
             for scenario in lake.scenarios(table) if table in SCENARIO_TABLES else [None]:
                 name = table if scenario is None else f"{table}/scenario={scenario}"
-                files = listed.get((table, scenario)) or lake.table_files(table, scenario)
+                files = listed.get((table, scenario))
+                checked = None if files is not None else only  # dates whose files were listed (None: all)
+                files = files or lake.table_files(table, scenario, checked)
                 old = state.pop(name, {})
                 days = [d for d in sorted(files.digest) if old.get(d.isoformat()) != files.digest[d]]
 
@@ -110,7 +133,14 @@ def _compact(
                         if step is not None:
                             step(f"{name} {day.isoformat()}")
                 rewritten += len(days)
-                done[name] = {d.isoformat(): files.digest[d] for d in sorted(files.digest)}
+                kept = {
+                    d: v
+                    for d, v in old.items()
+                    if checked is not None and date.fromisoformat(d) not in checked
+                }
+                done[name] = dict(
+                    sorted({**kept, **{d.isoformat(): files.digest[d] for d in files.digest}}.items())
+                )
                 gone = [date.fromisoformat(d) for d in old if d not in done[name]]
                 lake.remove_files([lake.by_date_path(table, d, scenario) for d in gone])
                 removed += len(gone)
@@ -123,8 +153,8 @@ def _compact(
             removed += len(paths)
     finally:
         con.close()
-    if state or not lake.by_date_state_path.exists():
-        _write_state(lake, done)
+    _write_state(lake, done)
+    lake.remove_files(list(changes))
     n = sum(len(v) for v in done.values())
     log.info("results by date: %d files, %d rewritten, %d removed", n, rewritten, removed)
     return Compaction(n, rewritten, removed)
@@ -162,12 +192,12 @@ def _rewrite(
         Path(local).unlink(missing_ok=True)
 
 
-def _read_state(lake: Lake) -> dict[str, dict[str, str]]:
-    """Each table's date digests as last compacted; empty (everything rewritten) when missing or torn."""
+def _read_state(lake: Lake) -> dict[str, dict[str, str]] | None:
+    """Each table's date digests as last compacted; None (every table walked) when missing or torn."""
     try:
         body: Any = lake.read_json(lake.by_date_state_path)
     except ValueError:
         body = None
     if not isinstance(body, dict) or body.get("version") != STATE_VERSION:
-        return {}
+        return None
     return dict(body.get("tables") or {})

@@ -253,13 +253,14 @@ def aggregate(
         return headline(lake)
 
 
-def rebuild_catalog(cfg: Config, lake: Lake) -> list[str]:
+def rebuild_catalog(cfg: Config, lake: Lake, *, rescan: bool = False) -> list[str]:
     """The results compacted by date where their job outputs changed (on a lake from before
-    results_by_date: all of them, once), then the catalog's views rewritten; returns the view names."""
+    results_by_date, or with `rescan`: every table walked), then the catalog's views rewritten; returns the
+    view names."""
     from dpsim.catalog import refresh_catalog
 
     with lake.lock("results"):
-        compact(lake, cfg.aggregate)
+        compact(lake, cfg.aggregate, rescan=rescan)
         return refresh_catalog(lake)
 
 

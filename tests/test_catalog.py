@@ -156,7 +156,9 @@ def test_new_partitions_show_up_without_a_refresh(lake: Lake) -> None:
     orders = empty_rows(ORDERS.lake_schema, 1, order_id=[99], timestamp=[1])
     lake.write_parquet(orders, lake.raw_part_path("orders", key, "src-1"))
     assert plain(lake.root, "SELECT count(*) FROM orders") == [(5,)]
-    lake.write_parquet(empty_rows(sweeps_schema(HORIZONS), 1, order_id=[99]), lake.result_path("sweeps", key))
+    lake.publish_results(
+        {lake.result_path("sweeps", key): empty_rows(sweeps_schema(HORIZONS), 1, order_id=[99])}
+    )
     assert plain(lake.root, "SELECT count(*) FROM sweeps") == [(2,)]
     compact(lake)
     assert plain(lake.root, "SELECT count(*) FROM sweeps") == [(3,)]

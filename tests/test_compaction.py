@@ -13,7 +13,7 @@ import pytest
 
 import dpsim
 from dpsim import jobs
-from dpsim.compaction import compact
+from dpsim.compaction import Compaction, compact
 from dpsim.config import load_config
 from dpsim.lake import RESULT_TABLES, SCENARIO_TABLES, Lake, PartitionKey
 from dpsim.shred import shred_drop
@@ -126,9 +126,7 @@ def test_a_removed_partition_leaves_its_date_and_a_date_with_no_outputs_loses_it
     lake = Lake(copy)
     dates = sorted({k.date for k in lake.partitions("orders")})
     gone = PartitionKey(lake.partitions("orders")[0].security_code, dates[0])
-    for table in RESULT_TABLES:
-        for scenario in SCENARIOS if table in SCENARIO_TABLES else (None,):
-            shutil.rmtree(str(lake.partition_dir(table, gone, scenario)))
+    assert lake.remove_results([gone]) == [gone]  # as a re-shred that lost the partition does it
     done = compact(lake)
     assert done.removed == 0 and done.rewritten == sum(
         len(SCENARIOS) if t in SCENARIO_TABLES else 1 for t in RESULT_TABLES
@@ -137,12 +135,54 @@ def test_a_removed_partition_leaves_its_date_and_a_date_with_no_outputs_loses_it
     assert gone.security_code not in set(left["security_code"].to_pylist())
     assert _by_date(lake, "sweeps", None) == _job_outputs(lake, "sweeps", None)
 
-    for table in RESULT_TABLES:  # every output of the second date gone
+    for (
+        table
+    ) in RESULT_TABLES:  # every output of the second date deleted by hand: the journal does not see it
         shutil.rmtree(str(lake.table_dir(table)))
+    assert compact(lake) == Compaction(dates=done.dates, rewritten=0, removed=0)
     assert (
-        compact(lake).removed == sum(len(SCENARIOS) if t in SCENARIO_TABLES else 1 for t in RESULT_TABLES) * 2
+        compact(lake, rescan=True).removed
+        == sum(len(SCENARIOS) if t in SCENARIO_TABLES else 1 for t in RESULT_TABLES) * 2
     )
     assert not list((copy / "results_by_date").rglob("*.parquet"))
+
+
+def test_the_change_journal_spares_the_walk_and_opens_only_the_changed_dates(
+    processed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A publish leaves one marker per partition, removed by the compaction; with none, nothing is listed;
+    with one, only its date's folders are opened; a marker whose publish never happened (a crash between
+    the two) costs a listing, not a rewrite."""
+    import shutil
+
+    cfg = load_config(processed)
+    copy = tmp_path / "lake"
+    shutil.copytree(str(Lake(cfg.lake).root), copy)
+    lake = Lake(copy)
+    assert lake.result_changes() == {}  # the process run's compaction consumed its markers
+    walked: list[object] = []
+    real = type(lake.store).list_part_files
+
+    def spy(store: object, base: object, days: object = None) -> object:
+        walked.append(days)
+        return real(store, base, days)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(type(lake.store), "list_part_files", spy)
+    assert compact(lake).rewritten == 0 and walked == []
+
+    key = sorted(lake.partitions("orders"), key=str)[-1]
+    path = lake.result_path("quality", key)
+    table = pq.read_table(path)
+    lake.publish_results({path: table.slice(0, max(0, table.num_rows - 1))})
+    assert sorted(lake.result_changes().values()) == [key.date]
+    done = compact(lake)
+    assert done.rewritten == 1 and lake.result_changes() == {}
+    assert walked and all(days == {key.date} for days in walked)
+    assert _by_date(lake, "quality", None) == _job_outputs(lake, "quality", None)
+
+    walked.clear()
+    lake.note_result_changes([key])  # a crash after the marker, before the publish
+    assert compact(lake).rewritten == 0 and walked and lake.result_changes() == {}
 
 
 def test_the_catalog_command_compacts_a_lake_written_before_results_by_date(

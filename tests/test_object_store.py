@@ -124,11 +124,16 @@ def test_drr_day_in_a_bucket_gives_the_local_lake_files(s3: str, local_lake: Lak
     assert _files(lake, "results") == _files(local_lake, "results")  # same files, same bytes
     assert str(run.manifest_path).startswith(f"s3://{BUCKET}/drr/_runs/")
     assert f"drr/_runs/{run.run_id}.log" in _keys("drr/_runs/")  # the run's log, uploaded when it ended
+    assert len(_keys("drr/results_by_date/_changes/")) == len(run.records)  # one change marker per job
 
     aggregates = run_aggregates(cfg, lake)
     for name, table in aggregates.items():  # DuckDB's parallel float sums vary in the last bits between runs
         expected = local_lake.read_parquet(local_lake.aggregates_dir / f"{name}.parquet")
         assert_frame_equal(pl.DataFrame(table), pl.DataFrame(expected), rel_tol=1e-9, abs_tol=1e-9)
+    assert not _keys(
+        "drr/results_by_date/_changes/"
+    )  # the workers' change markers, consumed by the compaction
+    assert sorted(_files(lake, "results_by_date")) == sorted(_files(local_lake, "results_by_date"))
     query = "SELECT scenario, count(*) AS n, sum(sim_quantity) AS q FROM sim_orders GROUP BY 1 ORDER BY 1"
     assert run_sql(lake, query, cfg).equals(run_sql(local_lake, query))
     assert lake.catalog_path.exists() and not _keys("drr/dpsim.duckdb")  # the catalog is a local cache

@@ -160,7 +160,7 @@ def test_a_corrupt_result_file_names_itself_and_the_command_that_rebuilds_it(tmp
         f"{bad}: a corrupt result file (Invalid Input Error: No magic bytes found at end of file '{bad}'); "
         f"rebuild it with: dpsim process --force --securities {key.security_code} --dates {key.date}"
     )
-    proc = run_dpsim("catalog", "--config", conf)  # its date is compacted again: the file is read
+    proc = run_dpsim("catalog", "--config", conf, "--rescan")  # edited by hand: its date is compacted again
     assert proc.returncode == 1
     assert error_lines(proc.stderr) == [f"dpsim: error: {expected}"]
     proc = run_dpsim("aggregate", "--config", conf)

@@ -334,7 +334,7 @@ def _cmd_catalog(args: argparse.Namespace) -> int:
 
     cfg = _load(args)
     lake = _lake(cfg)
-    views = jobs.rebuild_catalog(cfg, lake)
+    views = jobs.rebuild_catalog(cfg, lake, rescan=args.rescan)
     print(f"{lake.catalog_path}: {len(views)} views: {', '.join(views)}")
     return 0
 

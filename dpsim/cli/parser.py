@@ -164,7 +164,16 @@ def _query_commands(cmd: Callable[..., argparse.ArgumentParser]) -> None:
         action="store_true",
         help="also run statements other than queries (COPY, ATTACH, SET, ...) and read outside the lake",
     )
-    cmd("catalog", "rewrite lake/dpsim.duckdb (e.g. after moving the lake)", _cmd_catalog)
+    sp = cmd(
+        "catalog",
+        "bring results_by_date up to date and rewrite lake/dpsim.duckdb (e.g. after moving the lake)",
+        _cmd_catalog,
+    )
+    sp.add_argument(
+        "--rescan",
+        action="store_true",
+        help="walk every job output instead of the change journal (after result files were edited by hand)",
+    )
     sp = cmd(
         "export", "send results and aggregates to PostgreSQL or to warehouse-loadable Parquet", _cmd_export
     )

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterator, Mapping, Sequence
+import uuid
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import date
 from pathlib import Path
@@ -197,11 +198,30 @@ class Lake:
         folders = [self.partition_dir(table, key) for key in keys]
         return dict(zip(keys, self.store.file_signatures(self.table_dir(table), folders), strict=True))
 
-    def table_files(self, table: str, scenario: str | None = None) -> TableFiles:
+    def table_files(
+        self, table: str, scenario: str | None = None, days: Collection[date] | None = None
+    ) -> TableFiles:
         """Every file of a result table (of one scenario's folder for sim_orders / sim_fills) by trading
-        date, from one walk of the table (one listing in an object store)."""
+        date, from one walk of the table (one listing in an object store); of the given dates only, when
+        given (a local lake then opens only those date folders)."""
         base = self.table_dir(table, scenario)
-        return TableFiles.of(str(base).rstrip("/"), self.store.list_part_files(base))
+        return TableFiles.of(str(base).rstrip("/"), self.store.list_part_files(base, days))
+
+    # ---- the change journal of the job outputs (what the compaction rewrites) --------------------
+    def note_result_changes(self, keys: Iterable[PartitionKey]) -> None:
+        """One marker per partition whose job outputs are about to be published or removed. Written before
+        the change: a crash in between costs the compaction one needless rewrite, never a missed one."""
+        token = uuid.uuid4().hex[:12]
+        for key in sorted(set(keys), key=str):
+            self.store.write_bytes(b"", layout.change_marker(self.root, key, token))
+
+    def result_changes(self) -> dict[UPath, date]:
+        """The change markers waiting for the compaction, with the trading date each names."""
+        folder = layout.changes_dir(self.root)
+        if not folder.is_dir():
+            return {}
+        found = ((p, layout.changed_date(p.name)) for p in folder.iterdir())
+        return {p: day for p, day in found if day is not None}
 
     # ---- reading and writing --------------------------------------------------------------------
     def write_parquet(self, table: pa.Table, path: UPath, *, row_group_rows: int = 131072) -> int:
@@ -257,6 +277,7 @@ class Lake:
         """Remove every result of these partitions (every table and scenario) and, when there were any,
         the aggregates that counted them. Returns the partitions that had results. Hold "results"."""
         wanted, removed = set(keys), set()
+        self.note_result_changes(wanted)
         for table in RESULT_TABLES:
             for scenario in self.scenarios(table) if table in SCENARIO_TABLES else [None]:
                 for key in wanted & set(self.partitions(table, scenario)):
@@ -284,6 +305,7 @@ class Lake:
         from pyarrow.types import is_string  # pyarrow on first use (`store.pq`)
 
         text = {f.name for t in tables.values() for f in t.schema if is_string(f.type)}
+        self.note_result_changes(filter(None, (layout.key_of_result_path(p) for p in tables)))
         self.store.write_parquet_many(
             tables,
             compression="zstd",

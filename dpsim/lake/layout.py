@@ -5,6 +5,7 @@
     <root>/results/<table>/[scenario=<name>/]security_code=<int>/date=<YYYY-MM-DD>/part-0.parquet   job outputs
     <root>/results_by_date/<table>/[scenario=<name>/]date=<YYYY-MM-DD>/part-0.parquet   compacted, sorted
     <root>/results_by_date/_state.json    what each date's file was compacted from
+    <root>/results_by_date/_changes/<YYYY-MM-DD>.<security_code>.<token>   a partition whose job outputs changed
     <root>/_manifest/<source-id>.json     one record per shredded source file
     <root>/_rejects/<kind>/<source-id>.parquet
     <root>/_runs/<run-id>.json  (+ <run-id>.log)   a process run, its live status rewritten as it goes
@@ -117,6 +118,30 @@ def by_date_path(root: UPath, table: str, day: date, scenario: str | None = None
 def by_date_state_path(root: UPath) -> UPath:
     """`results_by_date/_state.json`: the digest of the job outputs each date's file was compacted from."""
     return root / "results_by_date" / "_state.json"
+
+
+def changes_dir(root: UPath) -> UPath:
+    """`results_by_date/_changes`: one empty marker per partition whose job outputs were published or removed
+    since the last compaction (the compaction's inbox: it rewrites those dates without walking the lake)."""
+    return root / "results_by_date" / "_changes"
+
+
+def change_marker(root: UPath, key: PartitionKey, token: str) -> UPath:
+    return changes_dir(root) / f"{key.date.isoformat()}.{key.security_code}.{token}"
+
+
+def changed_date(marker_name: str) -> date | None:
+    """The trading date a change marker names (None for anything else in the folder)."""
+    day, _, rest = marker_name.partition(".")
+    try:
+        return date.fromisoformat(day) if rest else None
+    except ValueError:
+        return None
+
+
+def key_of_result_path(path: UPath) -> PartitionKey | None:
+    """The partition a job output file belongs to (from its two parent folders' names)."""
+    return PartitionKey.from_folders(path.parent.parent.name, path.parent.name)
 
 
 def result_path(root: UPath, table: str, key: PartitionKey, scenario: str | None = None) -> UPath:

@@ -20,6 +20,7 @@ import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from datetime import date
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -151,9 +152,11 @@ class Store(ABC):
         """Delete a source's part files in the given partition folders of a table, except those in `keep`."""
 
     @abstractmethod
-    def list_part_files(self, base: UPath) -> Iterator[tuple[PartitionKey, str, str]]:
-        """Every Parquet file below `base`'s partition folders, in a stable order: (key, its path below `base`,
-        `<size>:<modified>`)."""
+    def list_part_files(
+        self, base: UPath, days: Collection[date] | None = None
+    ) -> Iterator[tuple[PartitionKey, str, str]]:
+        """Every Parquet file below `base`'s partition folders (of the given trading dates only, when given),
+        in a stable order: (key, its path below `base`, `<size>:<modified>`)."""
 
 
 class LocalStore(Store):
@@ -255,19 +258,27 @@ class LocalStore(Store):
             out.append([f"{name}:{st.st_size}:{st.st_mtime_ns}" for name, st in stats])
         return out
 
-    def list_part_files(self, base: UPath) -> Iterator[tuple[PartitionKey, str, str]]:
-        """One os.scandir walk, yielded as it goes (tens of thousands of partitions: no pathlib object, no list)."""
+    def list_part_files(
+        self, base: UPath, days: Collection[date] | None = None
+    ) -> Iterator[tuple[PartitionKey, str, str]]:
+        """One os.scandir walk, yielded as it goes (tens of thousands of partitions: no pathlib object, no list);
+        with `days`, only those date folders of each security are opened."""
+        wanted = None if days is None else [f"date={d.isoformat()}" for d in sorted(days)]
         for sec in _scandir(str(_os_path(base))):
             if not sec.is_dir():
                 continue
-            for day in _scandir(sec.path):
-                key = PartitionKey.from_folders(sec.name, day.name) if day.is_dir() else None
+            if wanted is None:
+                folders = [(d.name, d.path) for d in _scandir(sec.path) if d.is_dir()]
+            else:  # a missing date folder lists as empty
+                folders = [(name, os.path.join(sec.path, name)) for name in wanted]
+            for name, path in folders:
+                key = PartitionKey.from_folders(sec.name, name)
                 if key is None:
                     continue
-                for f in _scandir(day.path):
+                for f in _scandir(path):
                     if f.name.endswith(".parquet") and f.is_file():
                         st = f.stat()
-                        yield key, f"{sec.name}/{day.name}/{f.name}", f"{st.st_size}:{st.st_mtime_ns}"
+                        yield key, f"{sec.name}/{name}/{f.name}", f"{st.st_size}:{st.st_mtime_ns}"
 
     def remove_parts(
         self, base: UPath, folders: Sequence[UPath], source: str, keep: Collection[UPath]
@@ -388,12 +399,14 @@ class ObjectStore(Store):
                 listed.setdefault(folder, []).append(f"{file}:{info['size']}:{modified}")
         return [listed.get(folder.path, []) for folder in folders]
 
-    def list_part_files(self, base: UPath) -> Iterator[tuple[PartitionKey, str, str]]:
-        """One recursive listing of the table's prefix."""
+    def list_part_files(
+        self, base: UPath, days: Collection[date] | None = None
+    ) -> Iterator[tuple[PartitionKey, str, str]]:
+        """One recursive listing of the table's prefix (a store lists by prefix: `days` only filters it)."""
         for name, info in sorted(base.fs.find(base.path, detail=True).items()):
             parts = name.split("/")
             key = PartitionKey.from_folders(*parts[-3:-1]) if len(parts) >= 3 else None
-            if key is not None and name.endswith(".parquet"):
+            if key is not None and name.endswith(".parquet") and (days is None or key.date in days):
                 modified = info.get("LastModified", info.get("mtime", info.get("updated", "")))
                 yield key, name[len(base.path) :].lstrip("/"), f"{info['size']}:{modified}"
 
@@ -450,7 +463,7 @@ def _scandir(path: str) -> list[os.DirEntry[str]]:
     try:
         with os.scandir(path) as it:
             return sorted(it, key=lambda e: e.name)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return []
 
 
