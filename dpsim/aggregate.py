@@ -22,7 +22,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from dpsim import partials, stats
+from dpsim import __version__, partials, stats
 from dpsim.catalog import (
     budgeted_session,
     lake_error_text,
@@ -183,26 +183,55 @@ def run_aggregates(cfg: Config, lake: Lake, progress: Progress | None = None) ->
             plan = partials.plan(lake, scenarios)
         except OSError as exc:  # a result folder that cannot be listed
             raise LakeError(lake_error_text(exc, "aggregate")) from exc
-        steps = 1 + len(plan.dirty_days) + MERGE_STEPS + 3
+        key = _merge_key(cfg, plan)
+        tables = None if plan.changed else _merged_before(lake, key)
+        steps = 1 + (0 if tables is not None else len(plan.dirty_days) + MERGE_STEPS + 1) + 2
         with (progress or SilentProgress()).task("aggregate", total=steps, unit="steps") as bar:
             bar.advance(1, status="index")
 
             def step(name: str) -> None:
                 bar.advance(1, status=name)
 
-            tables = _aggregate(cfg, lake, plan, step)
-            try:
-                for name, table in tables.items():
-                    _write(lake, name, table)
-            except BaseException:
-                lake.remove_aggregates()  # a set half written would mix two aggregations; the next run rebuilds
-                raise
-            step("files")
+            if tables is None:
+                tables = _aggregate(cfg, lake, plan, step)
+                try:
+                    for name, table in tables.items():
+                        _write(lake, name, table)
+                    lake.write_json({"key": key}, lake.partials_merged_path)
+                except BaseException:
+                    lake.remove_aggregates()  # a set half written would mix two aggregations; the next run rebuilds
+                    raise
+                step("files")
+            else:
+                log.info("aggregates: the results and settings they were merged from are unchanged")
             compact(lake, cfg.aggregate, listed=plan.index.listed())
             step("results by date")
             refresh_catalog(lake)
             step("catalog")
     return tables
+
+
+def _merge_key(cfg: Config, plan: partials.Plan) -> str:
+    """What the merge reads: every slice's fingerprint, the scenarios, the settings and dpsim's version."""
+    return partials.digest(
+        __version__,
+        plan.scenarios,
+        sorted((s, d.isoformat(), fp) for (s, d), fp in plan.scen_fp.items()),
+        sorted((d.isoformat(), fp) for d, fp in plan.free_fp.items()),
+        cfg.aggregation_settings(),
+    )
+
+
+def _merged_before(lake: Lake, key: str) -> dict[str, pa.Table] | None:
+    """The aggregate files, when the last merge had this key and every file is there (nothing to merge)."""
+    try:
+        state = lake.read_json(lake.partials_merged_path)
+    except (OSError, ValueError):
+        return None
+    paths = {name: lake.aggregates_dir / f"{name}.parquet" for name in AGGREGATES}
+    if not isinstance(state, dict) or state.get("key") != key or not all(p.exists() for p in paths.values()):
+        return None
+    return {name: lake.read_parquet(path) for name, path in paths.items()}
 
 
 def _aggregate(

@@ -267,10 +267,7 @@ def rebuild_catalog(cfg: Config, lake: Lake, *, rescan: bool = False) -> list[st
 def _aggregates_fingerprint(cfg: Config, lake: Lake) -> str:
     """Everything the aggregates depend on: each partition's latest results (their job fingerprints) and
     the configuration that the aggregation reads."""
-    d = cfg.to_dict()
-    relevant = {
-        k: d[k] for k in ("time", "codes", "filters", "buckets", "metrics", "replay", "scenarios", "stats")
-    }
+    relevant = cfg.aggregation_settings()
     relevant["results"] = sorted(completed_fingerprints(lake).items())
     relevant["version"] = __version__
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]

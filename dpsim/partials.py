@@ -117,12 +117,12 @@ class LakeIndex:
         """Per (scenario, date) and per date: a hash of the slice's input files and the partials' version."""
         base = {d: (self.sweeps.digest.get(d), self.replay_fidelity.digest.get(d)) for d in self.sweeps.paths}
         scen = {
-            (s, d): _hash(PARTIALS_VERSION, "scenario", s, *base[d], files.digest.get(d))
+            (s, d): digest(PARTIALS_VERSION, "scenario", s, *base[d], files.digest.get(d))
             for s, files in self.sim_orders.items()
             for d in self.dates
         }
         free = {
-            d: _hash(
+            d: digest(
                 PARTIALS_VERSION,
                 "free",
                 self.sweeps.digest.get(d),
@@ -159,7 +159,8 @@ class LakeIndex:
                 con.unregister("stand_in")
 
 
-def _hash(*parts: object) -> str:
+def digest(*parts: object) -> str:
+    """A fingerprint of the parts' text (slices' inputs, what the aggregates were merged from)."""
     return hashlib.sha1("\x1f".join(str(p) for p in parts).encode()).hexdigest()
 
 

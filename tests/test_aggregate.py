@@ -6,6 +6,7 @@ Every expected figure is worked out by hand from the tables below (see each test
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -658,12 +659,38 @@ def test_a_second_run_reads_no_result_again(
     cfg, lake = incremental
     first = run_aggregates(cfg, lake)
     caplog.clear()
-    with caplog.at_level("INFO", logger="dpsim.partials"):
+    with caplog.at_level("INFO"):
         again = run_aggregates(cfg, lake)
-    # 2 dates: 2 scenarios × 2 dates + 2 scenario-free date slices, none recomputed
-    assert _recomputed(caplog) == "partial aggregates: 0 of 6 slices recomputed, 0 removed"
+    assert "aggregates: the results and settings they were merged from are unchanged" in caplog.messages
+    assert not any(m.startswith("partial aggregates:") for m in caplog.messages)  # no slice read again
     _assert_same(again, first)
     assert not (lake.root / "_tmp").exists()  # scratch folders are removed
+
+
+def test_nothing_changed_merges_nothing_and_a_settings_change_merges_again(
+    incremental: tuple[Config, Lake], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The merge (rank passes, bootstrap, tests) runs only when a slice or a setting it reads changed."""
+    cfg, lake = incremental
+    first = run_aggregates(cfg, lake)
+    files = sorted(lake.aggregates_dir.glob("*.parquet"))
+    written = {p: p.stat().st_mtime_ns for p in files}
+    with caplog.at_level("INFO", logger="dpsim.aggregate"):
+        _assert_same(run_aggregates(cfg, lake), first)
+    assert "aggregates: the results and settings they were merged from are unchanged" in caplog.messages
+    assert {p: p.stat().st_mtime_ns for p in files} == written
+
+    caplog.clear()
+    reseeded = replace(cfg, stats=replace(cfg.stats, bootstrap_seed=cfg.stats.bootstrap_seed + 1))
+    with caplog.at_level("INFO"):
+        again = run_aggregates(reseeded, lake)
+    assert _recomputed(caplog) == "partial aggregates: 0 of 6 slices recomputed, 0 removed"
+    assert all(p.stat().st_mtime_ns != written[p] for p in files)
+    assert again["headline"]["ci_low"].to_pylist() != first["headline"]["ci_low"].to_pylist()
+    _assert_same(again, _fresh(reseeded, lake))
+
+    lake.remove_aggregates()  # files gone: merged again though the key is the same
+    _assert_same(run_aggregates(reseeded, lake), again)
 
 
 def test_a_changed_partition_recomputes_its_date_only(

@@ -354,6 +354,15 @@ class Config:
         """Plain data (for `dpsim config` and the config hash)."""
         return _plain(self)
 
+    def aggregation_settings(self) -> dict[str, Any]:
+        """The sections the aggregates depend on (not paths, workers or memory): what tells whether a
+        stored aggregation still holds."""
+        d = self.to_dict()
+        return {
+            k: d[k]
+            for k in ("time", "codes", "filters", "buckets", "metrics", "replay", "scenarios", "stats")
+        }
+
 
 def parse_hhmm(text: str) -> time:
     hh, mm = text.split(":")

@@ -120,6 +120,10 @@ class Lake:
         return layout.partials_manifest_path(self.root)
 
     @property
+    def partials_merged_path(self) -> UPath:
+        return layout.partials_merged_path(self.root)
+
+    @property
     def exports_dir(self) -> UPath:
         """One JSON per export target: the signatures of the partitions sent there (incremental exports)."""
         return layout.exports_dir(self.root)

@@ -13,6 +13,7 @@
     <root>/_exports/<target>.json         what `dpsim export` sent to each target (partition signatures)
     <root>/aggregates/<name>.parquet (+ .csv), _state.json
     <root>/aggregates/_partials/manifest.json            slices' fingerprints (incremental aggregation)
+    <root>/aggregates/_partials/merged.json              what the aggregate files were merged from
     <root>/aggregates/_partials/<name>.parquet           measures, moments, clusters, fidelity, quality rows
     <root>/aggregates/_partials/stream/scenario=<name>/<YYYY-MM-DD>.parquet   one slice's differences
     <root>/dpsim.duckdb
@@ -217,6 +218,12 @@ def partial_path(root: UPath, name: str) -> UPath:
 def partial_stream_path(root: UPath, scenario: str, day: date) -> UPath:
     """`_partials/stream/scenario=<name>/<YYYY-MM-DD>.parquet`: one slice's differences."""
     return partials_dir(root) / "stream" / f"scenario={scenario}" / f"{day.isoformat()}.parquet"
+
+
+def partials_merged_path(root: UPath) -> UPath:
+    """`_partials/merged.json`: the key (slices' fingerprints, settings, version) the aggregate files were
+    merged from: an aggregation finding the same key has nothing to merge again."""
+    return partials_dir(root) / "merged.json"
 
 
 def partials_manifest_path(root: UPath) -> UPath:
