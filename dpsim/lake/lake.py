@@ -217,7 +217,7 @@ class Lake:
         the change: a crash in between costs the compaction one needless rewrite, never a missed one."""
         token = uuid.uuid4().hex[:12]
         for key in sorted(set(keys), key=str):
-            self.store.write_bytes(b"", layout.change_marker(self.root, key, token))
+            self.store.touch(layout.change_marker(self.root, key, token))
 
     def result_changes(self) -> dict[UPath, date]:
         """The change markers waiting for the compaction, with the trading date each names."""

@@ -120,6 +120,10 @@ class Store(ABC):
         """Write a small file so that readers never see half of it."""
 
     @abstractmethod
+    def touch(self, path: UPath) -> None:
+        """Create an empty file (a marker: nothing in it to see half of)."""
+
+    @abstractmethod
     def put_many(self, moves: Mapping[UPath, Path | UPath]) -> None:
         """Move finished files (local, or objects of the store staged by a cluster worker) to their paths."""
 
@@ -202,6 +206,12 @@ class LocalStore(Store):
     def write_bytes(self, data: bytes, path: UPath) -> None:
         with self._atomic(path) as tmp:
             tmp.write_bytes(data)
+
+    def touch(self, path: UPath) -> None:
+        try:
+            _create(_os_path(path))
+        except OSError as exc:
+            raise LakeError(f"{path}: {os_error_text(exc)}") from exc
 
     @contextmanager
     def _atomic(self, path: UPath) -> Iterator[Path]:
@@ -348,6 +358,9 @@ class ObjectStore(Store):
 
     def write_bytes(self, data: bytes, path: UPath) -> None:
         path.write_bytes(data)
+
+    def touch(self, path: UPath) -> None:
+        path.write_bytes(b"")
 
     def put_many(self, moves: Mapping[UPath, Path | UPath]) -> None:
         """Concurrent uploads; an object already in the store (staged by a cluster worker) is copied."""
