@@ -10,9 +10,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol
 
-from rich.progress import ProgressColumn
-from rich.text import Text
-
 
 class Progress(Protocol):
     """What library code sees: open a task with a total, advance it, print a final table."""
@@ -75,7 +72,7 @@ class RichProgress:
         else:
             columns += [
                 rp.MofNCompleteColumn(),
-                _RateColumn(unit or "jobs"),
+                _rate_column(unit or "jobs"),
                 rp.TextColumn("{task.fields[status]}"),
             ]
         columns += [rp.TimeElapsedColumn(), rp.TimeRemainingColumn()]
@@ -94,16 +91,18 @@ class RichProgress:
         _render_table(Console(), title, columns, rows)
 
 
-class _RateColumn(ProgressColumn):
-    """Items per second (jobs/s), which rich only offers for byte counts."""
+def _rate_column(unit: str) -> Any:
+    """Items per second (jobs/s), which rich only offers for byte counts (rich.progress imported here: a
+    command that prints only a table does not pay for it)."""
+    from rich.progress import ProgressColumn
+    from rich.text import Text
 
-    def __init__(self, unit: str) -> None:
-        super().__init__()
-        self.unit = unit
+    class RateColumn(ProgressColumn):
+        def render(self, task: Any) -> Text:
+            speed = task.finished_speed or task.speed
+            return Text(f"{speed:.1f} {unit}/s" if speed else f"- {unit}/s")
 
-    def render(self, task: Any) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text(f"{speed:.1f} {self.unit}/s" if speed else f"- {self.unit}/s")
+    return RateColumn()
 
 
 def _render_table(console: Any, title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
