@@ -314,9 +314,11 @@ def _definitions(lake: Lake) -> list[tuple[str, UPath, str]]:
         )
         cols = ", ".join(keys)
         folders: tuple[str, ...]
-        if table in RESULT_TABLES:  # compacted by date (dpsim.compaction): security_code is in the files
-            folders = ("scenario", "date") if table in SCENARIO_TABLES else ("date",)
-            pattern = lake.by_date_dir(table).joinpath(*["*"] * len(folders), "*.parquet")
+        if (
+            table in RESULT_TABLES
+        ):  # compacted by date (dpsim.compaction): scenario and security_code in the files
+            folders = ("date",)
+            pattern = lake.by_date_dir(table).joinpath("*", "*.parquet")
         else:
             folders = keys
             pattern = lake.table_dir(table).joinpath(*["*"] * len(keys), "*.parquet")

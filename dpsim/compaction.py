@@ -1,11 +1,13 @@
-"""The results compacted by trading date: one sorted file per (table, scenario, date) in results_by_date/.
+"""The results compacted by trading date: one sorted file per (table, date) in results_by_date/.
 
 Jobs write one folder per partition (results/<table>/…/security_code=…/date=…): the unit a job replaces
 atomically, which keeps reprocessing one partition cheap. A year of them is ~600,000 small files, and a
 query's time follows the file count (DuckDB lists and opens every file before it filters). So after the
-jobs, each trading date whose job outputs changed is rewritten as one file per table (and scenario),
-sorted by security_code and the sweep's order id, with row groups of ROW_GROUP_ROWS rows and their
-statistics: a filter on security_code or order_id reads only the row groups that can match. The catalog's
+jobs, each trading date whose job outputs changed is rewritten as one file per table, every scenario in
+it (sim_orders, sim_fills), sorted by scenario, security_code and the sweep's order id, with row groups
+of ROW_GROUP_ROWS rows and their statistics: a filter on scenario, security_code or order_id reads only
+the row groups that can match, and a lookup across a year opens one file per date and table (a file per
+scenario, as first laid out, made a one-sweep lookup read 7 × 360 footers at 54,000 partitions). The catalog's
 views and `dpsim.open_lake` read results_by_date/; the incremental aggregation and the exports keep reading
 the job outputs (their fingerprints are per partition).
 
@@ -15,12 +17,16 @@ no marker is up to date without a walk of its ~900,000 job output files (16.7 s 
 marked dates' folders are then listed, and a date is rewritten when the digest of its job outputs (names,
 sizes, modification times) differs from the one kept in results_by_date/_state.json; a date whose outputs
 are all gone loses its file. A lake without that state (from before the journal) or `rescan` (job outputs
-edited by hand) walks every table; so does the aggregation's run, which has walked them anyway. Each file
-is written to a temp file and renamed into place, so a reader sees a date's old file or its new one.
+edited by hand) walks every table; so does the aggregation's run, which has walked them anyway. A state
+that still names per-scenario entries (`sim_fills/scenario=…`, the first layout) is migrated by the next
+compaction: the scenario tables are rewritten whole and the per-scenario files removed; the other tables'
+files stay. Each file is written to a temp file and renamed into place, so a reader sees a date's old file
+or its new one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from collections.abc import Callable, Mapping
@@ -36,6 +42,7 @@ from dpsim.catalog import budgeted_session, lake_error_text
 from dpsim.config import Aggregate
 from dpsim.errors import LakeError
 from dpsim.lake import RESULT_TABLES, SCENARIO_TABLES, Lake, TableFiles
+from dpsim.lake.layout import per_scenario_by_date_path
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +52,7 @@ ROW_GROUP_ROWS = 65_536
 REWRITE_WORKERS = min(2, os.cpu_count() or 1)
 # More dates changed than this: each table walked once rather than its date folders opened security by security.
 DATES_OPENED_BY_NAME = 30
-# Each table's sort order after security_code: the sweep's order id, so one sweep's rows are together.
+# Each table's sort order after (scenario and) security_code: the sweep's order id, so one sweep's rows are together.
 ORDER_KEYS = {
     "sweeps": ("order_id",),
     "sim_orders": ("order_id",),
@@ -59,7 +66,7 @@ ORDER_KEYS = {
 class Compaction:
     """What one compaction did."""
 
-    dates: int  # (table, scenario, date) files the lake now has
+    dates: int  # (table, date) files the lake now has
     rewritten: int
     removed: int
 
@@ -98,7 +105,8 @@ def _compact(
     are removed last."""
     known = _read_state(lake)
     changes = lake.result_changes()
-    if known is not None and not (changes or listed or rescan):  # nothing published or removed since
+    per_scenario = known is not None and any("/scenario=" in name for name in known)  # the first layout
+    if known is not None and not (changes or listed or rescan or per_scenario):  # nothing changed since
         n = sum(len(v) for v in known.values())
         log.info("results by date: %d files, nothing changed", n)
         return Compaction(n, 0, 0)
@@ -111,44 +119,46 @@ def _compact(
     con = budgeted_session(lake, settings)
     try:
         for table in RESULT_TABLES:
-            for scenario in lake.scenarios(table) if table in SCENARIO_TABLES else [None]:
-                name = table if scenario is None else f"{table}/scenario={scenario}"
-                files = listed.get((table, scenario))
-                checked = None if files is not None else only  # dates whose files were listed (None: all)
-                files = files or lake.table_files(table, scenario, checked)
-                old = state.pop(name, {})
-                days = [d for d in sorted(files.digest) if old.get(d.isoformat()) != files.digest[d]]
+            old = state.pop(table, None)
+            # a table the state does not know (new, or kept per scenario before) is walked whole
+            checked = only if old is not None else None
+            outputs = _outputs(lake, table, listed, checked)
+            old = old or {}
+            days = [d for d in sorted(outputs.digest) if old.get(d.isoformat()) != outputs.digest[d]]
 
-                def one(
-                    day: date, table: str = table, scenario: str | None = scenario, files: TableFiles = files
-                ) -> None:
-                    cur = con.cursor()
-                    try:
-                        _rewrite(cur, lake, table, scenario, day, files)
-                    finally:
-                        cur.close()
+            def one(day: date, table: str = table, outputs: _Outputs = outputs) -> None:
+                cur = con.cursor()
+                try:
+                    _rewrite(cur, lake, table, day, outputs.files(day))
+                finally:
+                    cur.close()
 
-                with ThreadPoolExecutor(max(1, min(REWRITE_WORKERS, len(days)))) as pool:
-                    for day, _ in zip(days, pool.map(one, days), strict=True):
-                        if step is not None:
-                            step(f"{name} {day.isoformat()}")
-                rewritten += len(days)
-                kept = {
-                    d: v
-                    for d, v in old.items()
-                    if checked is not None and date.fromisoformat(d) not in checked
-                }
-                done[name] = dict(
-                    sorted({**kept, **{d.isoformat(): files.digest[d] for d in files.digest}}.items())
-                )
-                gone = [date.fromisoformat(d) for d in old if d not in done[name]]
-                lake.remove_files([lake.by_date_path(table, d, scenario) for d in gone])
-                removed += len(gone)
-                if days or gone:
-                    _write_state(lake, {**state, **done})
-        for name, old in state.items():  # a scenario (or table) whose job outputs are all gone
+            with ThreadPoolExecutor(max(1, min(REWRITE_WORKERS, len(days)))) as pool:
+                for day, _ in zip(days, pool.map(one, days), strict=True):
+                    if step is not None:
+                        step(f"{table} {day.isoformat()}")
+            rewritten += len(days)
+            kept = {
+                d: v
+                for d, v in old.items()
+                if outputs.checked is not None and date.fromisoformat(d) not in outputs.checked
+            }
+            done[table] = dict(
+                sorted({**kept, **{d.isoformat(): v for d, v in outputs.digest.items()}}.items())
+            )
+            gone = [date.fromisoformat(d) for d in old if d not in done[table]]
+            lake.remove_files([lake.by_date_path(table, d) for d in gone])
+            removed += len(gone)
+            if days or gone:
+                _write_state(lake, {**state, **done})
+        for name, old in state.items():  # a table whose job outputs are all gone, or a scenario's old files
             table, _, scenario = name.partition("/scenario=")
-            paths = [lake.by_date_path(table, date.fromisoformat(d), scenario or None) for d in old]
+            paths = [
+                lake.by_date_path(table, date.fromisoformat(d))
+                if not scenario
+                else per_scenario_by_date_path(lake.root, table, date.fromisoformat(d), scenario)
+                for d in old
+            ]
             lake.remove_files(paths)
             removed += len(paths)
     finally:
@@ -160,34 +170,69 @@ def _compact(
     return Compaction(n, rewritten, removed)
 
 
+@dataclass(frozen=True)
+class _Outputs:
+    """A result table's job outputs by trading date, over its scenario folders (one part, None, for a table
+    without scenarios), and the dates they were listed for (None: all)."""
+
+    parts: dict[str | None, TableFiles]
+    checked: set[date] | None
+
+    @property
+    def digest(self) -> dict[date, str]:
+        """Each date's fingerprint: its files' digest, or for a table with scenarios the scenarios' digests."""
+        if set(self.parts) == {None}:
+            return dict(self.parts[None].digest)
+        days = sorted({d for files in self.parts.values() for d in files.digest})
+        return {
+            d: hashlib.sha1(
+                "".join(
+                    f"{s}:{f.digest[d]}\n" for s, f in sorted(self.parts.items()) if d in f.digest
+                ).encode()
+            ).hexdigest()
+            for d in days
+        }
+
+    def files(self, day: date) -> list[str]:
+        return [p for files in self.parts.values() for p in files.files([day])]
+
+
+def _outputs(
+    lake: Lake, table: str, listed: Mapping[tuple[str, str | None], TableFiles], checked: set[date] | None
+) -> _Outputs:
+    """The table's job outputs, from the caller's listing when it has every scenario of the table, else
+    listed here (only the `checked` dates' folders when given)."""
+    scenarios: list[str | None] = list(lake.scenarios(table)) if table in SCENARIO_TABLES else [None]
+    if all((table, s) in listed for s in scenarios):
+        return _Outputs({s: listed[(table, s)] for s in scenarios}, None)
+    return _Outputs({s: lake.table_files(table, s, checked) for s in scenarios}, checked)
+
+
 def _write_state(lake: Lake, tables: dict[str, dict[str, str]]) -> None:
     lake.write_json({"version": STATE_VERSION, "tables": tables}, lake.by_date_state_path)
 
 
-def _rewrite(
-    con: duckdb.DuckDBPyConnection,
-    lake: Lake,
-    table: str,
-    scenario: str | None,
-    day: date,
-    files: TableFiles,
-) -> None:
-    """One date's job outputs as one sorted file: security_code moves from the folder names into the file
-    (date and scenario stay in the path, Hive style)."""
-    paths = files.files([day])
-    dropped = "date, scenario" if scenario is not None else "date"
-    order = ", ".join(("security_code", *(f'"{k}"' for k in ORDER_KEYS.get(table, ()))))
-    query = (
-        f"SELECT security_code, * EXCLUDE (security_code, {dropped}) FROM read_parquet($files, "
-        "hive_partitioning = true, hive_types = {'security_code': BIGINT, 'date': DATE}, union_by_name = true) "
-        f"ORDER BY {order}"
+def _rewrite(con: duckdb.DuckDBPyConnection, lake: Lake, table: str, day: date, paths: list[str]) -> None:
+    """One date's job outputs as one sorted file: the scenario (for sim_orders and sim_fills) and
+    security_code move from the folder names into the file; the date stays in the path, Hive style."""
+    scenario = table in SCENARIO_TABLES
+    first = ("scenario", "security_code") if scenario else ("security_code",)
+    hive = (
+        "{'scenario': VARCHAR, 'security_code': BIGINT, 'date': DATE}"
+        if scenario
+        else "{'security_code': BIGINT, 'date': DATE}"
     )
-    local = lake.own_dir("by_date") / f"{table}-{scenario or ''}-{day.isoformat()}.parquet"
+    order = ", ".join((*first, *(f'"{k}"' for k in ORDER_KEYS.get(table, ()))))
+    query = (
+        f"SELECT {', '.join(first)}, * EXCLUDE ({', '.join(first)}, date) FROM read_parquet($files, "
+        f"hive_partitioning = true, hive_types = {hive}, union_by_name = true) ORDER BY {order}"
+    )
+    local = lake.own_dir("by_date") / f"{table}-{day.isoformat()}.parquet"
     local.parent.mkdir(parents=True, exist_ok=True)
     try:
         rel = con.sql(query, params={"files": paths})
         rel.write_parquet(str(local), compression="zstd", row_group_size=ROW_GROUP_ROWS)
-        lake.put(local, lake.by_date_path(table, day, scenario))
+        lake.put(local, lake.by_date_path(table, day))
     finally:
         Path(local).unlink(missing_ok=True)
 

@@ -1,8 +1,9 @@
 """The notebook API: `dpsim.open_lake(path)` gives a lake's results as Polars frames, lazily.
 
 Result tables come back as LazyFrames over the lake's Parquet files (`pl.scan_parquet` with the hive
-keys), so filters on `security_code`, `date` and `scenario` prune whole folders and other filters reach
-the Parquet row groups: nothing is read until `.collect()`. Aggregates, runs and SQL answers are small
+keys): a filter on `date` prunes whole files (one per date), filters on `scenario`, `security_code` and
+the sweep's order id reach the row groups of the sorted files by their statistics (raw tables: on
+`security_code` and `date`, whole folders): nothing is read until `.collect()`. Aggregates, runs and SQL answers are small
 and come back eager. Local and object-store lakes alike: an `s3://` lake is read at its URLs, with
 credentials from the standard environment (README, "A lake in an object store").
 """
@@ -82,18 +83,22 @@ class OpenLake:
     def _scan(self, table: str, scenario: str | None = None) -> pl.LazyFrame:
         """A raw table from its partition folders; a result table from its by-date files (dpsim.compaction),
         with the columns in the catalog's order (scenario, security_code, date first)."""
-        if table in RESULT_TABLES:
+        if table in RESULT_TABLES:  # scenario and security_code in the files, the date in the folder
             base = self.lake.by_date_dir(table)
             keys: dict[str, Any] = {"date": pl.Date}
+            glob = base.joinpath("*", "*.parquet")
         else:
             base, keys = self.lake.table_dir(table), dict(_HIVE)
-        if table in SCENARIO_TABLES:
-            keys = {"scenario": pl.String, **keys}
-        if not self.lake.any_match(base.joinpath(*["*"] * len(keys), "*.parquet")):
+            glob = base.joinpath(*["*"] * len(keys), "*.parquet")
+        if not self.lake.any_match(glob):
             raise LakeError(f"{base}: no files yet (run `dpsim process --lake {self.lake.root}`)")
-        frame = pl.scan_parquet(f"{base}/**/*.parquet", hive_partitioning=True, hive_schema=keys)
+        frame = pl.scan_parquet(str(glob), hive_partitioning=True, hive_schema=keys)
         if table in RESULT_TABLES:
-            first = [k for k in ("scenario", "security_code", "date") if k in keys or k == "security_code"]
+            first = (
+                ["scenario", "security_code", "date"]
+                if table in SCENARIO_TABLES
+                else ["security_code", "date"]
+            )
             frame = frame.select(*first, pl.exclude(first))
         if scenario is not None:
             if scenario not in self.lake.scenarios(table):

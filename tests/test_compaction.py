@@ -1,4 +1,4 @@
-"""The results compacted by trading date (dpsim.compaction): one sorted file per (table, scenario, date),
+"""The results compacted by trading date (dpsim.compaction): one sorted file per (table, date), every scenario in it,
 the same rows as the job outputs, rewritten only where a job's outputs changed, read by the catalog's views
 and the notebook."""
 
@@ -56,16 +56,23 @@ def _job_outputs(lake: Lake, table: str, scenario: str | None) -> list[str]:
 
 
 def _by_date(lake: Lake, table: str, scenario: str | None) -> list[str]:
-    pattern = f"{lake.by_date_dir(table, scenario)}/*/*.parquet"
-    return _rows(duckdb.connect().sql(f"SELECT * FROM read_parquet('{pattern}', hive_partitioning = false)"))
+    """A result table read from its files by date (one scenario's rows, without the scenario column)."""
+    pattern = f"{lake.by_date_dir(table)}/*/*.parquet"
+    where = f"WHERE scenario = '{scenario}'" if scenario else ""
+    dropped = "EXCLUDE (scenario)" if scenario else ""
+    return _rows(
+        duckdb.connect().sql(
+            f"SELECT * {dropped} FROM read_parquet('{pattern}', hive_partitioning = false) {where}"
+        )
+    )
 
 
-def test_one_sorted_file_per_table_scenario_and_date_with_the_job_outputs_rows(processed: Path) -> None:
+def test_one_sorted_file_per_table_and_date_with_the_job_outputs_rows(processed: Path) -> None:
     lake = Lake(load_config(processed).lake)
     dates = sorted({k.date for k in lake.partitions("orders")})
-    expected_files = sum(len(SCENARIOS) if t in SCENARIO_TABLES else 1 for t in RESULT_TABLES) * len(dates)
     files = sorted((lake.root / "results_by_date").rglob("*.parquet"))
-    assert len(files) == expected_files  # 3 securities per date: a third of the job outputs' file count
+    # 3 securities and 2 scenarios per date: 5 files a date instead of the job outputs' 3 × 7
+    assert len(files) == len(RESULT_TABLES) * len(dates)
     for table in RESULT_TABLES:
         for scenario in SCENARIOS if table in SCENARIO_TABLES else (None,):
             assert _by_date(lake, table, scenario) == _job_outputs(lake, table, scenario), (table, scenario)
@@ -76,6 +83,11 @@ def test_one_sorted_file_per_table_scenario_and_date_with_the_job_outputs_rows(p
     assert keys == sorted(keys, key=lambda k: (k["security_code"], k["order_id"]))
     stats = sweeps.metadata.row_group(0).column(sweeps.schema_arrow.names.index("order_id")).statistics
     assert stats is not None and stats.has_min_max
+    fills = pq.ParquetFile(lake.by_date_path("sim_fills", dates[0]))
+    assert fills.schema_arrow.names[:3] == ["scenario", "security_code", "sweep_order_id"]
+    keys = fills.read(columns=["scenario", "security_code", "sweep_order_id"]).to_pylist()
+    assert {k["scenario"] for k in keys} == set(SCENARIOS)
+    assert keys == sorted(keys, key=lambda k: (k["scenario"], k["security_code"], k["sweep_order_id"]))
 
 
 def test_views_and_notebook_read_the_by_date_files(processed: Path) -> None:
@@ -128,23 +140,54 @@ def test_a_removed_partition_leaves_its_date_and_a_date_with_no_outputs_loses_it
     gone = PartitionKey(lake.partitions("orders")[0].security_code, dates[0])
     assert lake.remove_results([gone]) == [gone]  # as a re-shred that lost the partition does it
     done = compact(lake)
-    assert done.removed == 0 and done.rewritten == sum(
-        len(SCENARIOS) if t in SCENARIO_TABLES else 1 for t in RESULT_TABLES
-    )
+    assert done.removed == 0 and done.rewritten == len(RESULT_TABLES)  # its date, in every table
     left = pq.read_table(lake.by_date_path("sweeps", dates[0]), columns=["security_code"])
     assert gone.security_code not in set(left["security_code"].to_pylist())
     assert _by_date(lake, "sweeps", None) == _job_outputs(lake, "sweeps", None)
 
-    for (
-        table
-    ) in RESULT_TABLES:  # every output of the second date deleted by hand: the journal does not see it
+    # every job output deleted by hand: the journal does not see it, a rescan does
+    for table in RESULT_TABLES:
         shutil.rmtree(str(lake.table_dir(table)))
     assert compact(lake) == Compaction(dates=done.dates, rewritten=0, removed=0)
-    assert (
-        compact(lake, rescan=True).removed
-        == sum(len(SCENARIOS) if t in SCENARIO_TABLES else 1 for t in RESULT_TABLES) * 2
-    )
+    assert compact(lake, rescan=True).removed == len(RESULT_TABLES) * 2
     assert not list((copy / "results_by_date").rglob("*.parquet"))
+
+
+def test_a_lake_compacted_per_scenario_gets_one_file_per_date(processed: Path, tmp_path: Path) -> None:
+    """The migration from the first layout by date (a file per scenario and date, its state kept per
+    scenario): the next compaction writes the shared files and removes the old ones, with no marker."""
+    import json
+    import shutil
+
+    from dpsim.lake.layout import per_scenario_by_date_path
+
+    copy = tmp_path / "lake"
+    shutil.copytree(str(Lake(load_config(processed).lake).root), copy)
+    lake = Lake(copy)
+    state = json.loads(lake.by_date_state_path.read_text())
+    dates = sorted({k.date for k in lake.partitions("orders")})
+    for table in SCENARIO_TABLES:  # the old layout: one file per scenario and date, one state entry each
+        digests = state["tables"].pop(table)
+        for scenario in SCENARIOS:
+            state["tables"][f"{table}/scenario={scenario}"] = digests
+            for day in dates:
+                old = per_scenario_by_date_path(lake.root, table, day, scenario)
+                old.parent.mkdir(parents=True)
+                shutil.copyfile(str(lake.by_date_path(table, day)), str(old))
+        shutil.rmtree(str(lake.by_date_dir(table) / f"date={dates[0]}"))
+    lake.by_date_state_path.write_text(json.dumps(state))
+    assert lake.result_changes() == {}
+
+    done = compact(lake)
+    assert done.rewritten == len(SCENARIO_TABLES) * len(dates)
+    assert done.removed == len(SCENARIO_TABLES) * len(SCENARIOS) * len(dates)
+    assert sorted(str(p) for p in (copy / "results_by_date").rglob("*.parquet")) == sorted(
+        str(lake.by_date_path(t, d)) for t in RESULT_TABLES for d in dates
+    )
+    for table in SCENARIO_TABLES:
+        for scenario in SCENARIOS:
+            assert _by_date(lake, table, scenario) == _job_outputs(lake, table, scenario)
+    assert compact(lake) == Compaction(dates=done.dates, rewritten=0, removed=0)
 
 
 def test_the_change_journal_spares_the_walk_and_opens_only_the_changed_dates(

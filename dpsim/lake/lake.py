@@ -64,11 +64,11 @@ class Lake:
     def partition_dir(self, table: str, key: PartitionKey, scenario: str | None = None) -> UPath:
         return layout.partition_dir(self.root, table, key, scenario)
 
-    def by_date_dir(self, table: str, scenario: str | None = None) -> UPath:
-        return layout.by_date_dir(self.root, table, scenario)
+    def by_date_dir(self, table: str) -> UPath:
+        return layout.by_date_dir(self.root, table)
 
-    def by_date_path(self, table: str, day: date, scenario: str | None = None) -> UPath:
-        return layout.by_date_path(self.root, table, day, scenario)
+    def by_date_path(self, table: str, day: date) -> UPath:
+        return layout.by_date_path(self.root, table, day)
 
     @property
     def by_date_state_path(self) -> UPath:

@@ -3,7 +3,7 @@
     <root>/<kind>/security_code=<int>/date=<YYYY-MM-DD>/part-<source-id>[-<n>].parquet   kind = orders|trades|nbbo
     <root>/reference/<kind>.parquet                                                     small reference files
     <root>/results/<table>/[scenario=<name>/]security_code=<int>/date=<YYYY-MM-DD>/part-0.parquet   job outputs
-    <root>/results_by_date/<table>/[scenario=<name>/]date=<YYYY-MM-DD>/part-0.parquet   compacted, sorted
+    <root>/results_by_date/<table>/date=<YYYY-MM-DD>/part-0.parquet   compacted, sorted (every scenario in one file)
     <root>/results_by_date/_state.json    what each date's file was compacted from
     <root>/results_by_date/_changes/<YYYY-MM-DD>.<security_code>.<token>   a partition whose job outputs changed
     <root>/_manifest/<source-id>.json     one record per shredded source file
@@ -105,15 +105,25 @@ def partition_dir(root: UPath, table: str, key: PartitionKey, scenario: str | No
     return table_dir(root, table, scenario) / key.hive
 
 
-def by_date_dir(root: UPath, table: str, scenario: str | None = None) -> UPath:
-    """`results_by_date/<table>[/scenario=<name>]`: the result table compacted, one file per trading date
-    (what the catalog's views and the notebook read)."""
-    base = root / "results_by_date" / table
-    return base if scenario is None else base / table_dir(root, table, scenario).name
+def by_date_dir(root: UPath, table: str) -> UPath:
+    """`results_by_date/<table>`: the result table compacted, one file per trading date with every scenario
+    in it (what the catalog's views and the notebook read)."""
+    return root / "results_by_date" / table
 
 
-def by_date_path(root: UPath, table: str, day: date, scenario: str | None = None) -> UPath:
-    return by_date_dir(root, table, scenario) / f"date={day.isoformat()}" / "part-0.parquet"
+def by_date_path(root: UPath, table: str, day: date) -> UPath:
+    return by_date_dir(root, table) / f"date={day.isoformat()}" / "part-0.parquet"
+
+
+def per_scenario_by_date_path(root: UPath, table: str, day: date, scenario: str) -> UPath:
+    """Where the first layout by date kept one file per scenario and date (a lake compacted before all
+    scenarios shared a date's file): the compaction removes these once the shared files are written."""
+    return (
+        by_date_dir(root, table)
+        / table_dir(root, table, scenario).name
+        / f"date={day.isoformat()}"
+        / "part-0.parquet"
+    )
 
 
 def by_date_state_path(root: UPath) -> UPath:
