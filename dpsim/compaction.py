@@ -105,8 +105,8 @@ def _compact(
     are removed last."""
     known = _read_state(lake)
     changes = lake.result_changes()
-    per_scenario = known is not None and any("/scenario=" in name for name in known)  # the first layout
-    if known is not None and not (changes or listed or rescan or per_scenario):  # nothing changed since
+    first_layout = known is not None and any("/scenario=" in name for name in known)  # a file per scenario
+    if known is not None and not (changes or listed or rescan or first_layout):  # nothing changed since
         n = sum(len(v) for v in known.values())
         log.info("results by date: %d files, nothing changed", n)
         return Compaction(n, 0, 0)
@@ -126,12 +126,34 @@ def _compact(
             old = old or {}
             days = [d for d in sorted(outputs.digest) if old.get(d.isoformat()) != outputs.digest[d]]
 
-            def one(day: date, table: str = table, outputs: _Outputs = outputs) -> None:
+            # the first layout's files of this table (a lake compacted per scenario), removed date by date
+            # as the shared files replace them: a migration never holds both layouts of the whole table
+            per_scenario = [
+                (s, set(v))
+                for n, v in state.items()
+                if n.startswith(f"{table}/scenario=")
+                for s in [n.partition("=")[2]]
+            ]
+
+            def one(
+                day: date,
+                table: str = table,
+                outputs: _Outputs = outputs,
+                per_scenario: list[tuple[str, set[str]]] = per_scenario,
+            ) -> None:
                 cur = con.cursor()
                 try:
                     _rewrite(cur, lake, table, day, outputs.files(day))
                 finally:
                     cur.close()
+                iso = day.isoformat()
+                lake.remove_files(
+                    [
+                        per_scenario_by_date_path(lake.root, table, day, s)
+                        for s, days in per_scenario
+                        if iso in days
+                    ]
+                )
 
             with ThreadPoolExecutor(max(1, min(REWRITE_WORKERS, len(days)))) as pool:
                 for day, _ in zip(days, pool.map(one, days), strict=True):
