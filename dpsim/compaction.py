@@ -183,6 +183,8 @@ def _compact(
             ]
             lake.remove_files(paths)
             removed += len(paths)
+            if scenario:  # the first layout's folder, empty now
+                lake.remove_tree(lake.by_date_dir(table) / f"scenario={scenario}")
     finally:
         con.close()
     _write_state(lake, done)

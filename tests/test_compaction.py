@@ -184,6 +184,7 @@ def test_a_lake_compacted_per_scenario_gets_one_file_per_date(processed: Path, t
     assert sorted(str(p) for p in (copy / "results_by_date").rglob("*.parquet")) == sorted(
         str(lake.by_date_path(t, d)) for t in RESULT_TABLES for d in dates
     )
+    assert not list((copy / "results_by_date").glob("*/scenario=*"))  # their folders gone too
     for table in SCENARIO_TABLES:
         for scenario in SCENARIOS:
             assert _by_date(lake, table, scenario) == _job_outputs(lake, table, scenario)
