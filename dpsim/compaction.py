@@ -126,14 +126,7 @@ def _compact(
             old = old or {}
             days = [d for d in sorted(outputs.digest) if old.get(d.isoformat()) != outputs.digest[d]]
 
-            # the first layout's files of this table (a lake compacted per scenario), removed date by date
-            # as the shared files replace them: a migration never holds both layouts of the whole table
-            per_scenario = [
-                (s, set(v))
-                for n, v in state.items()
-                if n.startswith(f"{table}/scenario=")
-                for s in [n.partition("=")[2]]
-            ]
+            per_scenario = _first_layout(state, table)
 
             def one(
                 day: date,
@@ -192,6 +185,14 @@ def _compact(
     n = sum(len(v) for v in done.values())
     log.info("results by date: %d files, %d rewritten, %d removed", n, rewritten, removed)
     return Compaction(n, rewritten, removed)
+
+
+def _first_layout(state: Mapping[str, Mapping[str, str]], table: str) -> list[tuple[str, set[str]]]:
+    """(scenario, its dates) of the table's per-scenario files in the first layout by date, as the state
+    names them: removed date by date as the shared files replace them, so a migration never holds both
+    layouts of a whole table on disk."""
+    prefix = f"{table}/scenario="
+    return [(name[len(prefix) :], set(days)) for name, days in state.items() if name.startswith(prefix)]
 
 
 @dataclass(frozen=True)
