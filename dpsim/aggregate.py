@@ -194,6 +194,7 @@ def run_aggregates(cfg: Config, lake: Lake, progress: Progress | None = None) ->
 
             if tables is None:
                 tables = _aggregate(cfg, lake, plan, step)
+                lake.remove_files([lake.partials_merged_path])  # files being replaced match no key
                 try:
                     for name, table in tables.items():
                         _write(lake, name, table)
