@@ -124,7 +124,8 @@ def _compact(
             checked = only if old is not None else None
             outputs = _outputs(lake, table, listed, checked)
             old = old or {}
-            days = [d for d in sorted(outputs.digest) if old.get(d.isoformat()) != outputs.digest[d]]
+            digests = outputs.digest  # computed here once: for a table with scenarios it hashes every date
+            days = [d for d in sorted(digests) if old.get(d.isoformat()) != digests[d]]
 
             per_scenario = _first_layout(state, table)
 
@@ -158,9 +159,7 @@ def _compact(
                 for d, v in old.items()
                 if outputs.checked is not None and date.fromisoformat(d) not in outputs.checked
             }
-            done[table] = dict(
-                sorted({**kept, **{d.isoformat(): v for d, v in outputs.digest.items()}}.items())
-            )
+            done[table] = dict(sorted({**kept, **{d.isoformat(): v for d, v in digests.items()}}.items()))
             gone = [date.fromisoformat(d) for d in old if d not in done[table]]
             lake.remove_files([lake.by_date_path(table, d) for d in gone])
             removed += len(gone)
