@@ -314,11 +314,9 @@ def _definitions(lake: Lake) -> list[tuple[str, UPath, str]]:
         )
         cols = ", ".join(keys)
         folders: tuple[str, ...]
-        if (
-            table in RESULT_TABLES
-        ):  # compacted by date (dpsim.compaction): scenario and security_code in the files
+        if table in RESULT_TABLES:  # compacted by date: scenario and security_code are in the files
             folders = ("date",)
-            pattern = lake.by_date_dir(table).joinpath("*", "*.parquet")
+            pattern = lake.by_date_glob(table)
         else:
             folders = keys
             pattern = lake.table_dir(table).joinpath(*["*"] * len(keys), "*.parquet")

@@ -42,7 +42,7 @@ from dpsim.catalog import budgeted_session, lake_error_text
 from dpsim.config import Aggregate
 from dpsim.errors import LakeError
 from dpsim.lake import RESULT_TABLES, SCENARIO_TABLES, Lake, TableFiles
-from dpsim.lake.layout import per_scenario_by_date_path
+from dpsim.lake.layout import per_scenario_by_date_dir, per_scenario_by_date_path
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +176,7 @@ def _compact(
             lake.remove_files(paths)
             removed += len(paths)
             if scenario:  # the first layout's folder, empty now
-                lake.remove_tree(lake.by_date_dir(table) / f"scenario={scenario}")
+                lake.remove_tree(per_scenario_by_date_dir(lake.root, table, scenario))
     finally:
         con.close()
     _write_state(lake, done)

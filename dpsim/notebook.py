@@ -86,7 +86,7 @@ class OpenLake:
         if table in RESULT_TABLES:  # scenario and security_code in the files, the date in the folder
             base = self.lake.by_date_dir(table)
             keys: dict[str, Any] = {"date": pl.Date}
-            glob = base.joinpath("*", "*.parquet")
+            glob = self.lake.by_date_glob(table)
         else:
             base, keys = self.lake.table_dir(table), dict(_HIVE)
             glob = base.joinpath(*["*"] * len(keys), "*.parquet")

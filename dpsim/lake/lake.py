@@ -70,6 +70,9 @@ class Lake:
     def by_date_path(self, table: str, day: date) -> UPath:
         return layout.by_date_path(self.root, table, day)
 
+    def by_date_glob(self, table: str) -> UPath:
+        return layout.by_date_glob(self.root, table)
+
     @property
     def by_date_state_path(self) -> UPath:
         return layout.by_date_state_path(self.root)

@@ -115,15 +115,19 @@ def by_date_path(root: UPath, table: str, day: date) -> UPath:
     return by_date_dir(root, table) / f"date={day.isoformat()}" / "part-0.parquet"
 
 
-def per_scenario_by_date_path(root: UPath, table: str, day: date, scenario: str) -> UPath:
+def by_date_glob(root: UPath, table: str) -> UPath:
+    """Every date's file of a compacted result table (what the catalog's views and the notebook scan)."""
+    return by_date_dir(root, table) / "*" / "*.parquet"
+
+
+def per_scenario_by_date_dir(root: UPath, table: str, scenario: str) -> UPath:
     """Where the first layout by date kept one file per scenario and date (a lake compacted before all
-    scenarios shared a date's file): the compaction removes these once the shared files are written."""
-    return (
-        by_date_dir(root, table)
-        / table_dir(root, table, scenario).name
-        / f"date={day.isoformat()}"
-        / "part-0.parquet"
-    )
+    scenarios shared a date's file): the compaction removes it once the shared files are written."""
+    return by_date_dir(root, table) / table_dir(root, table, scenario).name
+
+
+def per_scenario_by_date_path(root: UPath, table: str, day: date, scenario: str) -> UPath:
+    return per_scenario_by_date_dir(root, table, scenario) / f"date={day.isoformat()}" / "part-0.parquet"
 
 
 def by_date_state_path(root: UPath) -> UPath:
