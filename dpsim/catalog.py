@@ -28,6 +28,7 @@ import os
 import re
 import sys
 import tempfile
+from collections.abc import Collection
 from pathlib import Path
 
 import duckdb
@@ -86,22 +87,31 @@ def _refresh(lake: Lake) -> list[str]:
         # a WAL left by a crashed writer would be replayed onto the new file
         _wal(target).unlink(missing_ok=True)
         os.replace(tmp, target)
+        record = tmp.with_name(f"{tmp.name}.root")
+        record.write_text(_views_root(lake), encoding="utf-8")
+        os.replace(record, _root_record(target))
     except (duckdb.Error, OSError) as exc:
         raise LakeError(f"{target}: cannot write the catalog: {_why(exc)}") from exc
     finally:
-        for leftover in (tmp, _wal(tmp)):
+        for leftover in (tmp, _wal(tmp), tmp.with_name(f"{tmp.name}.root")):
             leftover.unlink(missing_ok=True)
     log.info("catalog %s: %d views", target, len(names))
     return names
 
 
 def connect(
-    lake: Lake, cfg: Config | None = None, read_only: bool = True, *, safe: bool = False
+    lake: Lake,
+    cfg: Config | None = None,
+    read_only: bool = True,
+    *,
+    safe: bool = False,
+    only: Collection[str] | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB session with the catalog's views over the lake as it is now, DuckDB's memory
     limit and spill folder from the config. The lake's files are only read (`read_only` is kept for
     callers; nothing is written either way). `safe`: nothing outside the lake can be read (external
-    access off but for the lake's folder, configuration locked); statements are checked by `run_sql`."""
+    access off but for the lake's folder, configuration locked); statements are checked by `run_sql`.
+    `only`: just these views (`views_named_in` a query; binding a view reads its files' footers), else all."""
     if lake.is_local:
         lake = Lake(lake.root.resolve())
     if not lake.root.is_dir():
@@ -118,7 +128,7 @@ def connect(
     )
     try:
         _register(con, lake)
-        _create_views(con, lake, strict=True)
+        _create_views(con, lake, strict=True, only=only)
         if safe:
             _lock_down(con, lake)
     except BaseException:
@@ -227,24 +237,20 @@ def _lock_down(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
 
 def _check_catalog_file(lake: Lake) -> None:
     """Warn when the lake's catalog file holds views over another folder (the lake was copied or moved):
-    other DuckDB clients would read that folder's files."""
+    other DuckDB clients would read that folder's files. Read from the folder the refresh recorded beside
+    the catalog (`_root_record`: a small text file, where opening the catalog costs a DuckDB session);
+    a catalog written before that record existed is opened."""
     path = lake.catalog_path
     if not path.exists():
         return
     try:
-        con = duckdb.connect(str(path), read_only=True)
-    except duckdb.Error:  # held by another session, or unreadable: nothing to say
-        return
-    try:
-        rows = con.execute(
-            "SELECT sql FROM duckdb_views() WHERE NOT internal AND sql LIKE '%read_parquet(%' LIMIT 1"
-        ).fetchall()
-    except duckdb.Error:
-        return
-    finally:
-        con.close()
-    root = escape_glob(str(lake.root).rstrip("/")) + "/"
-    if rows and _quote(root)[:-1] not in str(rows[0][0]):
+        elsewhere = _root_record(path).read_text(encoding="utf-8") != _views_root(lake)
+    except OSError:  # no record: a catalog written before records were
+        sql = _first_view_sql(path)
+        if sql is None:
+            return
+        elsewhere = _quote(_views_root(lake))[:-1] not in sql
+    if elsewhere:
         log.warning(
             "%s holds views over another folder (the lake was copied or moved): dpsim reads this lake, but "
             "other DuckDB clients of that file do not; `dpsim catalog --lake %s` rewrites it",
@@ -253,10 +259,53 @@ def _check_catalog_file(lake: Lake) -> None:
         )
 
 
+def _first_view_sql(path: Path) -> str | None:
+    """The SQL of a view over Parquet files in a catalog file; None when it cannot be opened or has none."""
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error:  # held by another session, or unreadable: nothing to say
+        return None
+    try:
+        rows = con.execute(
+            "SELECT sql FROM duckdb_views() WHERE NOT internal AND sql LIKE '%read_parquet(%' LIMIT 1"
+        ).fetchall()
+    except duckdb.Error:
+        return None
+    finally:
+        con.close()
+    return str(rows[0][0]) if rows else None
+
+
+def _views_root(lake: Lake) -> str:
+    """How the views spell the lake's folder: glob-escaped, with a trailing slash."""
+    return escape_glob(str(lake.root).rstrip("/")) + "/"
+
+
+def _root_record(catalog: Path) -> Path:
+    """Beside the catalog (hidden): the folder its views read, as they spell it, written by each refresh."""
+    return catalog.with_name(f".{catalog.name}.root")
+
+
 def _register(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
     """Serve an object-store lake's URLs through its fsspec filesystem (no httpfs extension needed)."""
     if not lake.is_local:
         con.register_filesystem(lake.root.fs)
+
+
+# Words that make a query ask about the catalog itself (SHOW TABLES, information_schema, duckdb_views(), …):
+# such a query gets every view.
+_ABOUT_CATALOG = re.compile(r"^(duckdb_|pg_|sqlite_|pragma_)|^(information_schema|show|tables)$")
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def views_named_in(query: str) -> set[str] | None:
+    """The words of a query that may name a view, for `connect(only=…)`: a view is created only when its
+    name appears (a word in a string or a comment costs one view too many, never one too few); None (every
+    view) when the query asks about the catalog itself."""
+    words = {w.lower() for w in _WORD.findall(query)}
+    if any(_ABOUT_CATALOG.search(w) for w in words):
+        return None
+    return words
 
 
 def view_names(con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -270,14 +319,25 @@ def view_names(con: duckdb.DuckDBPyConnection) -> list[str]:
 # ---- view definitions ---------------------------------------------------------------------------
 
 
-def _create_views(con: duckdb.DuckDBPyConnection, lake: Lake, *, strict: bool = False) -> list[str]:
-    """Create every view whose files exist; a view that DuckDB cannot bind is skipped with a warning
-    (`strict`: a corrupt file fails, naming the command that rebuilds it).
+def _create_views(
+    con: duckdb.DuckDBPyConnection,
+    lake: Lake,
+    *,
+    strict: bool = False,
+    only: Collection[str] | None = None,
+) -> list[str]:
+    """Create every view whose files exist (`only`: of these names); a view that DuckDB cannot bind is
+    skipped with a warning (`strict`: a corrupt file fails, naming the command that rebuilds it).
 
     Paths are literals, not bound parameters: a view stores its SQL text and cannot hold parameters.
     """
+    wanted = None if only is None else {n.lower() for n in only}
+    if wanted is not None and "jobs" in wanted:
+        wanted.add("runs")  # the jobs view reads the runs view
     names: list[str] = []
     for name, pattern, select in _definitions(lake):
+        if wanted is not None and name.lower() not in wanted:
+            continue
         if not lake.any_match(pattern):
             continue
         try:
@@ -292,11 +352,12 @@ def _create_views(con: duckdb.DuckDBPyConnection, lake: Lake, *, strict: bool = 
             log.warning("catalog: no view %s over %s: %s", name, pattern, hint or first)
             continue
         names.append(name)
-    if "rejects" not in names:  # nothing was rejected (or shredded yet): an empty view, not a missing one
+    if "rejects" not in names and (wanted is None or "rejects" in wanted):
+        # nothing was rejected (or shredded yet): an empty view, not a missing one
         cols = ", ".join(f"NULL::{duck_type} AS {_ident(name)}" for name, duck_type in REJECT_COLUMNS)
         con.execute(f"CREATE OR REPLACE VIEW rejects AS SELECT NULL::VARCHAR AS kind, {cols} WHERE false")
         names.append("rejects")
-    if "runs" in names and _has_job_list(con):
+    if "runs" in names and (wanted is None or "jobs" in wanted) and _has_job_list(con):
         con.execute("CREATE OR REPLACE VIEW jobs AS SELECT run_id, unnest(jobs, recursive := true) FROM runs")
         names.append("jobs")
     return sorted(names)

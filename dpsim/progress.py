@@ -6,9 +6,10 @@ import os
 import re
 import shutil
 import sys
-from collections.abc import Iterator, Sequence
+import textwrap
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Protocol
+from typing import Any, Protocol, TextIO
 
 
 class Progress(Protocol):
@@ -40,10 +41,14 @@ class PlainProgress(SilentProgress):
     (`COLUMNS`, else 80)."""
 
     def table(self, title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-        from rich.console import Console
-
         width = shutil.get_terminal_size((80, 24)).columns
-        _render_table(Console(file=sys.stdout, width=width, no_color=True), title, columns, rows)
+
+        def console() -> Any:
+            from rich.console import Console
+
+            return Console(file=sys.stdout, width=width, no_color=True)
+
+        _render_table(console, sys.stdout, width, title, columns, rows)
 
 
 class RichProgress:
@@ -88,7 +93,8 @@ class RichProgress:
     def table(self, title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         from rich.console import Console
 
-        _render_table(Console(), title, columns, rows)
+        width = shutil.get_terminal_size((80, 24)).columns
+        _render_table(Console, sys.stdout, width, title, columns, rows)
 
 
 def _rate_column(unit: str) -> Any:
@@ -105,36 +111,52 @@ def _rate_column(unit: str) -> Any:
     return RateColumn()
 
 
-def _render_table(console: Any, title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    """A table that fits the terminal: text cells wrap at spaces; when even that is too wide, one block
-    per row instead (column: value lines). No cell is ever cut to `…`."""
-    from rich import box
-    from rich.table import Table
-
+def _render_table(
+    console: Callable[[], Any],
+    out: TextIO,
+    width: int,
+    title: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+) -> None:
+    """A table that fits `width`: text cells wrap at spaces (a rich table from `console()`); when even that
+    is too wide, one block per row instead (column: value lines), as plain text on `out`: a wide answer such
+    as `SELECT * FROM global_summary` prints hundreds of lines, which rich would lay out one by one. No cell
+    is ever cut to `…`."""
     cells = [[_fmt(v, str(c)) for v, c in zip(r, columns, strict=False)] for r in rows]
-    t = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
-    for c in columns:
-        t.add_column(str(c))  # wraps at spaces; its minimum width is the longest word
-    for r in cells:
-        t.add_row(*r)
     # the narrowest the table can be without cutting a word: each column its longest word, 2 between
     words = [
         max((len(w) for w in (str(c), *(r[i] for r in cells)) for w in w.split()), default=1)
         for i, c in enumerate(columns)
     ]
-    if sum(words) + 2 * (len(words) - 1) <= console.width:
-        console.print(t)
-        console.print()
+    if sum(words) + 2 * (len(words) - 1) <= width:
+        from rich import box
+        from rich.table import Table
+
+        t = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
+        for c in columns:
+            t.add_column(str(c))  # wraps at spaces; its minimum width is the longest word
+        for r in cells:
+            t.add_row(*r)
+        shown = console()
+        shown.print(t)
+        shown.print()
         return
     named = [str(c) or f"column {i + 1}" for i, c in enumerate(columns)]
     label = max((len(c) for c in named), default=0)
-    if title:
-        console.print(title, overflow="fold", highlight=False, markup=False)
+    lines = [title] if title else []
     for i, r in enumerate(cells):
-        console.print(f"[{i + 1}]", highlight=False, markup=False)
-        for name, value in zip(named, r, strict=False):
-            console.print(f"  {name.ljust(label)}  {value}", overflow="fold", highlight=False, markup=False)
-    console.print()
+        lines.append(f"[{i + 1}]")
+        lines.extend(f"  {name.ljust(label)}  {value}" for name, value in zip(named, r, strict=False))
+    out.write("".join(f"{part}\n" for line in lines for part in _fold(line, width)) + "\n")
+    out.flush()
+
+
+def _fold(line: str, width: int) -> list[str]:
+    """A line in pieces of at most `width` characters, broken at spaces where it can be."""
+    if len(line) <= width:
+        return [line]
+    return textwrap.wrap(line, width, break_on_hyphens=False, replace_whitespace=False) or [line[:width]]
 
 
 # Columns whose integers are identifiers or ns timestamps: printed bare, to be pasted into a WHERE clause.

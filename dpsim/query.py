@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from dpsim.catalog import connect, corrupt_file_hint, view_names
+from dpsim.catalog import connect, corrupt_file_hint, view_names, views_named_in
 from dpsim.config import Config
 from dpsim.errors import DpsimError, first_line
 from dpsim.lake import Lake
@@ -57,13 +57,13 @@ def _answer(
     raised while it is read become one line."""
     if not query.strip():
         raise DpsimError('empty SQL query: pass a statement, e.g. "SELECT * FROM global_summary"')
-    con = connect(lake, cfg, safe=not unsafe)
+    con = connect(lake, cfg, safe=not unsafe, only=views_named_in(query))
     try:
         if not unsafe:
             _only_queries(con, query)
         yield con.sql(query)
     except duckdb.Error as exc:
-        raise DpsimError(_sql_error(exc, con, lake, unsafe)) from exc
+        raise DpsimError(_sql_error(exc, lake, cfg, unsafe)) from exc
     finally:
         con.close()
 
@@ -118,12 +118,17 @@ def describe_catalog(lake: Lake) -> list[tuple[str, str, str]]:
     return [(str(v), str(c), str(t)) for v, c, t in rows]
 
 
-def _sql_error(exc: duckdb.Error, con: duckdb.DuckDBPyConnection, lake: Lake, unsafe: bool) -> str:
-    """DuckDB's first line, plus what to do: the available views when a table is unknown, how to rebuild
-    a corrupt lake file, why a file outside the lake cannot be read."""
+def _sql_error(exc: duckdb.Error, lake: Lake, cfg: Config | None, unsafe: bool) -> str:
+    """DuckDB's first line, plus what to do: the available views when a table is unknown (the query's
+    session has only the views it names), how to rebuild a corrupt lake file, why a file outside the lake
+    cannot be read."""
     first = first_line(exc)
     if isinstance(exc, duckdb.CatalogException) and _MISSING_TABLE.search(first):
-        return f"{first} (available views: {', '.join(view_names(con))})"
+        every = connect(lake, cfg)
+        try:
+            return f"{first} (available views: {', '.join(view_names(every))})"
+        finally:
+            every.close()
     if isinstance(exc, duckdb.PermissionException) and not unsafe:
         return (
             f"{first} (`dpsim sql` reads only inside the lake {lake.root}; pass --unsafe to read elsewhere)"

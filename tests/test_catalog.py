@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 from upath import UPath
 
-from dpsim.catalog import connect, refresh_catalog
+from dpsim.catalog import connect, refresh_catalog, view_names, views_named_in
 from dpsim.compaction import compact
 from dpsim.config import Aggregate, Config
 from dpsim.errors import DpsimError, LakeError
@@ -92,8 +92,9 @@ def test_views_for_every_existing_table(tmp_path: Path) -> None:
     lake = build_lake(tmp_path / "lake")
     names = refresh_catalog(lake)
     assert names == ["jobs", "manifest", "orders", "rejects", "runs", "sim_fills", "sim_orders", "sweeps"]
-    # no temp file or WAL left behind
+    # no temp file or WAL left behind; the folder the views read recorded beside the catalog
     assert sorted(p.name for p in lake.root.iterdir()) == [
+        ".dpsim.duckdb.root",
         "_manifest",
         "_rejects",
         "_runs",
@@ -193,11 +194,47 @@ def test_a_moved_or_copied_lake_is_read_where_it_is(
     lake.remove_tree(lake.root / "results" / "sweeps")  # the original changes: the copy must not see it
     assert run_sql(copied, "SELECT count(*) AS n FROM sweeps").to_pylist() == [{"n": 2}]
     assert "holds views over another folder (the lake was copied or moved)" in caplog.text
+    caplog.clear()
+    older = Lake(tmp_path / "older")  # a catalog written before the record of its folder: read from the file
+    shutil.copytree(str(copied.root), str(older.root))
+    (older.root / ".dpsim.duckdb.root").unlink()
+    assert run_sql(older, "SELECT count(*) AS n FROM sweeps").to_pylist() == [{"n": 2}]
+    assert "holds views over another folder (the lake was copied or moved)" in caplog.text
+    caplog.clear()
+    refresh_catalog(older)
+    run_sql(older, "SELECT count(*) AS n FROM sweeps")
+    assert "holds views over another folder" not in caplog.text
     moved = Lake(tmp_path / "moved")
     shutil.move(str(copied.root), str(moved.root))
     assert run_sql(moved, "SELECT count(*) AS n FROM sweeps").to_pylist() == [{"n": 2}]
     refresh_catalog(moved)  # for other DuckDB clients of the file
     assert plain(moved.root, "SELECT count(*) FROM sweeps") == [(2,)]
+
+
+def test_a_query_binds_only_the_views_it_names(lake: Lake) -> None:
+    """Binding a view reads its files' footers (a year's sim_fills: 360 files), so a query's session creates
+    only the views its words name; a question about the catalog itself gets every view."""
+    assert views_named_in("SELECT count(*) FROM Sweeps -- sim_fills") == {
+        "select",
+        "count",
+        "from",
+        "sweeps",
+        "sim_fills",
+    }
+    for about in ("SHOW TABLES", "SELECT * FROM duckdb_views()", "FROM information_schema.columns"):
+        assert views_named_in(about) is None
+    for query, views in (
+        ("SELECT * FROM sweeps", ["sweeps"]),
+        ("FROM jobs", ["jobs", "runs"]),
+        ("SELECT 1", []),
+    ):
+        con = connect(lake, only=views_named_in(query))
+        try:
+            assert view_names(con) == views
+        finally:
+            con.close()
+    everything = "SELECT count(*) AS n FROM duckdb_views() WHERE NOT internal"
+    assert run_sql(lake, everything).to_pylist() == [{"n": 8}]
 
 
 def test_connect_applies_the_memory_limit_and_temp_directory(lake: Lake, tmp_path: Path) -> None:

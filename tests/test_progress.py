@@ -12,7 +12,7 @@ from dpsim.progress import _fmt, _render_table
 
 def render(columns: tuple[str, ...], rows: list[tuple[object, ...]], width: int = 80) -> list[str]:
     buf = io.StringIO()
-    _render_table(Console(file=buf, width=width, no_color=True), "a title", columns, rows)
+    _render_table(lambda: Console(file=buf, width=width, no_color=True), buf, width, "a title", columns, rows)
     return buf.getvalue().splitlines()
 
 
