@@ -5,7 +5,9 @@ each over the job outputs (one file per partition, what the views read before) a
 date (what they read now), side by side:
 
 - per participant: sweeps and mean implementation shortfall by participantid, over every sweep;
-- one sweep: the simulated fills of one sweep order id (every scenario).
+- one sweep: the simulated fills of one sweep (every scenario), by its key (date, security, order id): the
+  linked lakes repeat a template partition's order ids in many dates, so an id alone would return more
+  sweeps the larger the lake.
 """
 
 from __future__ import annotations
@@ -24,7 +26,10 @@ PER_PARTICIPANT = (
     "SELECT participantid, count(*) AS sweeps, avg(implementation_shortfall_bps) AS is_bps "
     "FROM {sweeps} GROUP BY participantid ORDER BY participantid"
 )
-ONE_SWEEP = "SELECT * FROM {sim_fills} WHERE sweep_order_id = {order_id} ORDER BY ALL"
+ONE_SWEEP = (
+    "SELECT * FROM {sim_fills} WHERE date = DATE '{day}' AND security_code = {security} "
+    "AND sweep_order_id = {order_id} ORDER BY ALL"
+)
 
 
 def query(ses: Session) -> None:
@@ -35,15 +40,15 @@ def query(ses: Session) -> None:
         inp["path"] = H.rel(lake)
         case = f"{n:,} partitions"
         _catalog(ses, lake, case, inp)
-        order_id = _a_sweep_with_fills(lake)
+        sweep = _a_sweep_with_fills(lake)
         reps = 1 if n >= 20_000 else ses.reps
         for layout in ("job outputs", "by date"):
             for what, sql in (("per participant", PER_PARTICIPANT), ("one sweep", ONE_SWEEP)):
-                text = sql.format(order_id=order_id, **_relations(lake, layout))
+                text = sql.format(**sweep, **_relations(lake, layout))
                 cmd = [*H.DPSIM, "sql", "--lake", H.rel(lake), text, "--format", "csv"]
                 m = H.measure(cmd, label=f"query-{n}-{layout}-{what}-sql", reps=reps, warmup=1)
                 ses.rows.append(ses.row("query", case, f"dpsim sql, {what}, {layout}", inp, m))
-                code = _notebook(lake, layout, what, order_id)
+                code = _notebook(lake, layout, what, sweep)
                 m = H.measure([sys.executable, "-c", code], label=f"query-{n}-{layout}-{what}-nb", reps=reps)
                 ses.rows.append(ses.row("query", case, f"open_lake, {what}, {layout}", inp, m))
 
@@ -66,12 +71,13 @@ def _forget(lake: Path) -> None:
     (lake / "dpsim.duckdb").unlink(missing_ok=True)
 
 
-def _a_sweep_with_fills(lake: Path) -> int:
-    """The first sweep order id of the first sim_fills file that has rows."""
-    for path in sorted((lake / "results" / "sim_fills").glob("*/*/*/*.parquet")):
+def _a_sweep_with_fills(lake: Path) -> dict[str, Any]:
+    """The key (day, security, order_id) of the first sweep of the last sim_fills job output that has rows."""
+    for path in sorted((lake / "results" / "sim_fills").glob("*/*/*/*.parquet"), reverse=True):
         ids = pq.read_table(path, columns=["sweep_order_id"])["sweep_order_id"]
         if len(ids):
-            return int(ids[0].as_py())
+            security, day = (part.split("=", 1)[1] for part in path.parts[-3:-1])
+            return {"day": day, "security": int(security), "order_id": int(ids[0].as_py())}
     raise RuntimeError(f"{lake}: no simulated fills to look up")
 
 
@@ -86,7 +92,7 @@ def _relations(lake: Path, layout: str) -> dict[str, str]:
     }
 
 
-def _notebook(lake: Path, layout: str, what: str, order_id: int) -> str:
+def _notebook(lake: Path, layout: str, what: str, sweep: dict[str, Any]) -> str:
     """A Python program that answers the query with Polars: `dpsim.open_lake` (by date), or
     `pl.scan_parquet` over the job outputs."""
     root = str(lake.resolve())
@@ -103,5 +109,9 @@ def _notebook(lake: Path, layout: str, what: str, order_id: int) -> str:
             "pl.col('implementation_shortfall_bps').mean()).sort('participantid').collect()"
         )
     else:
-        answer = f"fills.filter(pl.col('sweep_order_id') == {order_id}).collect()"
-    return f"import polars as pl; {frames}; print({answer}.height)"
+        answer = (
+            f"fills.filter((pl.col('date') == dt.date.fromisoformat({sweep['day']!r})) & "
+            f"(pl.col('security_code') == {sweep['security']}) & "
+            f"(pl.col('sweep_order_id') == {sweep['order_id']})).collect()"
+        )
+    return f"import datetime as dt; import polars as pl; {frames}; print({answer}.height)"

@@ -337,8 +337,9 @@ def _aggregate_targets(res: dict[str, Any], add: _Add) -> None:
     for r in section_rows(res, "aggregate"):
         wall = r.get("wall_s")
         if r["tool"].startswith("dpsim sql") and not r.get("error") and wall:
+            form = r["tool"].rsplit(", ", 1)[-1] if ", " in r["tool"] else "csv"
             add(
-                "dpsim sql on a small aggregate (the DRR day's global_summary)",
+                f"dpsim sql on a small aggregate (the DRR day's global_summary, {form})",
                 f"{wall:.3f} s",
                 "< 0.3 s",
                 wall < 0.3,
