@@ -19,6 +19,7 @@ import polars as pl
 
 from dpsim import schema
 from dpsim.config import Config
+from dpsim.steps import checked_once
 from dpsim.steps.classify import CLASSIFY
 from dpsim.steps.lifecycle import FILL_CLASSES, LIFECYCLE
 from dpsim.steps.metrics import METRICS
@@ -44,7 +45,21 @@ def build(
     cfg: Config,
     has_feed: bool,
 ) -> PipelineFrames:
-    """All measurement frames of one partition; `trades` carry `fill_class` (`steps.session`)."""
+    """All measurement frames of one partition; `trades` carry `fill_class` (`steps.session`). The steps
+    check their schemas once per process for the same input schemas and settings (`checked_once`)."""
+    key = (*(str(f.collect_schema()) for f in (orders, trades, nbbo)), has_feed, repr(cfg))
+    with checked_once(key):
+        return _build(orders, trades, nbbo, session, cfg, has_feed)
+
+
+def _build(
+    orders: pl.LazyFrame,
+    trades: pl.LazyFrame,
+    nbbo: pl.LazyFrame,
+    session: Session,
+    cfg: Config,
+    has_feed: bool,
+) -> PipelineFrames:
     max_age = cfg.time.max_quote_age_s
     events = SELECT(orders, cfg.codes)
     classified = QUOTES(quote_rows(nbbo, events, has_feed), session)
