@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -461,21 +461,21 @@ def _headline(con: duckdb.DuckDBPyConnection, cfg: Config, sources: partials.Sou
     """headline.sql per scenario, with its world and the cluster-bootstrap 95 % CI of delta_is_bps."""
     rows = _query(con, "headline").to_pylist()
     n_partitions = max((r["n_partitions"] or 0 for r in rows), default=0)
-    for row in rows:
-        units = _query(con, "bootstrap_clusters", {"scenario": row["scenario"]})
-        unit = "partition"
-        if units.num_rows < MIN_CLUSTERS:
-            unit = "sweep"
-            units = _sweep_units(con, cfg, sources, row["scenario"])
-        ci = stats.cluster_bootstrap_ci(
-            units["w"].to_numpy(), units["wd"].to_numpy(), cfg.stats.bootstrap_n, cfg.stats.bootstrap_seed
-        )
+    units = {r["scenario"]: _query(con, "bootstrap_clusters", {"scenario": r["scenario"]}) for r in rows}
+    few = [s for s, u in units.items() if u.num_rows < MIN_CLUSTERS]
+    units.update(_sweep_units(con, cfg, sources, few))
+    cis = stats.cluster_bootstrap_cis(
+        [(units[r["scenario"]]["w"].to_numpy(), units[r["scenario"]]["wd"].to_numpy()) for r in rows],
+        cfg.stats.bootstrap_n,
+        cfg.stats.bootstrap_seed,
+    )
+    for row, ci in zip(rows, cis, strict=True):
         scenario = cfg.scenarios.get(row["scenario"])
         row.update(
             world=scenario.world if scenario is not None else None,
             ci_low=ci.low,
             ci_high=ci.high,
-            ci_unit=unit,
+            ci_unit="sweep" if row["scenario"] in few else "partition",
             n_clusters=ci.n_clusters,
             n_partitions=row["n_partitions"] if row["n_partitions"] is not None else n_partitions,
         )
@@ -483,18 +483,21 @@ def _headline(con: duckdb.DuckDBPyConnection, cfg: Config, sources: partials.Sou
 
 
 def _sweep_units(
-    con: duckdb.DuckDBPyConnection, cfg: Config, sources: partials.Sources, scenario: str
-) -> pa.Table:
-    """The bootstrap's clusters when fewer than MIN_CLUSTERS partitions hold a delta: the sweeps themselves,
-    read from those few partitions' results (bootstrap_units.sql over their pairs)."""
+    con: duckdb.DuckDBPyConnection, cfg: Config, sources: partials.Sources, scenarios: Sequence[str]
+) -> dict[str, pa.Table]:
+    """The bootstrap's clusters of the scenarios whose deltas lie in fewer than MIN_CLUSTERS partitions: the
+    sweeps themselves, read from those few partitions' results (bootstrap_units.sql over their pairs), loaded
+    once for all of them (a date where a scenario has no delta adds none of its rows)."""
+    if not scenarios:
+        return {}
     if sources.index is not None:  # incremental: the pairs of the clusters' dates only
         days = con.sql(
-            "SELECT DISTINCT slice_date FROM cluster_rows WHERE scenario = $s ORDER BY 1",
-            params={"s": scenario},
+            "SELECT DISTINCT slice_date FROM cluster_rows WHERE list_contains($s, scenario) ORDER BY 1",
+            params={"s": list(scenarios)},
         ).fetchall()
-        sources.index.load(con, cfg, [d for (d,) in days], [scenario])
-        partials.compute_pairs(con, [scenario])
-    return _query(con, "bootstrap_units", {"scenario": scenario, "unit": "sweep"})
+        sources.index.load(con, cfg, [d for (d,) in days], scenarios)
+        partials.compute_pairs(con, scenarios)
+    return {s: _query(con, "bootstrap_units", {"scenario": s, "unit": "sweep"}) for s in scenarios}
 
 
 def _stats_tests(ranked: pa.Table) -> pa.Table:

@@ -213,20 +213,40 @@ def cluster_bootstrap_ci(
     Resampling clusters (partitions) keeps the dependence between sweeps of one security-day inside a
     draw, which a per-sweep bootstrap would ignore.
     """
-    w = np.asarray(weights, dtype=np.float64)
-    wd = np.asarray(weighted_values, dtype=np.float64)
-    n = w.size
-    if n == 0:
-        return BootstrapCI(None, None, 0)
-    rng = np.random.default_rng(seed)
-    means = np.empty(n_resamples, dtype=np.float64)
-    chunk = max(1, min(n_resamples, _BOOTSTRAP_CELLS // n))  # resamples drawn at once, memory bounded
-    for start in range(0, n_resamples, chunk):
-        rows = min(chunk, n_resamples - start)
-        idx = rng.integers(0, n, size=(rows, n))  # the same stream as `rows` draws of size n in turn
-        totals = w[idx].sum(axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            means[start : start + rows] = np.where(totals > 0, wd[idx].sum(axis=1) / totals, np.nan)
-    tail = (1.0 - confidence) / 2.0 * 100.0
-    low, high = np.nanpercentile(means, [tail, 100.0 - tail])
-    return BootstrapCI(float(low), float(high), n)
+    return cluster_bootstrap_cis([(weights, weighted_values)], n_resamples, seed, confidence)[0]
+
+
+def cluster_bootstrap_cis(
+    samples: Sequence[tuple[np.ndarray, np.ndarray]], n_resamples: int, seed: int, confidence: float = 0.95
+) -> list[BootstrapCI]:
+    """`cluster_bootstrap_ci` of each (weights, weighted values), the draws made once for the samples of
+    one size: they depend on the seed and the number of clusters only, so every sample gets the interval it
+    gets alone (the headline's scenarios share their clusters' count: one draw of indices for all)."""
+    out: list[BootstrapCI] = [BootstrapCI(None, None, 0)] * len(samples)
+    by_size: dict[int, list[int]] = {}
+    for i, (w, _) in enumerate(samples):
+        by_size.setdefault(len(w), []).append(i)
+    for n, members in by_size.items():
+        if n == 0:
+            continue
+        pairs = [
+            (np.asarray(samples[i][0], dtype=np.float64), np.asarray(samples[i][1], dtype=np.float64))
+            for i in members
+        ]
+        rng = np.random.default_rng(seed)
+        means = np.empty((len(members), n_resamples), dtype=np.float64)
+        chunk = max(1, min(n_resamples, _BOOTSTRAP_CELLS // n))  # resamples drawn at once, memory bounded
+        for start in range(0, n_resamples, chunk):
+            rows = min(chunk, n_resamples - start)
+            idx = rng.integers(0, n, size=(rows, n))  # the same stream as `rows` draws of size n in turn
+            for k, (w, wd) in enumerate(pairs):
+                totals = w[idx].sum(axis=1)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    means[k, start : start + rows] = np.where(
+                        totals > 0, wd[idx].sum(axis=1) / totals, np.nan
+                    )
+        tail = (1.0 - confidence) / 2.0 * 100.0
+        for k, i in enumerate(members):
+            low, high = np.nanpercentile(means[k], [tail, 100.0 - tail])
+            out[i] = BootstrapCI(float(low), float(high), n)
+    return out

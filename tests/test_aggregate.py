@@ -373,6 +373,16 @@ def test_bootstrap_is_reproducible_from_its_seed() -> None:
     assert stats.cluster_bootstrap_ci(np.array([]), np.array([]), 500, seed=7).low is None
 
 
+def test_scenarios_with_as_many_clusters_share_the_draws_and_get_their_own_intervals() -> None:
+    """The headline bootstraps every scenario at once: the draws depend on the seed and the cluster count
+    only, so each scenario's interval is exactly the one it gets alone (9,000 clusters: two chunks of draws)."""
+    rng = np.random.default_rng(3)
+    samples = [(rng.uniform(1, 5, n), rng.normal(0, 3, n)) for n in (9_000, 4, 9_000, 0, 4)]
+    together = stats.cluster_bootstrap_cis(samples, 500, seed=7)
+    assert together == [stats.cluster_bootstrap_ci(w, wd, 500, seed=7) for w, wd in samples]
+    assert together[0] != together[2] and together[3].low is None
+
+
 def test_files_csv_copies_and_catalog_views(aggregated: tuple[Lake, dict[str, pa.Table]]) -> None:
     lake, tables = aggregated
     con = duckdb.connect(str(lake.catalog_path), read_only=True)
