@@ -221,7 +221,8 @@ def cluster_bootstrap_cis(
 ) -> list[BootstrapCI]:
     """`cluster_bootstrap_ci` of each (weights, weighted values), the draws made once for the samples of
     one size: they depend on the seed and the number of clusters only, so every sample gets the interval it
-    gets alone (the headline's scenarios share their clusters' count: one draw of indices for all)."""
+    gets alone (the headline's scenarios share their clusters' count: one draw of indices for all, and
+    their weights, when the same sweeps hold a delta: one resampled total for all)."""
     out: list[BootstrapCI] = [BootstrapCI(None, None, 0)] * len(samples)
     by_size: dict[int, list[int]] = {}
     for i, (w, _) in enumerate(samples):
@@ -233,18 +234,22 @@ def cluster_bootstrap_cis(
             (np.asarray(samples[i][0], dtype=np.float64), np.asarray(samples[i][1], dtype=np.float64))
             for i in members
         ]
+        same_weights = [
+            next(j for j in range(k + 1) if np.array_equal(pairs[j][0], w)) for k, (w, _) in enumerate(pairs)
+        ]
         rng = np.random.default_rng(seed)
         means = np.empty((len(members), n_resamples), dtype=np.float64)
         chunk = max(1, min(n_resamples, _BOOTSTRAP_CELLS // n))  # resamples drawn at once, memory bounded
         for start in range(0, n_resamples, chunk):
             rows = min(chunk, n_resamples - start)
             idx = rng.integers(0, n, size=(rows, n))  # the same stream as `rows` draws of size n in turn
+            totals: dict[int, np.ndarray] = {}
             for k, (w, wd) in enumerate(pairs):
-                totals = w[idx].sum(axis=1)
+                if same_weights[k] not in totals:
+                    totals[same_weights[k]] = w[idx].sum(axis=1)
+                total = totals[same_weights[k]]
                 with np.errstate(invalid="ignore", divide="ignore"):
-                    means[k, start : start + rows] = np.where(
-                        totals > 0, wd[idx].sum(axis=1) / totals, np.nan
-                    )
+                    means[k, start : start + rows] = np.where(total > 0, wd[idx].sum(axis=1) / total, np.nan)
         tail = (1.0 - confidence) / 2.0 * 100.0
         for k, i in enumerate(members):
             low, high = np.nanpercentile(means[k], [tail, 100.0 - tail])

@@ -375,9 +375,11 @@ def test_bootstrap_is_reproducible_from_its_seed() -> None:
 
 def test_scenarios_with_as_many_clusters_share_the_draws_and_get_their_own_intervals() -> None:
     """The headline bootstraps every scenario at once: the draws depend on the seed and the cluster count
-    only, so each scenario's interval is exactly the one it gets alone (9,000 clusters: two chunks of draws)."""
+    only, so each scenario's interval is exactly the one it gets alone (9,000 clusters: two chunks of draws;
+    the first and the last share their weights, as scenarios do when the same sweeps hold a delta)."""
     rng = np.random.default_rng(3)
     samples = [(rng.uniform(1, 5, n), rng.normal(0, 3, n)) for n in (9_000, 4, 9_000, 0, 4)]
+    samples.append((samples[0][0].copy(), rng.normal(0, 3, 9_000)))
     together = stats.cluster_bootstrap_cis(samples, 500, seed=7)
     assert together == [stats.cluster_bootstrap_ci(w, wd, 500, seed=7) for w, wd in samples]
     assert together[0] != together[2] and together[3].low is None
