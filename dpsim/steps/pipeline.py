@@ -49,42 +49,31 @@ def build(
     check their schemas once per process for the same input schemas and settings (`checked_once`)."""
     key = (*(str(f.collect_schema()) for f in (orders, trades, nbbo)), has_feed, repr(cfg))
     with checked_once(key):
-        return _build(orders, trades, nbbo, session, cfg, has_feed)
-
-
-def _build(
-    orders: pl.LazyFrame,
-    trades: pl.LazyFrame,
-    nbbo: pl.LazyFrame,
-    session: Session,
-    cfg: Config,
-    has_feed: bool,
-) -> PipelineFrames:
-    max_age = cfg.time.max_quote_age_s
-    events = SELECT(orders, cfg.codes)
-    classified = QUOTES(quote_rows(nbbo, events, has_feed), session)
-    usable = usable_quotes(classified)
-    source = FEED if has_feed else SNAPSHOT
-    cp = LIFECYCLE(events, trades, usable, source, max_age)
-    analysed = CLASSIFY(cp, session, cfg)
-    horizons = cfg.metrics.horizons_s
-    still_working = (pl.col(schema.FINAL_TIME) >= session.close) | (pl.col(schema.FINAL_STATUS) == 1)
-    measured = analysed.with_columns(
-        pl.when(still_working)
-        .then(pl.lit(session.close))
-        .otherwise(pl.col(schema.FINAL_TIME))
-        .alias(schema.END_TIME)
-    )
-    metrics = METRICS(measured, real_fills(trades), usable, horizons, session.close, max_age)
-    target = schema.polars_schema(schema.sweeps_schema(horizons))
-    sweeps = (
-        analysed.select(list(schema.SWEEP_ATTRIBUTES))
-        .join(metrics, on=schema.ORDER_ID, how="left")
-        .select(pl.col(c).cast(t) for c, t in target.items())
-        .sort(schema.ARRIVAL_TIME, schema.ARRIVAL_SEQUENCE, schema.ORDER_ID)
-    )
-    quality = quality_row(classified, source, cp, trades, session, cfg.codes.sweep_mask)
-    return PipelineFrames(usable_quotes=usable, cp_orders=cp, sweeps=sweeps, quality=quality)
+        max_age = cfg.time.max_quote_age_s
+        events = SELECT(orders, cfg.codes)
+        classified = QUOTES(quote_rows(nbbo, events, has_feed), session)
+        usable = usable_quotes(classified)
+        source = FEED if has_feed else SNAPSHOT
+        cp = LIFECYCLE(events, trades, usable, source, max_age)
+        analysed = CLASSIFY(cp, session, cfg)
+        horizons = cfg.metrics.horizons_s
+        still_working = (pl.col(schema.FINAL_TIME) >= session.close) | (pl.col(schema.FINAL_STATUS) == 1)
+        measured = analysed.with_columns(
+            pl.when(still_working)
+            .then(pl.lit(session.close))
+            .otherwise(pl.col(schema.FINAL_TIME))
+            .alias(schema.END_TIME)
+        )
+        metrics = METRICS(measured, real_fills(trades), usable, horizons, session.close, max_age)
+        target = schema.polars_schema(schema.sweeps_schema(horizons))
+        sweeps = (
+            analysed.select(list(schema.SWEEP_ATTRIBUTES))
+            .join(metrics, on=schema.ORDER_ID, how="left")
+            .select(pl.col(c).cast(t) for c, t in target.items())
+            .sort(schema.ARRIVAL_TIME, schema.ARRIVAL_SEQUENCE, schema.ORDER_ID)
+        )
+        quality = quality_row(classified, source, cp, trades, session, cfg.codes.sweep_mask)
+        return PipelineFrames(usable_quotes=usable, cp_orders=cp, sweeps=sweeps, quality=quality)
 
 
 def real_fills(trades: pl.LazyFrame) -> pl.LazyFrame:
