@@ -22,7 +22,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from dpsim import __version__, partials, stats
+from dpsim import __version__, buffers, partials, stats
 from dpsim.catalog import (
     budgeted_session,
     lake_error_text,
@@ -273,11 +273,14 @@ def headline(lake: Lake) -> tuple[pa.Table, pa.Table, pa.Table]:
         if not path.exists():
             raise LakeError(f"{path}: no aggregates yet: run `dpsim aggregate --lake {lake.root}` first")
     summary = lake.read_parquet(paths[0], columns=list(HEADLINE_COLUMNS))
-    tests = lake.read_parquet(
-        paths[1],
-        columns=list(HEADLINE_TESTS),
-        filters=[("segment_type", "=", "overall"), ("metric", "=", STATS_METRICS[0])],
+    every = lake.read_parquet(
+        paths[1], columns=list(dict.fromkeys([*HEADLINE_TESTS, "segment_type", "metric"]))
     )
+    overall = [
+        t == "overall" and m == STATS_METRICS[0]
+        for t, m in zip(every["segment_type"].to_pylist(), every["metric"].to_pylist(), strict=True)
+    ]
+    tests = every.filter(buffers.from_values(overall, pa.bool_())).select(list(HEADLINE_TESTS))
     return summary, tests, lake.read_parquet(paths[2])
 
 
@@ -364,9 +367,9 @@ def _rank_statistics(
     scenario_col = np.asarray(moments["scenario"].to_pylist(), dtype=object)
     metric_col = np.asarray(moments["metric"].to_pylist(), dtype=object)
     type_col = np.asarray(moments["segment_type"].to_pylist(), dtype=object)
-    n = moments["n"].to_numpy()
-    n_negative = moments["n_negative"].to_numpy()
-    n_nonzero = moments["n_nonzero"].to_numpy()
+    n = buffers.to_numpy(moments["n"])
+    n_negative = buffers.to_numpy(moments["n_negative"])
+    n_nonzero = buffers.to_numpy(moments["n_nonzero"])
     tasks = []
     for scenario in scenarios:
         for metric in STATS_METRICS:
@@ -383,7 +386,9 @@ def _rank_statistics(
         rank_pass = RankPass(counts, small_n=SMALL_SEGMENT_N)
         if sources.stream_files.get(scenario) or sources.stream_table:
             keys = {
-                t: moments[SEGMENT_KEYS[t]].take(pa.array(r)) for t, r in rows.items() if t in SEGMENT_KEYS
+                t: moments[SEGMENT_KEYS[t]].take(buffers.from_numpy(r, pa.int64()))
+                for t, r in rows.items()
+                if t in SEGMENT_KEYS
             }
             cur = con.cursor()
             try:
@@ -411,10 +416,10 @@ def _rank_statistics(
                         values = result.small_values.get(j, np.empty(0))
                         small[i] = [float(v) for v in values] + [0.0] * int(n[i] - n_nonzero[i])
     return (
-        moments.append_column("r_plus", pa.array(r_plus))
-        .append_column("tie_sum", pa.array(tie_sum))
-        .append_column("median", pa.array(median, pa.float64()))
-        .append_column("small_diffs", pa.array(small, pa.list_(pa.float64())))
+        moments.append_column("r_plus", buffers.from_numpy(r_plus, pa.float64()))
+        .append_column("tie_sum", buffers.from_numpy(tie_sum, pa.float64()))
+        .append_column("median", buffers.from_values(median, pa.float64()))
+        .append_column("small_diffs", buffers.from_values(small, pa.list_(pa.float64())))
     )
 
 
@@ -447,10 +452,10 @@ def _feed(
                     raise LakeError(
                         f"aggregate: a {t} of {scenario}/{metric} in the stored differences has no moments"
                     )
-                ids[t] = index.to_numpy(zero_copy_only=False)
+                ids[t] = buffers.to_numpy(index)
             rank_pass.add(
-                batch.column("a").to_numpy(zero_copy_only=False),
-                batch.column("negative").to_numpy(zero_copy_only=False),
+                buffers.to_numpy(batch.column("a")),
+                buffers.to_numpy(batch.column("negative")),
                 ids,
             )
     except duckdb.Error as exc:
@@ -465,7 +470,10 @@ def _headline(con: duckdb.DuckDBPyConnection, cfg: Config, sources: partials.Sou
     few = [s for s, u in units.items() if u.num_rows < MIN_CLUSTERS]
     units.update(_sweep_units(con, cfg, sources, few))
     cis = stats.cluster_bootstrap_cis(
-        [(units[r["scenario"]]["w"].to_numpy(), units[r["scenario"]]["wd"].to_numpy()) for r in rows],
+        [
+            (buffers.to_numpy(units[r["scenario"]]["w"]), buffers.to_numpy(units[r["scenario"]]["wd"]))
+            for r in rows
+        ],
         cfg.stats.bootstrap_n,
         cfg.stats.bootstrap_seed,
     )
@@ -479,7 +487,7 @@ def _headline(con: duckdb.DuckDBPyConnection, cfg: Config, sources: partials.Sou
             n_clusters=ci.n_clusters,
             n_partitions=row["n_partitions"] if row["n_partitions"] is not None else n_partitions,
         )
-    return pa.Table.from_pylist(rows, schema=HEADLINE_SCHEMA)
+    return buffers.table(rows, HEADLINE_SCHEMA)
 
 
 def _sweep_units(
@@ -543,7 +551,7 @@ def _stats_tests(ranked: pa.Table) -> pa.Table:
         for r, q_t, q_w in zip(family, q_values[: len(family)], q_values[len(family) :], strict=True):
             r["q_value_t"], r["q_value_wilcoxon"] = q_t, q_w
         start = end
-    return pa.Table.from_pylist(out, schema=STATS_SCHEMA)
+    return buffers.table(out, STATS_SCHEMA)
 
 
 def _wilcoxon(row: dict[str, Any]) -> float | None:

@@ -35,6 +35,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from dpsim import buffers
 from dpsim.catalog import lake_error_text
 from dpsim.config import Config
 from dpsim.errors import LakeError
@@ -437,11 +438,11 @@ def _rewrite_small(
     _drop_relation(con, "clean_scen")
     _drop_relation(con, "clean_free")
     scen_keys = {
-        "scenario": [s for s, _ in clean_scen],
-        "slice_date": pa.array([d for _, d in clean_scen], pa.date32()),
+        "scenario": buffers.from_values([s for s, _ in clean_scen], pa.string()),
+        "slice_date": buffers.from_values([d for _, d in clean_scen], pa.date32()),
     }
     con.register("clean_scen", pa.table(scen_keys))
-    con.register("clean_free", pa.table({"slice_date": pa.array(clean_free, pa.date32())}))
+    con.register("clean_free", pa.table({"slice_date": buffers.from_values(clean_free, pa.date32())}))
     for name in (*SCENARIO_PARTIALS, *FREE_PARTIALS):
         path = lake.partial_path(name)
         clean, keys = (

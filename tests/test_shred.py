@@ -38,7 +38,6 @@ from dpsim.config import Aliases, Columns, Config, Shred, TimeConfig
 from dpsim.errors import InputError
 from dpsim.lake import Lake, PartitionKey, manifests, source_id
 from dpsim.shred import SourceResult, shred
-from tests.lakes import small_drop, write_config
 
 REPO = Path(__file__).resolve().parents[1]
 DRR = Path(__file__).resolve().parents[2] / "shared" / "data" / "drr-2024-09-05"
@@ -636,36 +635,6 @@ def test_the_cli_exits_1_when_every_row_of_a_source_is_rejected(tmp_path: Path) 
         "expected ns since the epoch (1 rows)" in proc.stderr
     )
     assert "Traceback" not in proc.stderr
-
-
-def test_a_shred_never_imports_pandas(tmp_path: Path) -> None:
-    """pyarrow imports pandas, when it is installed, on its first conversion from numpy or Python values (~0.2 s
-    of a small day's shred); the shred converts through Polars. A stand-in pandas records being imported."""
-    stand_in = tmp_path / "site" / "pandas"
-    stand_in.mkdir(parents=True)
-    marker = tmp_path / "pandas-was-imported"
-    (stand_in / "__init__.py").write_text(
-        f"open({str(marker)!r}, 'w').close()\nraise ImportError('stand-in')\n"
-    )
-    env = {**os.environ, "PYTHONPATH": str(stand_in.parent)}
-    check = "import pyarrow as pa; pa.array([1])"  # the stand-in sees pyarrow's import
-    assert subprocess.run([sys.executable, "-c", check], env=env, check=True) and marker.exists()
-    marker.unlink()
-    drop = small_drop(tmp_path / "drop", securities=2, days=1)
-    with (drop / "orders.csv").open("a", encoding="utf-8") as f:
-        f.write("not,a,row\n")  # the rejects path too
-    conf = write_config(tmp_path / "c.yaml", drop, tmp_path / "lake")
-    proc = subprocess.run(
-        [sys.executable, "-m", "dpsim", "shred", "--config", str(conf)],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env=env,
-    )
-    assert proc.returncode == 0, proc.stderr
-    (manifest,) = (tmp_path / "lake" / "_manifest").glob("orders-*.json")
-    assert json.loads(manifest.read_text())["rows_rejected"] == 1
-    assert not marker.exists()
 
 
 # A small universe of instants around the AEST->AEDT change (2024-10-06 02:00 local) and the day roll.

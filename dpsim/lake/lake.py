@@ -248,8 +248,8 @@ class Lake:
         """A JSON file's content, or None when it does not exist."""
         return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
 
-    def read_parquet(self, path: UPath, **options: Any) -> pa.Table:
-        return self.store.read_parquet(path, **options)
+    def read_parquet(self, path: UPath, columns: Sequence[str] | None = None) -> pa.Table:
+        return self.store.read_parquet(path, columns)
 
     def put(self, local: Path, path: UPath) -> None:
         """Move a finished local file (from `local_dir`) to its lake path: a rename, or an upload."""

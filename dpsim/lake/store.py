@@ -132,7 +132,9 @@ class Store(ABC):
         """A context manager giving a local file to write `path` through while it grows."""
 
     @abstractmethod
-    def read_parquet(self, path: UPath, **options: Any) -> pa.Table: ...
+    def read_parquet(self, path: UPath, columns: Sequence[str] | None = None) -> pa.Table:
+        """One Parquet file (through `pq.ParquetFile`: `pq.read_table` goes through the dataset layer, which
+        imports pandas when it is installed)."""
 
     @abstractmethod
     def remove_tree(self, path: UPath) -> None: ...
@@ -246,8 +248,8 @@ class LocalStore(Store):
             raise LakeError(f"{path.parent}: {os_error_text(exc)}") from exc
         yield _os_path(path)
 
-    def read_parquet(self, path: UPath, **options: Any) -> pa.Table:
-        return pq().read_table(path, **options)
+    def read_parquet(self, path: UPath, columns: Sequence[str] | None = None) -> pa.Table:
+        return pq().ParquetFile(_os_path(path)).read(columns=columns)
 
     def remove_tree(self, path: UPath) -> None:
         if path.exists():
@@ -386,8 +388,9 @@ class ObjectStore(Store):
             if local.exists():
                 self.put_many({path: local})
 
-    def read_parquet(self, path: UPath, **options: Any) -> pa.Table:
-        return pq().read_table(path.path, filesystem=path.fs, **options)
+    def read_parquet(self, path: UPath, columns: Sequence[str] | None = None) -> pa.Table:
+        with path.fs.open(path.path, "rb") as f:
+            return pq().ParquetFile(f).read(columns=columns)
 
     def remove_tree(self, path: UPath) -> None:
         if path.exists():
