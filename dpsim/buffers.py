@@ -1,10 +1,10 @@
-"""Arrow arrays to numpy and Python values to Arrow, by their buffers, for the aggregation.
+"""Arrow arrays to numpy and Python values to Arrow, by their buffers, for the shred and the aggregation.
 
 pyarrow imports pandas, when it is installed, the first time a process converts numpy or Python values to
-Arrow or back (`pa.array`, `Array.to_numpy`, `Table.from_pylist`, …): 0.2-0.3 s of every aggregation, for
-a library dpsim never uses. The aggregation's conversions are of a few simple types, which these functions
-build from (or read as) numpy buffers, as pyarrow would; tests/test_aggregate.py checks that an
-aggregation never imports pandas. (The shred converts through Polars, which it has loaded anyway.)
+Arrow or back (`pa.array`, `Array.to_numpy`, `Table.from_pylist`, …): 0.2-0.3 s of every command, for a
+library dpsim never uses. dpsim's conversions are of a few simple types, which these functions build from
+(or read as) numpy buffers, as pyarrow would; tests/test_no_pandas.py checks that shred, process and
+aggregate never import pandas.
 """
 
 from __future__ import annotations

@@ -1,7 +1,6 @@
 """pyarrow imports pandas, when it is installed, the first time a process converts numpy or Python values to
-Arrow or back: 0.2-0.3 s of each command of a small day, for a library dpsim never uses. The shred converts
-through Polars, the aggregation by buffers (`dpsim.buffers`); a stand-in pandas on the path records being
-imported."""
+Arrow or back: 0.2-0.3 s of each command of a small day, for a library dpsim never uses. dpsim converts by
+Arrow buffers (`dpsim.buffers`); a stand-in pandas on the path records being imported."""
 
 from __future__ import annotations
 

@@ -32,10 +32,10 @@ from typing import Any
 import pyarrow as pa
 
 from dpsim import schema
+from dpsim.buffers import from_numpy, to_numpy
 from dpsim.config import Config
 from dpsim.errors import InputError
 from dpsim.lake import PartitionKey
-from dpsim.shred import arrays
 from dpsim.shred.parse import ChunkError, ChunkResult, count_lines, parse_chunk
 from dpsim.shred.plan import Plan, make_plan
 from dpsim.shred.read import (
@@ -136,7 +136,7 @@ class SourceRun:
                         f"{self.path}: lines {line:,}-{line + count_lines(data) - 1:,}: {exc}"
                     ) from exc
                 if res.rejects is not None:
-                    absolute = arrays.array(arrays.to_numpy(res.rejects.column("line")) + line, pa.int64())
+                    absolute = from_numpy(to_numpy(res.rejects.column("line")) + line, pa.int64())
                     self.rejects.add(res.rejects.set_column(1, "line", absolute), res.reasons)
                 line += res.n_lines
                 self.rows_read += res.n_lines

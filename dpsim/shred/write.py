@@ -23,9 +23,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from upath import UPath
 
-from dpsim import schema
+from dpsim import buffers, schema
 from dpsim.lake import Lake, PartitionKey
-from dpsim.shred import arrays
 
 MAX_OPEN_FILES = 256  # partition files kept open for appending (each holds a descriptor)
 WRITE_BUFFER = 128 << 10  # bytes buffered per open partition file (at most MAX_OPEN_FILES of them)
@@ -210,7 +209,7 @@ def _is_sorted(table: pa.Table, keys: list[str]) -> bool:
     """Whether rows are already in (timestamp, sequence) order: usual for time-ordered exports, and O(n)."""
     if table.num_rows < 2:
         return True
-    step = np.diff(arrays.to_numpy(table.column(keys[0])))
+    step = np.diff(buffers.to_numpy(table.column(keys[0])))
     if (step < 0).any():
         return False
     if len(keys) == 1:
@@ -218,7 +217,7 @@ def _is_sorted(table: pa.Table, keys: list[str]) -> bool:
     seq = table.column(keys[1])
     if seq.null_count:  # rare: let the sort place the nulls
         return False
-    return not ((step == 0) & (np.diff(arrays.to_numpy(seq)) < 0)).any()
+    return not ((step == 0) & (np.diff(buffers.to_numpy(seq)) < 0)).any()
 
 
 @dataclass
