@@ -167,16 +167,11 @@ def _compact(
                 _write_state(lake, {**state, **done})
         for name, old in state.items():  # a table whose job outputs are all gone, or a scenario's old files
             table, _, scenario = name.partition("/scenario=")
-            paths = [
-                lake.by_date_path(table, date.fromisoformat(d))
-                if not scenario
-                else per_scenario_by_date_path(lake.root, table, date.fromisoformat(d), scenario)
-                for d in old
-            ]
-            lake.remove_files(paths)
-            removed += len(paths)
-            if scenario:  # the first layout's folder, empty now
+            if scenario:  # the first layout's folder: what the rewrites above did not replace goes with it
                 lake.remove_tree(per_scenario_by_date_dir(lake.root, table, scenario))
+            else:
+                lake.remove_files([lake.by_date_path(table, date.fromisoformat(d)) for d in old])
+            removed += len(old)
     finally:
         con.close()
     _write_state(lake, done)
