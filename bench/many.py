@@ -3,7 +3,7 @@
     python -m bench.many SOURCE_LAKE TARGET_LAKE N
 
 Every (security_code, date) key gets the source partition's raw tables (orders, trades, nbbo) and results
-(sweeps, quality, replay_fidelity and every scenario's sim_orders and sim_fills) as hard links (copies
+(sweeps, quality, replay_fidelity, sim_orders and sim_fills, every scenario in them) as hard links (copies
 across filesystems), and one run JSON lists a job per key, so the report's queries scan N partitions'
 files exactly as in a real lake of that size. Prints a JSON line.
 """
@@ -47,9 +47,12 @@ def build(source: Path, target: Path, n: int) -> dict[str, object]:
         hive = f"security_code={sec}/date={day.isoformat()}"
         for rel in files:
             parts = [p for p in rel.parts if not p.startswith(("security_code=", "date="))]
-            *head, name = parts  # [results/]table[/scenario=…]/part-….parquet
+            *head, name = parts  # [results/]table/part-….parquet
             _link(source / rel, target / Path(*head) / hive / name)
             linked += 1
+    markers = source / "results" / "_scenarios"  # which scenarios the results hold
+    if markers.is_dir():
+        shutil.copytree(markers, target / "results" / "_scenarios")
     runs = sorted((source / "_runs").glob("*.json"))
     run = json.loads(runs[-1].read_text(encoding="utf-8"))
     job = next(j for j in run["jobs"] if j["status"] == "ok")

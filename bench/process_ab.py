@@ -1,10 +1,11 @@
 """Jobs per second of two dpsim source trees, side by side: `dpsim process --force --no-aggregate` on one lake
 with 1 and 2 workers, the trees taking turns round after round, so a load that comes and goes weighs on both.
 
-    python -m bench.process_ab BASE_TREE LAKE CONFIG [--reps 3]
+    python -m bench.process_ab BASE_TREE LAKE CONFIG [--reps 3] [--base-lake COPY]
 
 BASE_TREE is a checkout of the baseline (e.g. `git worktree add ../base <commit>`); the other tree is this
-repository. Each run is its own process under `/usr/bin/time`; the table gives the medians of jobs/s (jobs
+repository. `--base-lake`: a copy of LAKE for the baseline, when the two trees lay results out differently
+(each would otherwise migrate the other's before every run). Each run is its own process under `/usr/bin/time`; the table gives the medians of jobs/s (jobs
 of the run manifest over the process's wall time), CPU seconds (user + system of the process tree) and the
 1-minute load, and the ratios of this tree to the base.
 """
@@ -52,14 +53,16 @@ def main() -> None:
     p.add_argument("lake")
     p.add_argument("config")
     p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--base-lake", type=Path, help="the baseline's own copy of LAKE")
     a = p.parse_args()
     lake, config = str(Path(a.lake).resolve()), str(Path(a.config).resolve())
     trees = {"base": a.base.resolve(), "this": REPO}
+    lakes = {"base": str((a.base_lake or Path(a.lake)).resolve()), "this": lake}
     runs: dict[tuple[str, int], list[dict[str, float]]] = {(t, w): [] for t in trees for w in (1, 2)}
     for rep in range(a.reps + 1):  # round 0 warms the page cache and is not kept
         for w in (1, 2):
             for name, tree in trees.items():
-                r = run(tree, lake, config, w)
+                r = run(tree, lakes[name], config, w)
                 print(
                     f"round {rep} {name} workers={w}: {r['jobs_s']:.2f} jobs/s, {r['cpu_s']:.1f} CPU-s, "
                     f"load {r['load']:.1f}",

@@ -65,13 +65,14 @@ def linked_lake(template: Path, n: int, *, with_fills: bool = False) -> tuple[Pa
     dest = H.WORK / "agg-lakes" / f"{'q' if with_fills else 'p'}{n}"
     results = template / "results"
     pool = sorted(p.relative_to(results / "sweeps") for p in (results / "sweeps").glob("*/*") if p.is_dir())
-    scenarios = sorted(p.name for p in (results / "sim_orders").iterdir() if p.is_dir())
+    scenarios = sorted(p.name for p in (results / "_scenarios").iterdir())
     stamp = {
         "template": H.rel(template),
         "template_partitions": len(pool),
         "template_mtime": max((results / "sweeps" / p / "part-0.parquet").stat().st_mtime for p in pool),
         "partitions": n,
         "with_fills": with_fills,
+        "layout": "one file per partition, every scenario in it",
     }
     marker = dest / "linked.json"
     if marker.exists() and json.loads(marker.read_text()).get("stamp") == stamp:
@@ -80,9 +81,7 @@ def linked_lake(template: Path, n: int, *, with_fills: bool = False) -> tuple[Pa
     H.need_disk(1.0, f"linking a {n:,}-partition lake")
     t0 = time.perf_counter()
     rows = {p: pq.ParquetFile(results / "sweeps" / p / "part-0.parquet").metadata.num_rows for p in pool}
-    tables = [*LINKED_TABLES, *(f"sim_orders/{s}" for s in scenarios)]
-    if with_fills:
-        tables += [f"sim_fills/{s}" for s in scenarios]
+    tables = [*LINKED_TABLES, "sim_orders", *(["sim_fills"] if with_fills else [])]
     days = trading_dates(date(2023, 1, 2), -(-n // SECURITIES))
     sweeps = 0
     for i in range(n):
@@ -93,6 +92,7 @@ def linked_lake(template: Path, n: int, *, with_fills: bool = False) -> tuple[Pa
             folder = dest / "results" / t / key
             folder.mkdir(parents=True, exist_ok=True)
             os.link(results / t / tpl / "part-0.parquet", folder / "part-0.parquet")
+    shutil.copytree(results / "_scenarios", dest / "results" / "_scenarios")
     info = {
         "stamp": stamp,
         "partitions": n,

@@ -73,7 +73,7 @@ def _forget(lake: Path) -> None:
 
 def _a_sweep_with_fills(lake: Path) -> dict[str, Any]:
     """The key (day, security, order_id) of the first sweep of the last sim_fills job output that has rows."""
-    for path in sorted((lake / "results" / "sim_fills").glob("*/*/*/*.parquet"), reverse=True):
+    for path in sorted((lake / "results" / "sim_fills").glob("*/*/*.parquet"), reverse=True):
         ids = pq.read_table(path, columns=["sweep_order_id"])["sweep_order_id"]
         if len(ids):
             security, day = (part.split("=", 1)[1] for part in path.parts[-3:-1])
@@ -88,7 +88,7 @@ def _relations(lake: Path, layout: str) -> dict[str, str]:
     root = lake.resolve() / "results"
     return {
         t: f"read_parquet('{root}/{t}/{glob}', hive_partitioning = true)"
-        for t, glob in (("sweeps", "*/*/*.parquet"), ("sim_fills", "*/*/*/*.parquet"))
+        for t, glob in (("sweeps", "*/*/*.parquet"), ("sim_fills", "*/*/*.parquet"))
     }
 
 

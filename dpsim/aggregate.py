@@ -33,6 +33,7 @@ from dpsim.compaction import compact
 from dpsim.config import Config
 from dpsim.errors import LakeError, first_line
 from dpsim.lake import Lake, publish
+from dpsim.lake.migration import migrate_job_outputs
 from dpsim.query import csv_bytes
 from dpsim.ranks import RankPass, SegmentCounts, SegmentRanks
 from dpsim.schema import empty_table
@@ -178,6 +179,7 @@ def run_aggregates(cfg: Config, lake: Lake, progress: Progress | None = None) ->
         pruned = publish.prune_dropped_results(lake)  # results of partitions a re-shred left without orders
         if pruned:
             log.warning("removed the results of %d partition(s) that have no orders any more", len(pruned))
+        migrate_job_outputs(lake)  # a lake from before one file per partition: what the index lists
         scenarios = scenarios_with_results(cfg, lake)
         try:
             plan = partials.plan(lake, scenarios)
@@ -289,7 +291,7 @@ def headline(lake: Lake) -> tuple[pa.Table, pa.Table, pa.Table]:
 
 def scenarios_with_results(cfg: Config, lake: Lake) -> list[str]:
     """Configured scenarios that have results; the others are reported, and stale folders are not read."""
-    present = set(lake.scenarios("sim_orders"))
+    present = set(lake.scenarios())
     missing = [s for s in cfg.scenarios if s not in present]
     if missing:
         log.warning(

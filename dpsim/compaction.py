@@ -26,7 +26,6 @@ or its new one.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import Callable, Mapping
@@ -43,6 +42,7 @@ from dpsim.config import Aggregate
 from dpsim.errors import LakeError
 from dpsim.lake import RESULT_TABLES, SCENARIO_TABLES, Lake, TableFiles
 from dpsim.lake.layout import per_scenario_by_date_dir, per_scenario_by_date_path
+from dpsim.lake.migration import migrate_job_outputs
 
 log = logging.getLogger(__name__)
 
@@ -75,16 +75,17 @@ def compact(
     lake: Lake,
     settings: Aggregate | None = None,
     step: Callable[[str], None] | None = None,
-    listed: Mapping[tuple[str, str | None], TableFiles] | None = None,
+    listed: Mapping[str, TableFiles] | None = None,
     *,
     rescan: bool = False,
 ) -> Compaction:
     """Bring results_by_date/ up to date with the job outputs: rewrite the dates whose outputs changed,
-    remove those with none left. `step(name)` after each file rewritten; `listed`: tables (and scenarios)
-    the caller has just walked (the aggregation's index), not walked again; `rescan`: walk every table
+    remove those with none left. `step(name)` after each file rewritten; `listed`: tables the caller has
+    just walked (the aggregation's index), not walked again; `rescan`: walk every table
     instead of trusting the change journal (after job outputs were edited by hand). The caller holds the
     results lock."""
     try:
+        migrate_job_outputs(lake)
         return _compact(lake, settings or Aggregate(), step, listed or {}, rescan)
     except (
         duckdb.Error,
@@ -97,7 +98,7 @@ def _compact(
     lake: Lake,
     settings: Aggregate,
     step: Callable[[str], None] | None,
-    listed: Mapping[tuple[str, str | None], TableFiles],
+    listed: Mapping[str, TableFiles],
     rescan: bool,
 ) -> Compaction:
     """Table by table: its dates rewritten side by side (one DuckDB cursor each), then the state written,
@@ -122,9 +123,11 @@ def _compact(
             old = state.pop(table, None)
             # a table the state does not know (new, or kept per scenario before) is walked whole
             checked = only if old is not None else None
-            outputs = _outputs(lake, table, listed, checked)
+            outputs, listed_dates = (
+                (listed[table], None) if table in listed else (lake.table_files(table, checked), checked)
+            )
             old = old or {}
-            digests = outputs.digest  # computed here once: for a table with scenarios it hashes every date
+            digests = outputs.digest
             days = [d for d in sorted(digests) if old.get(d.isoformat()) != digests[d]]
 
             per_scenario = _first_layout(state, table)
@@ -132,12 +135,12 @@ def _compact(
             def one(
                 day: date,
                 table: str = table,
-                outputs: _Outputs = outputs,
+                outputs: TableFiles = outputs,
                 per_scenario: list[tuple[str, set[str]]] = per_scenario,
             ) -> None:
                 cur = con.cursor()
                 try:
-                    _rewrite(cur, lake, table, day, outputs.files(day))
+                    _rewrite(cur, lake, table, day, outputs.files([day]))
                 finally:
                     cur.close()
                 iso = day.isoformat()
@@ -157,7 +160,7 @@ def _compact(
             kept = {
                 d: v
                 for d, v in old.items()
-                if outputs.checked is not None and date.fromisoformat(d) not in outputs.checked
+                if listed_dates is not None and date.fromisoformat(d) not in listed_dates
             }
             done[table] = dict(sorted({**kept, **{d.isoformat(): v for d, v in digests.items()}}.items()))
             gone = [date.fromisoformat(d) for d in old if d not in done[table]]
@@ -189,58 +192,15 @@ def _first_layout(state: Mapping[str, Mapping[str, str]], table: str) -> list[tu
     return [(name[len(prefix) :], set(days)) for name, days in state.items() if name.startswith(prefix)]
 
 
-@dataclass(frozen=True)
-class _Outputs:
-    """A result table's job outputs by trading date, over its scenario folders (one part, None, for a table
-    without scenarios), and the dates they were listed for (None: all)."""
-
-    parts: dict[str | None, TableFiles]
-    checked: set[date] | None
-
-    @property
-    def digest(self) -> dict[date, str]:
-        """Each date's fingerprint: its files' digest, or for a table with scenarios the scenarios' digests."""
-        if set(self.parts) == {None}:
-            return dict(self.parts[None].digest)
-        days = sorted({d for files in self.parts.values() for d in files.digest})
-        return {
-            d: hashlib.sha1(
-                "".join(
-                    f"{s}:{f.digest[d]}\n" for s, f in sorted(self.parts.items()) if d in f.digest
-                ).encode()
-            ).hexdigest()
-            for d in days
-        }
-
-    def files(self, day: date) -> list[str]:
-        return [p for files in self.parts.values() for p in files.files([day])]
-
-
-def _outputs(
-    lake: Lake, table: str, listed: Mapping[tuple[str, str | None], TableFiles], checked: set[date] | None
-) -> _Outputs:
-    """The table's job outputs, from the caller's listing when it has every scenario of the table, else
-    listed here (only the `checked` dates' folders when given)."""
-    scenarios: list[str | None] = list(lake.scenarios(table)) if table in SCENARIO_TABLES else [None]
-    if all((table, s) in listed for s in scenarios):
-        return _Outputs({s: listed[(table, s)] for s in scenarios}, None)
-    return _Outputs({s: lake.table_files(table, s, checked) for s in scenarios}, checked)
-
-
 def _write_state(lake: Lake, tables: dict[str, dict[str, str]]) -> None:
     lake.write_json({"version": STATE_VERSION, "tables": tables}, lake.by_date_state_path)
 
 
 def _rewrite(con: duckdb.DuckDBPyConnection, lake: Lake, table: str, day: date, paths: list[str]) -> None:
-    """One date's job outputs as one sorted file: the scenario (for sim_orders and sim_fills) and
-    security_code move from the folder names into the file; the date stays in the path, Hive style."""
-    scenario = table in SCENARIO_TABLES
-    first = ("scenario", "security_code") if scenario else ("security_code",)
-    hive = (
-        "{'scenario': VARCHAR, 'security_code': BIGINT, 'date': DATE}"
-        if scenario
-        else "{'security_code': BIGINT, 'date': DATE}"
-    )
+    """One date's job outputs as one sorted file: security_code moves from the folder names into the file
+    (the scenario of sim_orders and sim_fills is in it already); the date stays in the path, Hive style."""
+    first = ("scenario", "security_code") if table in SCENARIO_TABLES else ("security_code",)
+    hive = "{'security_code': BIGINT, 'date': DATE}"
     order = ", ".join((*first, *(f'"{k}"' for k in ORDER_KEYS.get(table, ()))))
     query = (
         f"SELECT {', '.join(first)}, * EXCLUDE ({', '.join(first)}, date) FROM read_parquet($files, "

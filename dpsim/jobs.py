@@ -33,6 +33,7 @@ from dpsim.errors import DpsimError, Interrupted, LakeError
 from dpsim.job import JobRecord, JobTask, one_line, run_job
 from dpsim.lake import Lake, PartitionKey, publish
 from dpsim.lake.manifests import RunManifest, completed_fingerprints, last_failed, log_path
+from dpsim.lake.migration import migrate_job_outputs
 from dpsim.live import Heartbeat, JobBoard, session_fields
 from dpsim.planning import (
     Planned,
@@ -183,6 +184,7 @@ def process(
             return ProcessOutcome(None)
         refuse_half_published(lake, partitions)
         publish.prune_dropped_results(lake)  # results of partitions a re-shred left without orders
+        migrate_job_outputs(lake)  # a lake from before one file per partition: what planning lists
         planned = plan_jobs(cfg, lake, partitions, scen, request.force or request.only_failed)
         with _session(cfg, lake, scen, planned, request.command, request.rerun) as session:
             result = session.run(progress, request.faults)

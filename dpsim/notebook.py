@@ -101,8 +101,8 @@ class OpenLake:
             )
             frame = frame.select(*first, pl.exclude(first))
         if scenario is not None:
-            if scenario not in self.lake.scenarios(table):
-                have = ", ".join(self.lake.scenarios(table)) or "none"
+            if scenario not in self.lake.scenarios():
+                have = ", ".join(self.lake.scenarios()) or "none"
                 raise LakeError(f"{base}: no scenario {scenario!r} (the lake has: {have})")
             frame = frame.filter(pl.col("scenario") == scenario)
         return frame

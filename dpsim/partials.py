@@ -88,7 +88,8 @@ class LakeIndex:
     sweeps: TableFiles
     replay_fidelity: TableFiles
     quality: TableFiles
-    sim_orders: dict[str, TableFiles]  # by scenario
+    sim_orders: TableFiles  # every scenario's rows in each partition's file
+    scenarios: tuple[str, ...]  # the scenarios aggregated
 
     @classmethod
     def of(cls, lake: Lake, scenarios: Sequence[str]) -> LakeIndex:
@@ -96,18 +97,18 @@ class LakeIndex:
             lake.table_files("sweeps"),
             lake.table_files("replay_fidelity"),
             lake.table_files("quality"),
-            {s: lake.table_files("sim_orders", s) for s in scenarios},
+            lake.table_files("sim_orders"),
+            tuple(scenarios),
         )
 
-    def listed(self) -> dict[tuple[str, str | None], TableFiles]:
-        """The tables walked, by (table, scenario): what the compaction by date need not walk again."""
-        out: dict[tuple[str, str | None], TableFiles] = {
-            ("sweeps", None): self.sweeps,
-            ("replay_fidelity", None): self.replay_fidelity,
-            ("quality", None): self.quality,
+    def listed(self) -> dict[str, TableFiles]:
+        """The tables walked: what the compaction by date need not walk again."""
+        return {
+            "sweeps": self.sweeps,
+            "replay_fidelity": self.replay_fidelity,
+            "quality": self.quality,
+            "sim_orders": self.sim_orders,
         }
-        out.update({("sim_orders", s): files for s, files in self.sim_orders.items()})
-        return out
 
     @property
     def dates(self) -> list[date]:
@@ -118,8 +119,8 @@ class LakeIndex:
         """Per (scenario, date) and per date: a hash of the slice's input files and the partials' version."""
         base = {d: (self.sweeps.digest.get(d), self.replay_fidelity.digest.get(d)) for d in self.sweeps.paths}
         scen = {
-            (s, d): digest(PARTIALS_VERSION, "scenario", s, *base[d], files.digest.get(d))
-            for s, files in self.sim_orders.items()
+            (s, d): digest(PARTIALS_VERSION, "scenario", s, *base[d], self.sim_orders.digest.get(d))
+            for s in self.scenarios
             for d in self.dates
         }
         free = {
@@ -145,14 +146,15 @@ class LakeIndex:
             "sweeps": self.sweeps.files(days),
             "replay_fidelity": self.replay_fidelity.files(days),
             "quality": self.quality.files(days),
-            "sim_orders": [
-                p for s in scenarios if s in self.sim_orders for p in self.sim_orders[s].files(days)
-            ],
+            "sim_orders": self.sim_orders.files(days) if scenarios else [],
         }
         stand_ins = stand_in_schemas(cfg)
         for name, paths in files.items():
             if paths:
-                _execute(con, f"slice_{name}", {"files": paths}, into=name)
+                params: dict[str, object] = {"files": paths}
+                if name == "sim_orders":
+                    params["scenarios"] = list(scenarios)
+                _execute(con, f"slice_{name}", params, into=name)
             else:
                 _drop_relation(con, "stand_in")
                 con.register("stand_in", empty_table(stand_ins[name]))
@@ -416,7 +418,7 @@ def _recompute(
 def _empty(con: duckdb.DuckDBPyConnection, cfg: Config, name: str) -> str:
     """A temp table `empty_<name>` with partial `name`'s columns and slice_date, and no rows."""
     empty = TableFiles.empty()
-    LakeIndex(empty, empty, empty, {}).load(con, cfg, [], [])
+    LakeIndex(empty, empty, empty, empty, ()).load(con, cfg, [], [])
     compute_slice(con, ["_"] if name in SCENARIO_PARTIALS else [], free=name in FREE_PARTIALS)
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE empty_{name} AS SELECT NULL::DATE AS slice_date, * FROM p_{name} LIMIT 0"

@@ -15,6 +15,8 @@ from functools import cached_property
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
+from upath import UPath
 
 from dpsim import schema
 from dpsim.config import Config, Scenario
@@ -243,30 +245,40 @@ def process_partition(
         lake.result_path("quality", key): _as_arrow(res.quality, schema.QUALITY),
         lake.result_path("replay_fidelity", key): _as_arrow(res.replay_fidelity, schema.REPLAY_FIDELITY),
     }
-    for table, frame, target in (
-        ("sim_fills", res.scenario_fills, schema.SIM_FILLS),
-        ("sim_orders", res.scenario_orders, schema.sim_orders_schema(horizons)),
-    ):
-        for name, part in _by_scenario(frame, target, scenarios).items():
-            tables[lake.result_path(table, key, name)] = part
+    if scenarios:
+        for table, frame, target in (
+            ("sim_fills", res.scenario_fills, schema.SIM_FILLS),
+            ("sim_orders", res.scenario_orders, schema.sim_orders_schema(horizons)),
+        ):
+            path = lake.result_path(table, key)
+            tables[path] = _with_other_scenarios(
+                lake, path, _as_arrow(frame, _scenario_table(target)), scenarios
+            )
+        lake.note_scenarios(scenarios)
     lake.publish_results(tables)
     return JobCounts(rows_in=rows_in, rows_out=res.rows, sweeps=res.sweeps.height)
 
 
-def _by_scenario(frame: pl.DataFrame, target: pa.Schema, scenarios: Sequence[str]) -> dict[str, pa.Table]:
-    """A scenario table as one Arrow table per scenario: converted once, then sliced (no copy)."""
-    if not scenarios:
-        return {}
-    table = _as_arrow(frame, target)
-    parts = {name: table.slice(0, 0) for name in scenarios}
-    offset = 0
-    for run in frame[schema.SCENARIO].rle().to_list():
-        name, length = run["value"], run["len"]
-        if name not in parts or parts[name].num_rows:
-            raise AssertionError(f"scenario {name!r}: its rows are not together, or not one of {scenarios}")
-        parts[name] = table.slice(offset, length)
-        offset += length
-    return parts
+def _scenario_table(target: pa.Schema) -> pa.Schema:
+    """A scenario table's file: every scenario of the partition, the `scenario` column first."""
+    return pa.schema([pa.field(schema.SCENARIO, schema.PARTITION_TYPES[schema.SCENARIO]), *target])
+
+
+def _with_other_scenarios(lake: Lake, path: UPath, table: pa.Table, scenarios: Sequence[str]) -> pa.Table:
+    """The job's rows plus those of the scenarios it did not run that the partition's file holds (a run of
+    some scenarios keeps the others' results, as when each scenario had a file of its own)."""
+    if not path.exists():
+        return table
+    have = lake.read_parquet(path, [schema.SCENARIO]).column(0)
+    others = pc.invert(pc.is_in(have, value_set=pa.array(list(scenarios), pa.string())))
+    if not pc.any(others).as_py():
+        return table
+    kept = lake.read_parquet(path).filter(others)
+    columns = [
+        kept.column(f.name).cast(f.type) if f.name in kept.column_names else pa.nulls(kept.num_rows, f.type)
+        for f in table.schema
+    ]
+    return pa.concat_tables([table, pa.Table.from_arrays(columns, schema=table.schema)])
 
 
 def _as_arrow(df: pl.DataFrame, target: pa.Schema) -> pa.Table:

@@ -6,12 +6,14 @@ import contextlib
 import os
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import date
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
+from dpsim.lake import Lake, PartitionKey
 from dpsim.synth import generate
 
 REPO = Path(__file__).resolve().parents[1]
@@ -111,3 +113,15 @@ def stray_temp_files(lake: Path) -> list[Path]:
     """Temp files anywhere in the lake, and anything left in its scratch folder."""
     temps = [p for p in lake.rglob("*") if ".tmp" in p.name]
     return temps + (list((lake / "_tmp").rglob("*")) if (lake / "_tmp").exists() else [])
+
+
+def write_scenario_results(
+    lake: Lake, table: str, key: PartitionKey, by_scenario: Mapping[str, pa.Table]
+) -> None:
+    """A partition's scenario table as a job writes it: every scenario's rows in one file, `scenario` first."""
+    parts = [
+        t.add_column(0, "scenario", pa.array([name] * t.num_rows, pa.string()))
+        for name, t in by_scenario.items()
+    ]
+    lake.write_parquet(pa.concat_tables(parts), lake.result_path(table, key))
+    lake.note_scenarios(by_scenario)

@@ -24,6 +24,7 @@ from dpsim.aggregate import AGGREGATES, STATS_METRICS, headline, run_aggregates
 from dpsim.config import Aggregate, Config
 from dpsim.lake import Lake, PartitionKey
 from dpsim.schema import REPLAY_FIDELITY, sim_orders_schema, sweeps_schema
+from tests.lakes import write_scenario_results
 
 HORIZONS = (1.0, 5.0, 60.0)
 D1, D2 = date(2024, 9, 5), date(2024, 9, 6)
@@ -139,6 +140,7 @@ def build_lake(root: Path) -> Lake:
             "fidelity": [reproduced / real_q if real_q else None],
         }
         lake.write_parquet(_table(REPLAY_FIDELITY, fidelity, 1), lake.result_path("replay_fidelity", key))
+        sim_tables = {}
         for scenario, sims in SIM.items():
             sim_rows = [(r, sims[r[0]]) for r in rows if r[0] in sims]
             sim_cols: dict[str, list[Any]] = {
@@ -160,8 +162,8 @@ def build_lake(root: Path) -> Lake:
                 sim_cols[f"delta_{metric}"] = [
                     _delta(_real(r)[metric], _sim(r, m)[metric]) for r, m in sim_rows
                 ]
-            table = _table(sim_schema, sim_cols, len(sim_rows))
-            lake.write_parquet(table, lake.result_path("sim_orders", key, scenario))
+            sim_tables[scenario] = _table(sim_schema, sim_cols, len(sim_rows))
+        write_scenario_results(lake, "sim_orders", key, sim_tables)
     return lake
 
 
@@ -601,6 +603,7 @@ def test_thousands_of_partitions_in_bounded_memory(tmp_path: Path) -> None:
                 "time_bucket": rng.choice(["morning", "midday", "afternoon"], n),
             }
             lake.write_parquet(_table(sweeps_schema(HORIZONS), cols, n), lake.result_path("sweeps", key))
+            sim_tables = {}
             for scenario in SCENARIOS:
                 sim_filled = (qty * rng.uniform(0, 1, n)).astype(np.int64)
                 sim_cols: dict[str, Any] = {
@@ -614,8 +617,8 @@ def test_thousands_of_partitions_in_bounded_memory(tmp_path: Path) -> None:
                     "sim_vw_exec_time_s": rng.exponential(3, n),
                     "set": rng.choice(["both", "real_only", "sim_only", "neither"], n),
                 }
-                table = _table(sim_orders_schema(HORIZONS), sim_cols, n)
-                lake.write_parquet(table, lake.result_path("sim_orders", key, scenario))
+                sim_tables[scenario] = _table(sim_orders_schema(HORIZONS), sim_cols, n)
+            write_scenario_results(lake, "sim_orders", key, sim_tables)
     base = Config()
     cfg = Config(
         lake=str(lake.root),
@@ -711,21 +714,19 @@ def test_a_changed_partition_recomputes_its_date_only(
     cfg, lake = incremental
     run_aggregates(cfg, lake)
     # sweep 5 (202, D1): its simulated IS in baseline becomes 9 instead of 7 (delta +4 instead of +2)
-    path = lake.result_path("sim_orders", PartitionKey(202, D1), "baseline")
+    path = lake.result_path("sim_orders", PartitionKey(202, D1))
     table = pq.read_table(path)
+    sweep5 = [
+        oid == 5 and s == "baseline"
+        for oid, s in zip(table["order_id"].to_pylist(), table["scenario"].to_pylist(), strict=True)
+    ]
     sim_is = [
-        9.0 if oid == 5 else v
-        for oid, v in zip(
-            table["order_id"].to_pylist(), table["sim_implementation_shortfall_bps"].to_pylist(), strict=True
-        )
+        9.0 if hit else v
+        for hit, v in zip(sweep5, table["sim_implementation_shortfall_bps"].to_pylist(), strict=True)
     ]
     delta = [
-        4.0 if oid == 5 else v
-        for oid, v in zip(
-            table["order_id"].to_pylist(),
-            table["delta_implementation_shortfall_bps"].to_pylist(),
-            strict=True,
-        )
+        4.0 if hit else v
+        for hit, v in zip(sweep5, table["delta_implementation_shortfall_bps"].to_pylist(), strict=True)
     ]
     table = table.set_column(
         table.schema.get_field_index("sim_implementation_shortfall_bps"),
@@ -741,7 +742,8 @@ def test_a_changed_partition_recomputes_its_date_only(
     caplog.clear()
     with caplog.at_level("INFO", logger="dpsim.partials"):
         got = run_aggregates(cfg, lake)
-    assert _recomputed(caplog) == "partial aggregates: 1 of 6 slices recomputed, 0 removed"  # baseline/D1
+    # the partition's file holds both scenarios: baseline/D1 and half_cap/D1 (whose rows are unchanged)
+    assert _recomputed(caplog) == "partial aggregates: 2 of 6 slices recomputed, 0 removed"
     (base,) = rows_of(got["global_summary"], scenario="baseline")
     # Σ w·sim IS rises by 6e5 · 2 (sweep 5: Q·mid = 300 · 2000)
     assert base["nw_sim_implementation_shortfall_bps"] == pytest.approx((519.2 + 1.2) / 52.2)
@@ -756,10 +758,8 @@ def test_a_removed_partition_leaves_the_aggregates(
 ) -> None:
     cfg, lake = incremental
     run_aggregates(cfg, lake)
-    for table in ("sweeps", "replay_fidelity"):
+    for table in ("sweeps", "replay_fidelity", "sim_orders"):
         lake.remove_tree(lake.partition_dir(table, PartitionKey(202, D2)))
-    for scenario in SIM:
-        lake.remove_tree(lake.partition_dir("sim_orders", PartitionKey(202, D2), scenario))
     caplog.clear()
     with caplog.at_level("INFO", logger="dpsim.partials"):
         got = run_aggregates(cfg, lake)

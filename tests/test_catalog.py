@@ -18,6 +18,7 @@ from dpsim.errors import DpsimError, LakeError
 from dpsim.lake import Lake, PartitionKey
 from dpsim.query import describe_catalog, run_sql
 from dpsim.schema import ORDERS, REJECTS, SIM_FILLS, sim_orders_schema, sweeps_schema
+from tests.lakes import write_scenario_results
 
 HORIZONS = (1.0, 5.0, 60.0)
 KEYS = [PartitionKey(101, date(2024, 9, 5)), PartitionKey(202, date(2024, 9, 6))]
@@ -60,11 +61,11 @@ def build_lake(root: Path) -> Lake:
             sweeps_schema(HORIZONS), 1, order_id=[10 * i + 1], arrival_quantity=[100 * (i + 1)]
         )
         lake.write_parquet(sweeps, lake.result_path("sweeps", key))
-        for scenario in ("baseline", "half_cap"):
-            sim = empty_rows(sim_orders_schema(HORIZONS), 1, order_id=[10 * i + 1], sim_quantity=[50])
-            lake.write_parquet(sim, lake.result_path("sim_orders", key, scenario))
-            fills = empty_rows(SIM_FILLS, 1, sweep_order_id=[10 * i + 1], quantity=[50])
-            lake.write_parquet(fills, lake.result_path("sim_fills", key, scenario))
+        scenarios = ("baseline", "half_cap")
+        sim = empty_rows(sim_orders_schema(HORIZONS), 1, order_id=[10 * i + 1], sim_quantity=[50])
+        write_scenario_results(lake, "sim_orders", key, dict.fromkeys(scenarios, sim))
+        fills = empty_rows(SIM_FILLS, 1, sweep_order_id=[10 * i + 1], quantity=[50])
+        write_scenario_results(lake, "sim_fills", key, dict.fromkeys(scenarios, fills))
     lake.write_json(RUN, lake.runs_dir / "r1.json")
     lake.write_json({"source": "src-1", "rows_read": 4}, lake.manifest_path("src-1"))
     lake.write_parquet(empty_rows(REJECTS, 1, reason=["bad price"]), lake.rejects_path("orders", "src-1"))

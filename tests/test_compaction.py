@@ -8,6 +8,7 @@ from datetime import date
 from pathlib import Path
 
 import duckdb
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -15,11 +16,14 @@ import dpsim
 from dpsim import jobs
 from dpsim.compaction import Compaction, compact
 from dpsim.config import load_config
+from dpsim.errors import LakeError
+from dpsim.export.source import Selection
+from dpsim.export.source import inventory as export_inventory
 from dpsim.lake import RESULT_TABLES, SCENARIO_TABLES, Lake, PartitionKey
 from dpsim.shred import shred_drop
 from tests.lakes import run_dpsim, small_drop, write_config
 
-SCENARIOS = ("baseline", "second")  # two scenario folders (the second with the default rules too)
+SCENARIOS = ("baseline", "second")  # two scenarios (the second with the default rules too)
 
 
 @pytest.fixture(scope="module")
@@ -43,14 +47,15 @@ def _rows(relation: duckdb.DuckDBPyRelation) -> list[str]:
 
 
 def _job_outputs(lake: Lake, table: str, scenario: str | None) -> list[str]:
-    """A result table read straight from its per-partition job outputs (date and scenario left out: they
-    are folder names in both layouts)."""
-    pattern = f"{lake.table_dir(table, scenario)}/*/*/*.parquet"
+    """A result table read straight from its per-partition job outputs (one scenario's rows, without the
+    date, a folder name in both layouts, and the scenario column)."""
+    pattern = f"{lake.table_dir(table)}/*/*/*.parquet"
     dropped = "date, scenario" if scenario else "date"
+    where = f"WHERE scenario = '{scenario}'" if scenario else ""
     return _rows(
         duckdb.connect().sql(
             f"SELECT * EXCLUDE ({dropped}) FROM read_parquet('{pattern}', hive_partitioning = true, "
-            "hive_types = {'security_code': BIGINT, 'date': DATE})"
+            "hive_types = {'security_code': BIGINT, 'date': DATE}) " + where
         )
     )
 
@@ -71,7 +76,7 @@ def test_one_sorted_file_per_table_and_date_with_the_job_outputs_rows(processed:
     lake = Lake(load_config(processed).lake)
     dates = sorted({k.date for k in lake.partitions("orders")})
     files = sorted((lake.root / "results_by_date").rglob("*.parquet"))
-    # 3 securities and 2 scenarios per date: 5 files a date instead of the job outputs' 3 × 7
+    # 3 securities per date: 5 files a date instead of the job outputs' 3 × 5
     assert len(files) == len(RESULT_TABLES) * len(dates)
     for table in RESULT_TABLES:
         for scenario in SCENARIOS if table in SCENARIO_TABLES else (None,):
@@ -246,3 +251,77 @@ def test_the_catalog_command_compacts_a_lake_written_before_results_by_date(
     assert _by_date(lake, "sweeps", None) == _job_outputs(lake, "sweeps", None)
     day = date.fromisoformat(str(sorted({k.date for k in lake.partitions("orders")})[0]))
     assert lake.by_date_path("quality", day).exists()
+
+
+def _to_first_layout(lake: Lake) -> None:
+    """Rewrite the scenario tables' job outputs as the first layout had them: a folder per scenario, one file
+    per scenario and partition, without the scenario column (and no scenario markers)."""
+    import shutil
+
+    from dpsim.lake.layout import per_scenario_dir
+
+    for table in SCENARIO_TABLES:
+        for key in lake.partitions(table):
+            merged = pq.read_table(lake.result_path(table, key))
+            for scenario in SCENARIOS:
+                rows = merged.filter(pc.equal(merged["scenario"], scenario)).drop_columns(["scenario"])
+                path = per_scenario_dir(lake.root, table, scenario) / key.hive / "part-0.parquet"
+                lake.write_parquet(rows, path)
+        for folder in lake.table_dir(table).glob("security_code=*"):
+            shutil.rmtree(str(folder))
+    shutil.rmtree(str(lake.root / "results" / "_scenarios"))
+
+
+def test_job_outputs_in_the_first_layout_are_migrated_before_a_run_plans(
+    processed: Path, tmp_path: Path
+) -> None:
+    """A lake whose jobs wrote a file per scenario: the next process run rewrites each partition's files as
+    one (same rows), removes the scenario folders, and plans every partition as unchanged."""
+    import shutil
+
+    cfg = load_config(processed)
+    copy = tmp_path / "lake"
+    shutil.copytree(str(Lake(cfg.lake).root), copy)
+    lake = Lake(copy)
+    before = {(t, s): _job_outputs(lake, t, s) for t in SCENARIO_TABLES for s in SCENARIOS}
+    keys = lake.partitions("sim_orders")
+    _to_first_layout(lake)
+    assert lake.partitions("sim_orders") == [] and lake.scenarios() == []
+    assert sorted(lake.first_layout_scenarios("sim_fills")) == sorted(SCENARIOS)
+    with pytest.raises(LakeError, match="first layout.*dpsim aggregate"):  # an export waits for it
+        export_inventory(lake, Selection())
+
+    outcome = jobs.process(cfg, lake, jobs.ProcessRequest(scenarios=SCENARIOS, aggregate=False))
+    assert outcome.run is not None and {r.status for r in outcome.run.records} == {"skipped"}
+    assert lake.partitions("sim_orders") == keys and lake.scenarios() == sorted(SCENARIOS)
+    assert not list((copy / "results").glob("*/scenario=*"))
+    for (table, scenario), rows in before.items():
+        assert _job_outputs(lake, table, scenario) == rows, (table, scenario)
+        assert _by_date(lake, table, scenario) == rows, (table, scenario)
+
+
+def test_a_run_of_one_scenario_keeps_the_others_rows(processed: Path, tmp_path: Path) -> None:
+    """Every scenario of a partition shares its file: reprocessing one scenario rewrites that scenario's rows
+    and keeps the other's, as separate files per scenario did."""
+    import shutil
+
+    cfg = load_config(processed)
+    copy = tmp_path / "lake"
+    shutil.copytree(str(Lake(cfg.lake).root), copy)
+    lake = Lake(copy)
+    before = {(t, s): _job_outputs(lake, t, s) for t in SCENARIO_TABLES for s in SCENARIOS}
+    key = lake.partitions("sim_orders")[0]
+    path = lake.result_path("sim_orders", key)
+    table = pq.read_table(path)
+    second = table.filter(pc.equal(table["scenario"], "second"))
+    lake.write_parquet(table.filter(pc.equal(table["scenario"], "baseline")), path)  # "second" rows gone
+
+    one = jobs.ProcessRequest(
+        securities=[key.security_code], dates=(key.date, key.date), scenarios=("second",), aggregate=False
+    )
+    assert jobs.process(cfg, lake, one).run is not None
+    rows = pq.read_table(path)
+    assert sorted(set(rows["scenario"].to_pylist())) == ["baseline", "second"]
+    assert rows.filter(pc.equal(rows["scenario"], "second")).equals(second)  # recomputed, the same
+    for (table, scenario), expected in before.items():
+        assert _job_outputs(lake, table, scenario) == expected, (table, scenario)

@@ -28,7 +28,7 @@ from dpsim.config import Run, Scenario
 from dpsim.errors import TargetError
 from dpsim.export import Selection, export_portable, export_postgres
 from dpsim.export.portable import ENCODINGS, portable_files
-from dpsim.lake import Lake, PartitionKey
+from dpsim.lake import SCENARIO_TABLES, Lake, PartitionKey
 from dpsim.shred import shred
 from dpsim.synth import generate
 from tests import pgserver
@@ -106,9 +106,7 @@ def new_schema() -> str:
 
 def _lake_relation(lake: Lake, table: str) -> str:
     if table in lake.result_tables():
-        keys = {"security_code": "BIGINT", "date": "DATE"}
-        if lake.scenarios(table):
-            keys = {"scenario": "VARCHAR", **keys}
+        keys = {"security_code": "BIGINT", "date": "DATE"}  # a scenario table's files hold its scenario
         types = ", ".join(f"'{k}': {t}" for k, t in keys.items())
         return (
             f"read_parquet('{lake.table_dir(table)}/**/*.parquet', hive_partitioning = true, "
@@ -150,7 +148,7 @@ def target_figures(pg: pgserver.Server, schema: str, table: str, cols: dict[str,
 
 
 def partition_counts_lake(lake: Lake, table: str) -> dict[tuple[Any, ...], int]:
-    keys = [k for k in KEYS if k != "scenario" or lake.scenarios(table)]
+    keys = [k for k in KEYS if k != "scenario" or table in SCENARIO_TABLES]
     rel = duckdb.sql(f"SELECT {', '.join(keys)}, count(*) FROM {_lake_relation(lake, table)} GROUP BY ALL")
     assert rel is not None
     rows = rel.fetchall()
@@ -179,7 +177,7 @@ def assert_target_equals_lake(pg: pgserver.Server, schema: str, lake: Lake) -> N
             else:
                 assert (None if g is None else int(g)) == (None if e is None else int(e)), (table, measure)
     for table in lake.result_tables():
-        scenario = bool(lake.scenarios(table))
+        scenario = table in SCENARIO_TABLES
         assert partition_counts_target(pg, schema, table, scenario) == partition_counts_lake(lake, table), (
             table
         )
@@ -247,9 +245,8 @@ def test_only_changed_partitions_are_sent_and_vanished_ones_removed(
     changed = lake.partitions("sweeps")[0]
     path = lake.result_path("sweeps", changed)
     lake.write_parquet(lake.read_parquet(path).slice(1), path)  # one sweep fewer
-    gone = lake.partitions("sim_fills", "baseline")[-1]
-    for scenario in lake.scenarios("sim_fills"):
-        lake.remove_tree(lake.partition_dir("sim_fills", gone, scenario))
+    gone = lake.partitions("sim_fills")[-1]
+    lake.remove_tree(lake.partition_dir("sim_fills", gone))
 
     again = export_postgres(lake, pg.url(), schema=schema)
     assert (again.stats("sweeps").sent, again.stats("sweeps").unchanged) == (1, 5)
@@ -280,7 +277,7 @@ def test_export_killed_between_partitions_then_rerun_gives_exactly_the_lake(
     present = 0
     for table in synth_lake.result_tables():
         lake_counts = partition_counts_lake(synth_lake, table)
-        target = partition_counts_target(pg, schema, table, bool(synth_lake.scenarios(table)))
+        target = partition_counts_target(pg, schema, table, table in SCENARIO_TABLES)
         assert all(n == lake_counts[k] for k, n in target.items()), table  # no half partition
         present += len({k[-2:] for k in target})
     # At least the partitions reported committed; the workers may have committed a few more before the kill.
@@ -305,7 +302,7 @@ def test_new_tables_columns_and_types_follow_the_lake(pg: pgserver.Server, tmp_p
     lake.write_parquet(
         pa.table({"a": [1, 2], "b": ["x", None], "n": pa.nulls(2)}), lake.result_path("quality", day1)
     )
-    lake.write_parquet(pa.table({"f": [0.5]}), lake.result_path("replay_fidelity", day1, "base"))
+    lake.write_parquet(pa.table({"scenario": ["base"], "f": [0.5]}), lake.result_path("sim_fills", day1))
     export_postgres(lake, pg.url(), schema=schema)
     cols: dict[Any, Any] = dict(
         pg.sql(
@@ -318,7 +315,7 @@ def test_new_tables_columns_and_types_follow_the_lake(pg: pgserver.Server, tmp_p
         "a": "bigint",
         "b": "text",
     }  # an all-null column waits
-    assert pg.sql(f'SELECT scenario, security_code, date, f FROM "{schema}".replay_fidelity') == [
+    assert pg.sql(f'SELECT scenario, security_code, date, f FROM "{schema}".sim_fills') == [
         ("base", 7, day1.date, 0.5)
     ]
 
@@ -442,12 +439,9 @@ def test_portable_parquet_reads_back_equal_everywhere_with_plain_encodings(
     lake: Lake = request.getfixturevalue(f"{which}_lake")
     out = tmp_path / "portable"
     result = export_portable(lake, out)
-    expected = {
-        f"{t}/{t}-{key.date}.parquet"
-        for t in lake.result_tables()
-        for s in (lake.scenarios(t) or [None])  # type: ignore[list-item]
-        for key in lake.partitions(t, s)
-    } | {f"aggregates/{p.name}" for p in lake.aggregates_dir.glob("*.parquet")}
+    expected = {f"{t}/{t}-{key.date}.parquet" for t in lake.result_tables() for key in lake.partitions(t)} | {
+        f"aggregates/{p.name}" for p in lake.aggregates_dir.glob("*.parquet")
+    }
     assert {str(p.relative_to(out)) for p in portable_files(out)} == expected
     assert result.aggregates_sent == 10
 
@@ -465,7 +459,9 @@ def test_portable_parquet_reads_back_equal_everywhere_with_plain_encodings(
         table, day = path.parent.name, path.stem.removeprefix(f"{path.parent.name}-")
         via_arrow = pl.from_arrow(pq.read_table(path))
         assert isinstance(via_arrow, pl.DataFrame)
-        keys = ["scenario", "security_code", "date"] if lake.scenarios(table) else ["security_code", "date"]
+        keys = (
+            ["scenario", "security_code", "date"] if table in SCENARIO_TABLES else ["security_code", "date"]
+        )
         assert via_arrow.columns[: len(keys)] == keys
         assert via_arrow.schema["date"] == pl.Date and via_arrow.schema["security_code"] == pl.Int64
         lake_rows = _lake_rows(lake, table, day, via_arrow.columns)

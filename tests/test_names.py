@@ -10,7 +10,7 @@ import pytest
 from upath import UPath
 
 from dpsim.lake import Lake, PartitionKey
-from dpsim.lake.layout import table_dir
+from dpsim.lake.layout import per_scenario_dir
 from tests.lakes import error_lines, run_dpsim, small_drop, write_config
 
 
@@ -39,7 +39,7 @@ def test_a_scenario_name_that_is_a_path_is_a_one_line_config_error(tmp_path: Pat
 def test_the_lake_guards_its_folder_names_itself() -> None:
     root = UPath("/lake")
     with pytest.raises(ValueError, match=r"scenario name '\.\./x': only letters, digits, _ and -"):
-        table_dir(root, "sim_orders", "../x")
+        per_scenario_dir(root, "sim_orders", "../x")
     with pytest.raises(ValueError, match=r"security code '1/\.\.': expected an integer"):
         PartitionKey("1/..", date(2024, 9, 5))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"trading date '2024-09-05': expected a date"):

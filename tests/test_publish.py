@@ -138,7 +138,7 @@ def test_results_a_shred_could_not_remove_are_pruned_by_the_next_aggregate(
     assert dropped in {k.security_code for k in Lake(lake).partitions("sweeps")}
     assert run_dpsim("aggregate", "--config", conf).returncode == 0
     assert {k.security_code for k in Lake(lake).partitions("sweeps")} == {kept}
-    assert {k.security_code for k in Lake(lake).partitions("sim_orders", "baseline")} == {kept}
+    assert {k.security_code for k in Lake(lake).partitions("sim_orders")} == {kept}
     # results whose orders were deleted by hand (not by a shred) are kept
     key = Lake(lake).partitions("orders")[0]
     for f in Lake(lake).partition_files("orders", key):

@@ -30,7 +30,7 @@ def test_results_never_disappear_during_a_forced_rewrite(processed: tuple[Path, 
     conf, lake = processed
     keys = lake.partitions("orders")
     expected = {table: [lake.result_path(table, k) for k in keys] for table in ("sweeps", "quality")}
-    expected["sim_orders"] = [lake.result_path("sim_orders", k, "baseline") for k in keys]
+    expected["sim_orders"] = [lake.result_path("sim_orders", k) for k in keys]
     rewrite = start_dpsim("process", "--config", conf, "--force", "--no-aggregate")
     looks = 0
     while rewrite.poll() is None:

@@ -103,7 +103,7 @@ def export_portable(
             stats.unchanged = len(by_date) - len(todo)
             with progress.task(f"export {table}", total=len(todo), unit="files") as bar:
                 for day, ps in todo.items():
-                    files = file_schema(lake, [f for p in ps for _, f in p.files])
+                    files = file_schema(lake, [f for p in ps for f in p.files])
                     schema = _without_duplicates(
                         pa.schema(hive_fields(table in inv.scenario_tables) + list(files))
                     )
@@ -154,7 +154,7 @@ def _in_range(selection: Selection, day: str) -> bool:
 
 
 def _without_duplicates(schema: pa.Schema) -> pa.Schema:
-    """Keys first; a file column that repeats a key name (it never should) is dropped, not duplicated."""
+    """Keys first; a file column that repeats a key name (the scenario tables hold `scenario`) is dropped."""
     seen: set[str] = set()
     fields = []
     for f in schema:

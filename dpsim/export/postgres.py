@@ -139,7 +139,7 @@ class _Export:
             if todo:
                 # Footers only: each partition's schema, and their union, which the table takes before any
                 # partition goes, so partitions written before and after a metrics change all fit.
-                schemas = [file_schema(self.lake, [f for _, f in p.files]) for p in todo]
+                schemas = [file_schema(self.lake, list(p.files)) for p in todo]
                 columns, fresh = db.ensure_table(table, keys, unify(schemas, f"results/{table}"))
                 info["id"] = db.oid(table)
                 send = {sc: send_schema(keys, sc, columns) for sc in set(schemas)}  # few distinct ones

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from upath import UPath
 
 from dpsim.errors import DpsimError, LakeError
-from dpsim.lake import Lake, PartitionKey
+from dpsim.lake import SCENARIO_TABLES, Lake, PartitionKey
 from dpsim.schema import DATE_COL, PARTITION_TYPES, SCENARIO, SECURITY_CODE
 
 log = logging.getLogger(__name__)
@@ -35,11 +35,11 @@ BATCH_ROWS = 65_536  # rows per Arrow batch read from a lake file: memory is bou
 
 @dataclass(frozen=True)
 class Part:
-    """One (table, security, date) partition: every scenario's file of it, sent or skipped as a unit."""
+    """One (table, security, date) partition: its files (every scenario in them), sent or skipped as a unit."""
 
     table: str
     key: PartitionKey
-    files: tuple[tuple[str | None, UPath], ...]  # (scenario or None, file), sorted
+    files: tuple[UPath, ...]  # sorted
     signature: str
 
     @property
@@ -112,16 +112,15 @@ def inventory(lake: Lake, selection: Selection) -> Inventory:
     for table in tables:
         if wanted is not None and table not in wanted:
             continue
-        scenarios = lake.scenarios(table)
-        if scenarios:
+        if table in SCENARIO_TABLES:
             inv.scenario_tables.add(table)
-        inv.parts[table] = _parts(lake, table, [*scenarios] or [None], selection)
+        inv.parts[table] = _parts(lake, table, selection)
     for name, path in aggregates.items():
         if name in tables:
             log.warning("aggregate %s has the name of a result table: not exported", name)
             continue
         if wanted is None or name in wanted or AGGREGATES in wanted:
-            inv.aggregates.append(AggregateFile(name, path, _signature([("", path)])))
+            inv.aggregates.append(AggregateFile(name, path, _signature([path])))
     return inv
 
 
@@ -131,22 +130,21 @@ def _aggregate_paths(lake: Lake) -> dict[str, UPath]:
     return {p.stem: p for p in paths if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", p.stem)}
 
 
-def _parts(lake: Lake, table: str, scenarios: list[str | None], selection: Selection) -> list[Part]:
-    files: dict[PartitionKey, list[tuple[str | None, UPath]]] = {}
-    for scenario in scenarios:
-        for key in lake.partitions(table, scenario):
-            if selection.wants_key(key):
-                for f in lake.partition_files(table, key, scenario):
-                    files.setdefault(key, []).append((scenario, f))
-    return [
-        Part(table, key, tuple(fs), _signature([(s or "", f) for s, f in fs]))
-        for key, fs in sorted(files.items())
-    ]
+def _parts(lake: Lake, table: str, selection: Selection) -> list[Part]:
+    if table in SCENARIO_TABLES and lake.first_layout_scenarios(table):
+        raise LakeError(
+            f"{lake.table_dir(table)}: its results are in the first layout (a folder per scenario); run "
+            "`dpsim aggregate` once to migrate them to one file per partition, then export"
+        )
+    files = {
+        key: lake.partition_files(table, key) for key in lake.partitions(table) if selection.wants_key(key)
+    }
+    return [Part(table, key, tuple(fs), _signature(fs)) for key, fs in sorted(files.items())]
 
 
-def _signature(files: Iterable[tuple[str, UPath]]) -> str:
-    """A short digest of `<scenario>/<file>:<size>:<mtime>` of every file: changes when any file is rewritten."""
-    text = ";".join(f"{s}/{f.name}:{_size_mtime(f)}" for s, f in files)
+def _signature(files: Iterable[UPath]) -> str:
+    """A short digest of `<file>:<size>:<mtime>` of every file: changes when any file is rewritten."""
+    text = ";".join(f"{f.name}:{_size_mtime(f)}" for f in files)
     return hashlib.sha1(text.encode()).hexdigest()[:20]
 
 
@@ -233,10 +231,8 @@ def _plain(t: pa.DataType) -> pa.DataType:
 def part_batches(lake: Lake, part: Part, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
     """The partition's rows as batches of `schema` (hive keys first, then the file columns): keys filled in,
     columns a file lacks as nulls, types cast to the schema's. Reads BATCH_ROWS rows at a time."""
-    for scenario, path in part.files:
-        keys: dict[str, Any] = {SECURITY_CODE: part.key.security_code, DATE_COL: part.key.date}
-        if scenario is not None:
-            keys[SCENARIO] = scenario
+    keys: dict[str, Any] = {SECURITY_CODE: part.key.security_code, DATE_COL: part.key.date}
+    for path in part.files:
         yield from file_batches(lake, path, schema, keys)
 
 

@@ -13,12 +13,16 @@ from typing import TYPE_CHECKING, Any
 from upath import UPath
 
 from dpsim.lake import layout
-from dpsim.lake.layout import RESULT_TABLES, SCENARIO_TABLES, PartitionKey
+from dpsim.lake.layout import RESULT_TABLES, PartitionKey
 from dpsim.lake.store import open_store
 from dpsim.lake.table_files import TableFiles
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+
+# (root, scenario) markers this process has written or seen: a job writes each scenario's marker once.
+_NOTED: set[tuple[UPath, str]] = set()
 
 
 class Lake:
@@ -58,11 +62,11 @@ class Lake:
         return self.store.is_local
 
     # ---- paths ----------------------------------------------------------------------------------
-    def table_dir(self, table: str, scenario: str | None = None) -> UPath:
-        return layout.table_dir(self.root, table, scenario)
+    def table_dir(self, table: str) -> UPath:
+        return layout.table_dir(self.root, table)
 
-    def partition_dir(self, table: str, key: PartitionKey, scenario: str | None = None) -> UPath:
-        return layout.partition_dir(self.root, table, key, scenario)
+    def partition_dir(self, table: str, key: PartitionKey) -> UPath:
+        return layout.partition_dir(self.root, table, key)
 
     def by_date_dir(self, table: str) -> UPath:
         return layout.by_date_dir(self.root, table)
@@ -77,8 +81,8 @@ class Lake:
     def by_date_state_path(self) -> UPath:
         return layout.by_date_state_path(self.root)
 
-    def result_path(self, table: str, key: PartitionKey, scenario: str | None = None) -> UPath:
-        return layout.result_path(self.root, table, key, scenario)
+    def result_path(self, table: str, key: PartitionKey) -> UPath:
+        return layout.result_path(self.root, table, key)
 
     def raw_part_path(self, kind: str, key: PartitionKey, source: str, piece: int = 0) -> UPath:
         return layout.raw_part_path(self.root, kind, key, source, piece)
@@ -167,19 +171,20 @@ class Lake:
         return layout.relative_key(self.root, path)
 
     # ---- listing --------------------------------------------------------------------------------
-    def partitions(self, table: str = "orders", scenario: str | None = None) -> list[PartitionKey]:
+    def partitions(self, table: str = "orders") -> list[PartitionKey]:
         """Partitions present for a table, from the folder names (no file is opened)."""
-        return self.store.partitions(self.table_dir(table, scenario))
+        return self.store.partitions(self.table_dir(table))
 
     def partitions_with_results(self, scenarios: Sequence[str]) -> set[PartitionKey]:
-        """Partitions whose sweeps and every scenario's sim_orders are in the lake (one listing each)."""
+        """Partitions with sweeps (and, when scenarios run, sim_orders) in the lake (one listing each). Which
+        scenarios a partition's file holds is not listed: the job fingerprint of its last run names them."""
         have = set(self.partitions("sweeps"))
-        for name in scenarios:
-            have &= set(self.partitions("sim_orders", name))
+        if scenarios:
+            have &= set(self.partitions("sim_orders"))
         return have
 
-    def partition_files(self, table: str, key: PartitionKey, scenario: str | None = None) -> list[UPath]:
-        d = self.partition_dir(table, key, scenario)
+    def partition_files(self, table: str, key: PartitionKey) -> list[UPath]:
+        d = self.partition_dir(table, key)
         return sorted(d.glob("*.parquet")) if d.is_dir() else []
 
     def result_tables(self) -> list[str]:
@@ -189,11 +194,27 @@ class Lake:
         names = (p.name for p in d.iterdir() if p.is_dir()) if d.is_dir() else iter(())
         return sorted(n for n in names if not n.startswith((".", "_")))
 
-    def scenarios(self, table: str = "sim_orders") -> list[str]:
+    def scenarios(self) -> list[str]:
+        """The scenarios whose results jobs have written (`results/_scenarios` markers), sorted."""
+        d = layout.scenarios_dir(self.root)
+        names = (p.name for p in d.iterdir()) if d.is_dir() else iter(())
+        return sorted(n for n in names if layout.NAME_RE.match(n))  # a name no scenario could have: not one
+
+    def note_scenarios(self, names: Iterable[str]) -> None:
+        """Mark these scenarios as having results (before a job's files are published: a marker without
+        rows costs a warning-free empty scenario, never a scenario whose rows are not listed)."""
+        for name in names:
+            if (self.root, name) not in _NOTED:
+                self.store.touch(layout.scenario_marker(self.root, name))
+                _NOTED.add((self.root, name))
+
+    def first_layout_scenarios(self, table: str) -> list[str]:
+        """The scenario folders of a table's job outputs in their first layout (one file per scenario and
+        partition), which `dpsim.lake.migration` rewrites."""
         d = self.table_dir(table)
         names = (p.name for p in d.iterdir() if p.is_dir()) if d.is_dir() else iter(())
         found = (n.split("=", 1)[1] for n in names if n.startswith("scenario="))
-        return sorted(n for n in found if layout.NAME_RE.match(n))  # a folder no scenario could make: not one
+        return sorted(n for n in found if layout.NAME_RE.match(n))
 
     def any_match(self, pattern: UPath) -> bool:
         """Whether a glob under the root matches a file (the catalog makes views only over existing tables)."""
@@ -205,13 +226,11 @@ class Lake:
         folders = [self.partition_dir(table, key) for key in keys]
         return dict(zip(keys, self.store.file_signatures(self.table_dir(table), folders), strict=True))
 
-    def table_files(
-        self, table: str, scenario: str | None = None, days: Collection[date] | None = None
-    ) -> TableFiles:
-        """Every file of a result table (of one scenario's folder for sim_orders / sim_fills) by trading
-        date, from one walk of the table (one listing in an object store); of the given dates only, when
-        given (a local lake then opens only those date folders)."""
-        base = self.table_dir(table, scenario)
+    def table_files(self, table: str, days: Collection[date] | None = None) -> TableFiles:
+        """Every file of a result table by trading date, from one walk of the table (one listing in an
+        object store); of the given dates only, when given (a local lake then opens only those date
+        folders)."""
+        base = self.table_dir(table)
         return TableFiles.of(str(base).rstrip("/"), self.store.list_part_files(base, days))
 
     # ---- the change journal of the job outputs (what the compaction rewrites) --------------------
@@ -286,10 +305,9 @@ class Lake:
         wanted, removed = set(keys), set()
         self.note_result_changes(wanted)
         for table in RESULT_TABLES:
-            for scenario in self.scenarios(table) if table in SCENARIO_TABLES else [None]:
-                for key in wanted & set(self.partitions(table, scenario)):
-                    self.remove_tree(self.partition_dir(table, key, scenario))
-                    removed.add(key)
+            for key in wanted & set(self.partitions(table)):
+                self.remove_tree(self.partition_dir(table, key))
+                removed.add(key)
         if removed:
             self.remove_aggregates()
         return sorted(removed)

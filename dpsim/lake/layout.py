@@ -2,7 +2,9 @@
 
     <root>/<kind>/security_code=<int>/date=<YYYY-MM-DD>/part-<source-id>[-<n>].parquet   kind = orders|trades|nbbo
     <root>/reference/<kind>.parquet                                                     small reference files
-    <root>/results/<table>/[scenario=<name>/]security_code=<int>/date=<YYYY-MM-DD>/part-0.parquet   job outputs
+    <root>/results/<table>/security_code=<int>/date=<YYYY-MM-DD>/part-0.parquet   job outputs (sim_orders and
+                                          sim_fills: every scenario of the job in one file, a `scenario` column)
+    <root>/results/_scenarios/<name>      an empty marker per scenario that jobs have written results for
     <root>/results_by_date/<table>/date=<YYYY-MM-DD>/part-0.parquet   compacted, sorted (every scenario in one file)
     <root>/results_by_date/_state.json    what each date's file was compacted from
     <root>/results_by_date/_changes/<YYYY-MM-DD>.<security_code>.<token>   a partition whose job outputs changed
@@ -92,17 +94,36 @@ def source_id(path: str | Path) -> str:
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")  # a name that becomes a folder: data, never a path
 
 
-def table_dir(root: UPath, table: str, scenario: str | None = None) -> UPath:
-    base = root / table if table in RAW_TABLES else root / "results" / table
-    if scenario is None:
-        return base
+def table_dir(root: UPath, table: str) -> UPath:
+    return root / table if table in RAW_TABLES else root / "results" / table
+
+
+def partition_dir(root: UPath, table: str, key: PartitionKey) -> UPath:
+    return table_dir(root, table) / key.hive
+
+
+def scenario_folder(scenario: str) -> str:
+    """`scenario=<name>`: the folder of one scenario in the first layouts (job outputs and results by date)."""
     if not NAME_RE.match(scenario):  # the config checks names; this is the lake's own guard
         raise ValueError(f"scenario name {scenario!r}: only letters, digits, _ and - make a folder name")
-    return base / f"scenario={scenario}"
+    return f"scenario={scenario}"
 
 
-def partition_dir(root: UPath, table: str, key: PartitionKey, scenario: str | None = None) -> UPath:
-    return table_dir(root, table, scenario) / key.hive
+def per_scenario_dir(root: UPath, table: str, scenario: str) -> UPath:
+    """Where the first layout of the job outputs kept one file per scenario and partition
+    (results/<table>/scenario=<name>/…): migrated to one file per partition (`lake.migration`)."""
+    return table_dir(root, table) / scenario_folder(scenario)
+
+
+def scenarios_dir(root: UPath) -> UPath:
+    """`results/_scenarios`: one empty marker per scenario whose results jobs have written (what
+    `Lake.scenarios` lists: the scenario tables hold every scenario in one file per partition)."""
+    return root / "results" / "_scenarios"
+
+
+def scenario_marker(root: UPath, scenario: str) -> UPath:
+    scenario_folder(scenario)  # the same guard on the name
+    return scenarios_dir(root) / scenario
 
 
 def by_date_dir(root: UPath, table: str) -> UPath:
@@ -123,7 +144,7 @@ def by_date_glob(root: UPath, table: str) -> UPath:
 def per_scenario_by_date_dir(root: UPath, table: str, scenario: str) -> UPath:
     """Where the first layout by date kept one file per scenario and date (a lake compacted before all
     scenarios shared a date's file): the compaction removes it once the shared files are written."""
-    return by_date_dir(root, table) / table_dir(root, table, scenario).name
+    return by_date_dir(root, table) / scenario_folder(scenario)
 
 
 def per_scenario_by_date_path(root: UPath, table: str, day: date, scenario: str) -> UPath:
@@ -159,8 +180,8 @@ def key_of_result_path(path: UPath) -> PartitionKey | None:
     return PartitionKey.from_folders(path.parent.parent.name, path.parent.name)
 
 
-def result_path(root: UPath, table: str, key: PartitionKey, scenario: str | None = None) -> UPath:
-    return partition_dir(root, table, key, scenario) / "part-0.parquet"
+def result_path(root: UPath, table: str, key: PartitionKey) -> UPath:
+    return partition_dir(root, table, key) / "part-0.parquet"
 
 
 def raw_part_path(root: UPath, kind: str, key: PartitionKey, source: str, piece: int = 0) -> UPath:

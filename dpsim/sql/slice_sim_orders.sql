@@ -1,7 +1,8 @@
 -- slice_sim_orders: the columns of results/sim_orders that pairs.sql reads, from one slice's files.
 -- Grain: one row per analysed sweep and scenario of the files.
--- params: $files  VARCHAR[]  the slice's results/sim_orders files (scenario, security_code and date from their
---                           hive path)
+-- params: $files      VARCHAR[]  the slice's results/sim_orders files (security_code and date from their hive
+--                               path; every scenario of a partition in its file, in the scenario column)
+--         $scenarios  VARCHAR[]  the scenarios aggregated
 -- reads:  the files
 -- Columns: scenario, security_code, date, then the columns of results/sim_orders that pairs.sql uses
 SELECT
@@ -11,4 +12,5 @@ SELECT
     delta_implementation_shortfall_bps, delta_arrival_cost_bps, delta_effective_spread_bps, delta_fill_ratio,
     delta_vw_exec_time_s
 FROM read_parquet($files::VARCHAR[], hive_partitioning = true,
-                  hive_types = {'scenario': VARCHAR, 'security_code': BIGINT, 'date': DATE});
+                  hive_types = {'security_code': BIGINT, 'date': DATE})
+WHERE list_contains($scenarios::VARCHAR[], scenario);
