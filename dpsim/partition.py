@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from upath import UPath
 
-from dpsim import schema
+from dpsim import buffers, schema
 from dpsim.config import Config, Scenario
 from dpsim.errors import InputError
 from dpsim.lake import Lake, PartitionKey
@@ -270,7 +270,7 @@ def _with_other_scenarios(lake: Lake, path: UPath, table: pa.Table, scenarios: S
     if not path.exists():
         return table
     have = lake.read_parquet(path, [schema.SCENARIO]).column(0)
-    others = pc.invert(pc.is_in(have, value_set=pa.array(list(scenarios), pa.string())))
+    others = pc.invert(pc.is_in(have, value_set=buffers.from_values(list(scenarios), pa.string())))
     if not pc.any(others).as_py():
         return table
     kept = lake.read_parquet(path).filter(others)

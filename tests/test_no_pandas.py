@@ -28,7 +28,14 @@ def test_shred_process_and_aggregate_never_import_pandas(tmp_path: Path) -> None
     with (drop / "orders.csv").open("a", encoding="utf-8") as f:
         f.write("not,a,row\n")  # the shred's rejects path too
     conf = write_config(tmp_path / "c.yaml", drop, tmp_path / "lake")
-    for command in (["shred"], ["process", "--workers", "1"], ["aggregate"]):
+    # a forced rerun: each job reads which scenarios its partition's files hold before replacing them
+    commands = (
+        ["shred"],
+        ["process", "--workers", "1"],
+        ["process", "--workers", "1", "--force"],
+        ["aggregate"],
+    )
+    for command in commands:
         proc = subprocess.run(
             [sys.executable, "-m", "dpsim", *command, "--config", str(conf)],
             capture_output=True,

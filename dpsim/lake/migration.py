@@ -50,12 +50,14 @@ def migrate_job_outputs(lake: Lake) -> int:
 def _merge_partition(lake: Lake, table: str, key: PartitionKey, folders: dict[str, UPath]) -> None:
     import pyarrow as pa  # on first use, as the lake's other Parquet I/O
 
+    from dpsim.buffers import from_values  # not pa.array: pyarrow imports pandas for it when installed
+
     parts = []
     for scenario, folder in sorted(folders.items()):
         d = folder / key.hive
         for path in sorted(d.glob("*.parquet")) if d.is_dir() else []:
             t = lake.read_parquet(path)
-            parts.append(t.add_column(0, "scenario", pa.repeat(pa.scalar(scenario, pa.string()), t.num_rows)))
+            parts.append(t.add_column(0, "scenario", from_values([scenario] * t.num_rows, pa.string())))
     lake.publish_results(
         {lake.result_path(table, key): pa.concat_tables(parts, promote_options="permissive")}
     )
