@@ -8,6 +8,7 @@ on frames in memory, for tests and notebooks.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -30,6 +31,8 @@ from dpsim.steps.pipeline import build
 from dpsim.steps.replay import replay_base, rested, run_replay, run_replays, sweep_fills
 from dpsim.steps.replay import replay_books as build_books
 from dpsim.steps.session import Session, check_dealsources, classified_trades, session_bounds
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -269,11 +272,15 @@ def _with_other_scenarios(lake: Lake, path: UPath, table: pa.Table, scenarios: S
     some scenarios keeps the others' results, as when each scenario had a file of its own)."""
     if not path.exists():
         return table
-    have = lake.read_parquet(path, [schema.SCENARIO]).column(0)
-    others = pc.invert(pc.is_in(have, value_set=buffers.from_values(list(scenarios), pa.string())))
-    if not pc.any(others).as_py():
+    try:
+        have = lake.read_parquet(path, [schema.SCENARIO]).column(0)
+        others = pc.invert(pc.is_in(have, value_set=buffers.from_values(list(scenarios), pa.string())))
+        if not pc.any(others).as_py():
+            return table
+        kept = lake.read_parquet(path).filter(others)
+    except (OSError, KeyError, pa.ArrowException) as exc:  # corrupt, or without scenarios: it is replaced
+        log.warning("%s: unreadable (%s); replaced by this job's scenarios only", path, exc)
         return table
-    kept = lake.read_parquet(path).filter(others)
     columns = [
         kept.column(f.name).cast(f.type) if f.name in kept.column_names else pa.nulls(kept.num_rows, f.type)
         for f in table.schema

@@ -325,3 +325,26 @@ def test_a_run_of_one_scenario_keeps_the_others_rows(processed: Path, tmp_path: 
     assert rows.filter(pc.equal(rows["scenario"], "second")).equals(second)  # recomputed, the same
     for (table, scenario), expected in before.items():
         assert _job_outputs(lake, table, scenario) == expected, (table, scenario)
+
+
+def test_a_corrupt_scenario_file_is_replaced_by_the_rebuild_its_error_names(
+    processed: Path, tmp_path: Path
+) -> None:
+    """A job reads the partition's file for the scenarios it does not run: an unreadable one is replaced (the
+    corrupt-file hint's `dpsim process --force --securities … --dates …` must rebuild it), not a failed job."""
+    import shutil
+
+    cfg = load_config(processed)
+    copy = tmp_path / "lake"
+    shutil.copytree(str(Lake(cfg.lake).root), copy)
+    lake = Lake(copy)
+    before = {(t, s): _job_outputs(lake, t, s) for t in SCENARIO_TABLES for s in SCENARIOS}
+    key = lake.partitions("sim_orders")[0]
+    lake.result_path("sim_orders", key).write_bytes(b"not a parquet file")
+    one = jobs.ProcessRequest(
+        securities=[key.security_code], dates=(key.date, key.date), scenarios=SCENARIOS, force=True
+    )
+    outcome = jobs.process(cfg, lake, one)
+    assert outcome.run is not None and not outcome.run.failed
+    for (table, scenario), rows in before.items():
+        assert _job_outputs(lake, table, scenario) == rows, (table, scenario)
