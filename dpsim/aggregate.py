@@ -176,10 +176,10 @@ def run_aggregates(cfg: Config, lake: Lake, progress: Progress | None = None) ->
     from dpsim.progress import SilentProgress  # rich: imported by an aggregation, not by `dpsim sql`
 
     with lake.lock("results"):
+        migrate_job_outputs(lake)  # a lake from before one file per partition: first, so pruning sees it all
         pruned = publish.prune_dropped_results(lake)  # results of partitions a re-shred left without orders
         if pruned:
             log.warning("removed the results of %d partition(s) that have no orders any more", len(pruned))
-        migrate_job_outputs(lake)  # a lake from before one file per partition: what the index lists
         scenarios = scenarios_with_results(cfg, lake)
         try:
             plan = partials.plan(lake, scenarios)

@@ -183,8 +183,8 @@ def process(
         if request.only_failed and not partitions:
             return ProcessOutcome(None)
         refuse_half_published(lake, partitions)
+        migrate_job_outputs(lake)  # a lake from before one file per partition: first, so pruning sees it all
         publish.prune_dropped_results(lake)  # results of partitions a re-shred left without orders
-        migrate_job_outputs(lake)  # a lake from before one file per partition: what planning lists
         planned = plan_jobs(cfg, lake, partitions, scen, request.force or request.only_failed)
         with _session(cfg, lake, scen, planned, request.command, request.rerun) as session:
             result = session.run(progress, request.faults)

@@ -272,11 +272,19 @@ def _to_first_layout(lake: Lake) -> None:
     shutil.rmtree(str(lake.root / "results" / "_scenarios"))
 
 
+def _first_layout_dirs(lake: Lake, key: PartitionKey) -> list[Path]:
+    from dpsim.lake.layout import per_scenario_dir
+
+    found = (per_scenario_dir(lake.root, t, s) / key.hive for t in SCENARIO_TABLES for s in SCENARIOS)
+    return [Path(str(d)) for d in found if d.exists()]
+
+
 def test_job_outputs_in_the_first_layout_are_migrated_before_a_run_plans(
     processed: Path, tmp_path: Path
 ) -> None:
     """A lake whose jobs wrote a file per scenario: the next process run rewrites each partition's files as
-    one (same rows), removes the scenario folders, and plans every partition as unchanged."""
+    one (same rows), removes the scenario folders, and plans every partition as unchanged (but one whose
+    results were removed before: its first-layout files went with them, and it runs again)."""
     import shutil
 
     cfg = load_config(processed)
@@ -291,8 +299,15 @@ def test_job_outputs_in_the_first_layout_are_migrated_before_a_run_plans(
     with pytest.raises(LakeError, match="first layout.*dpsim aggregate"):  # an export waits for it
         export_inventory(lake, Selection())
 
+    gone = keys[0]  # removed before the migration (as a re-shred that dropped it does): it must not come back
+    assert lake.remove_results([gone]) == [gone]
+    assert not any(_first_layout_dirs(lake, gone))
+
     outcome = jobs.process(cfg, lake, jobs.ProcessRequest(scenarios=SCENARIOS, aggregate=False))
-    assert outcome.run is not None and {r.status for r in outcome.run.records} == {"skipped"}
+    assert outcome.run is not None
+    assert {r.partition: r.status for r in outcome.run.records} == {
+        str(k): "ok" if k == gone else "skipped" for k in lake.partitions("orders")
+    }
     assert lake.partitions("sim_orders") == keys and lake.scenarios() == sorted(SCENARIOS)
     assert not list((copy / "results").glob("*/scenario=*"))
     for (table, scenario), rows in before.items():

@@ -308,6 +308,11 @@ class Lake:
             for key in wanted & set(self.partitions(table)):
                 self.remove_tree(self.partition_dir(table, key))
                 removed.add(key)
+            for scenario in self.first_layout_scenarios(table):  # not yet migrated: not to come back with it
+                folder = layout.per_scenario_dir(self.root, table, scenario)
+                for key in wanted & set(self.store.partitions(folder)):
+                    self.remove_tree(folder / key.hive)
+                    removed.add(key)
         if removed:
             self.remove_aggregates()
         return sorted(removed)
