@@ -15,7 +15,7 @@ import pytest
 import dpsim
 from dpsim import jobs
 from dpsim.compaction import Compaction, compact
-from dpsim.config import load_config
+from dpsim.config import Config, load_config
 from dpsim.errors import LakeError
 from dpsim.export.source import Selection
 from dpsim.export.source import inventory as export_inventory
@@ -315,16 +315,20 @@ def test_job_outputs_in_the_first_layout_are_migrated_before_a_run_plans(
         assert _by_date(lake, table, scenario) == rows, (table, scenario)
 
 
-def test_a_run_of_one_scenario_keeps_the_others_rows(processed: Path, tmp_path: Path) -> None:
-    """Every scenario of a partition shares its file: reprocessing one scenario rewrites that scenario's rows
-    and keeps the other's, as separate files per scenario did."""
+def _scenario_copy(processed: Path, tmp_path: Path) -> tuple[Config, Lake, dict[tuple[str, str], list[str]]]:
+    """A copy of the processed lake, and each scenario table's rows per scenario in its job outputs."""
     import shutil
 
     cfg = load_config(processed)
-    copy = tmp_path / "lake"
-    shutil.copytree(str(Lake(cfg.lake).root), copy)
-    lake = Lake(copy)
-    before = {(t, s): _job_outputs(lake, t, s) for t in SCENARIO_TABLES for s in SCENARIOS}
+    shutil.copytree(str(Lake(cfg.lake).root), tmp_path / "lake")
+    lake = Lake(tmp_path / "lake")
+    return cfg, lake, {(t, s): _job_outputs(lake, t, s) for t in SCENARIO_TABLES for s in SCENARIOS}
+
+
+def test_a_run_of_one_scenario_keeps_the_others_rows(processed: Path, tmp_path: Path) -> None:
+    """Every scenario of a partition shares its file: reprocessing one scenario rewrites that scenario's rows
+    and keeps the other's, as separate files per scenario did."""
+    cfg, lake, before = _scenario_copy(processed, tmp_path)
     key = lake.partitions("sim_orders")[0]
     path = lake.result_path("sim_orders", key)
     table = pq.read_table(path)
@@ -347,13 +351,7 @@ def test_a_corrupt_scenario_file_is_replaced_by_the_rebuild_its_error_names(
 ) -> None:
     """A job reads the partition's file for the scenarios it does not run: an unreadable one is replaced (the
     corrupt-file hint's `dpsim process --force --securities … --dates …` must rebuild it), not a failed job."""
-    import shutil
-
-    cfg = load_config(processed)
-    copy = tmp_path / "lake"
-    shutil.copytree(str(Lake(cfg.lake).root), copy)
-    lake = Lake(copy)
-    before = {(t, s): _job_outputs(lake, t, s) for t in SCENARIO_TABLES for s in SCENARIOS}
+    cfg, lake, before = _scenario_copy(processed, tmp_path)
     key = lake.partitions("sim_orders")[0]
     lake.result_path("sim_orders", key).write_bytes(b"not a parquet file")
     one = jobs.ProcessRequest(
