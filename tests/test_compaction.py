@@ -298,6 +298,7 @@ def test_job_outputs_in_the_first_layout_are_migrated_before_a_run_plans(
     assert sorted(lake.first_layout_scenarios("sim_fills")) == sorted(SCENARIOS)
     with pytest.raises(LakeError, match="first layout.*dpsim aggregate"):  # an export waits for it
         export_inventory(lake, Selection())
+    assert dpsim.open_lake(lake.root).sim_orders("second").collect().height  # notebooks read it meanwhile
 
     gone = keys[0]  # removed before the migration (as a re-shred that dropped it does): it must not come back
     assert lake.remove_results([gone]) == [gone]
