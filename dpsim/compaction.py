@@ -42,7 +42,6 @@ from dpsim.config import Aggregate
 from dpsim.errors import LakeError
 from dpsim.lake import RESULT_TABLES, SCENARIO_TABLES, Lake, TableFiles
 from dpsim.lake.layout import per_scenario_by_date_dir, per_scenario_by_date_path
-from dpsim.lake.migration import migrate_job_outputs
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +84,6 @@ def compact(
     instead of trusting the change journal (after job outputs were edited by hand). The caller holds the
     results lock."""
     try:
-        migrate_job_outputs(lake)
         return _compact(lake, settings or Aggregate(), step, listed or {}, rescan)
     except (
         duckdb.Error,

@@ -262,6 +262,7 @@ def rebuild_catalog(cfg: Config, lake: Lake, *, rescan: bool = False) -> list[st
     from dpsim.catalog import refresh_catalog
 
     with lake.lock("results"):
+        migrate_job_outputs(lake)  # `dpsim catalog` on a lake from before one file per partition
         compact(lake, cfg.aggregate, rescan=rescan)
         return refresh_catalog(lake)
 

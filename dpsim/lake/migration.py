@@ -4,7 +4,7 @@ Jobs first wrote sim_orders and sim_fills as results/<table>/scenario=<name>/sec
 with the default seven scenarios, 17 files per partition (~930,000 for a year), whose per-file costs (open,
 writer set-up, footer, rename) were more than half of a job's write time (BENCHMARKS.md, "Fifth stop"). Jobs now write every scenario of a partition into one file
 with a `scenario` column. A lake still holding `scenario=` folders is migrated by the next writer of its
-results (`dpsim process`, `dpsim aggregate`, the compaction behind `dpsim catalog`): partition by partition,
+results (`dpsim process`, `dpsim aggregate`, `dpsim catalog`): partition by partition,
 the scenarios' files are read, given their `scenario` column and published as one file (atomically, and
 noted for the compaction, like a job's); the old folders are removed last, so an interrupted migration is
 redone whole by the next writer.
