@@ -9,6 +9,9 @@ STAMP  := $(VENV)/.installed-run
 TESTED := $(VENV)/.installed-test
 CONF   ?= conf/default.yaml
 ARGS   ?=
+# The suite on two processes (pytest-xdist): many tests wait on a subprocess, a server or a browser, so one
+# process leaves a core idle (README, "Set up"). TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
 
 .DEFAULT_GOAL := help
 .PHONY: help install demo drr report screenshots test test-slow lint shred process aggregate bench bench-quick clean
@@ -17,7 +20,7 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 # Two installs: what runs (demo, drr, shred, process, …: dpsim and its dependencies only) and what tests
-# (the test and Dask extras on top: pytest, ruff, mypy, moto, boto3, playwright, distributed).
+# (the test and Dask extras on top: pytest, pytest-xdist, ruff, mypy, moto, boto3, playwright, distributed).
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
@@ -54,8 +57,8 @@ report: $(STAMP) ## the report of CONF's lake as report.html (make report CONF=c
 screenshots: $(TESTED) ## refresh the report screenshots in docs/ (DRR day, headless chromium)
 	DPSIM_SCREENSHOT_DIR=docs $(PY) -m pytest tests/test_report_browser.py -k drr -p no:cacheprovider
 
-test: $(TESTED) ## run the test suite (slow scale tests excluded)
-	$(PY) -m pytest $(ARGS)
+test: $(TESTED) ## run the test suite (slow scale tests excluded) on TEST_WORKERS processes
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal $(ARGS)
 
 test-slow: $(TESTED) ## run only the slow scale tests
 	$(PY) -m pytest -m slow $(ARGS)
