@@ -94,13 +94,17 @@ class RunManifest(Generic[Record]):
         self.lake, self.header, self.every_s, self.with_jobs = lake, header, every_s, with_jobs
         self.path = path if path is not None else run_path(lake.root, run_id)
         self.records: list[Record] = []
+        self._rows: list[dict[str, Any]] = []  # each record as written, converted once (not per flush)
         self.error: str | None = None  # why the last write failed; None once written
         self._last = 0.0
         self._lock = threading.Lock()
 
     def add(self, record: Record) -> None:
+        """Keep a finished record (not changed afterwards), flushing when the last write is old enough."""
+        row = asdict(record)  # type: ignore[call-overload]
         with self._lock:
             self.records.append(record)
+            self._rows.append(row)
         if time.monotonic() - self._last >= self.every_s:
             self.flush()
 
@@ -110,7 +114,7 @@ class RunManifest(Generic[Record]):
             self.header.update(extra)
             body = {**self.header}
             if self.with_jobs:
-                body["jobs"] = [asdict(r) for r in self.records]  # type: ignore[call-overload]
+                body["jobs"] = self._rows
             self._last = time.monotonic()
             try:
                 self.lake.write_json(body, self.path)
