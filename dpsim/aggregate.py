@@ -25,6 +25,7 @@ import pyarrow as pa
 from dpsim import __version__, buffers, partials, stats
 from dpsim.catalog import (
     budgeted_session,
+    corrupt_file_hint,
     lake_error_text,
     refresh_catalog,
     view_names,
@@ -195,7 +196,21 @@ def run_aggregates(cfg: Config, lake: Lake, progress: Progress | None = None) ->
                 bar.advance(1, status=name)
 
             if tables is None:
-                tables = _aggregate(cfg, lake, plan, step)
+                try:
+                    tables = _aggregate(cfg, lake, plan, step)
+                except LakeError as exc:
+                    unreadable = _unreadable_partial(lake, exc)
+                    if unreadable is None:
+                        raise
+                    # the partials are a cache of the results: rebuilt from them, not a reason to stop
+                    log.warning(
+                        "an unreadable partial aggregate (%s): every partial aggregate is recomputed from "
+                        "the results",
+                        unreadable,
+                    )
+                    lake.remove_tree(lake.partials_dir)
+                    plan = partials.plan(lake, scenarios)
+                    tables = _aggregate(cfg, lake, plan, step)
                 lake.remove_files([lake.partials_merged_path])  # files being replaced match no key
                 try:
                     for name, table in tables.items():
@@ -212,6 +227,16 @@ def run_aggregates(cfg: Config, lake: Lake, progress: Progress | None = None) ->
             refresh_catalog(lake)
             step("catalog")
     return tables
+
+
+def _unreadable_partial(lake: Lake, exc: LakeError) -> str | None:
+    """DuckDB's error when the aggregation stopped at an unreadable file of aggregates/_partials (a torn
+    write, a disk error): a file the next run would trust again, since its slice's results did not change."""
+    cause = exc.__cause__
+    if not isinstance(cause, duckdb.Error):
+        return None
+    text = first_line(cause)
+    return text if corrupt_file_hint(text) is not None and str(lake.partials_dir) in text else None
 
 
 def _merge_key(cfg: Config, plan: partials.Plan) -> str:
@@ -461,7 +486,7 @@ def _feed(
                 ids,
             )
     except duckdb.Error as exc:
-        raise LakeError(f"aggregate stats_stream: {first_line(exc)}") from exc
+        raise LakeError(lake_error_text(exc, "aggregate stats_stream")) from exc
 
 
 def _headline(con: duckdb.DuckDBPyConnection, cfg: Config, sources: partials.Sources) -> pa.Table:

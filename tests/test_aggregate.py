@@ -809,6 +809,35 @@ def test_an_interrupted_update_is_recomputed(
     assert _recomputed(caplog) == "partial aggregates: 6 of 6 slices recomputed, 0 removed"
 
 
+@pytest.mark.parametrize("partial", ["stream", "moments"])
+def test_an_unreadable_partial_is_recomputed_from_the_results(
+    incremental: tuple[Config, Lake], caplog: pytest.LogCaptureFixture, partial: str
+) -> None:
+    """A torn partial file (a date's differences, or a small partial table) is a cache the next run would
+    trust again, its slice's results being unchanged: the aggregation warns and recomputes every partial."""
+    cfg, lake = incremental
+    first = run_aggregates(cfg, lake)
+    path = (
+        sorted(Path(lake.partials_dir).glob("stream/scenario=baseline/*.parquet"))[0]
+        if partial == "stream"
+        else Path(lake.partial_path("moments"))
+    )
+    path.write_bytes(path.read_bytes()[:300])
+    (Path(lake.aggregates_dir) / "headline.parquet").unlink()  # so the merge, which reads every partial, runs
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        again = run_aggregates(cfg, lake)
+    warned = [m for m in caplog.messages if m.startswith("an unreadable partial aggregate")]
+    assert len(warned) == 1 and str(path) in warned[0]
+    updates = [m for m in caplog.messages if m.startswith("partial aggregates:")]
+    assert updates == [  # the first update trusted every slice; the second recomputed them all
+        "partial aggregates: 0 of 6 slices recomputed, 0 removed",
+        "partial aggregates: 6 of 6 slices recomputed, 0 removed",
+    ]
+    _assert_same(again, first)
+    assert pq.read_metadata(path).num_rows > 0  # rewritten whole
+
+
 def test_compute_aggregates_over_a_session_matches_the_lake(
     aggregated: tuple[Lake, dict[str, pa.Table]],
 ) -> None:
