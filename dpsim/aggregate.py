@@ -259,7 +259,17 @@ def _merged_before(lake: Lake, key: str) -> dict[str, pa.Table] | None:
     paths = {name: lake.aggregates_dir / f"{name}.parquet" for name in AGGREGATES}
     if not isinstance(state, dict) or state.get("key") != key or not all(p.exists() for p in paths.values()):
         return None
-    return {name: lake.read_parquet(path) for name, path in paths.items()}
+    tables = {}
+    for name, path in paths.items():
+        try:
+            tables[name] = lake.read_parquet(path)
+        except (
+            OSError,
+            pa.ArrowInvalid,
+        ) as exc:  # a torn or damaged file: merged again, every file rewritten
+            log.warning("%s: unreadable (%s); the aggregates are merged again", path, first_line(exc))
+            return None
+    return tables
 
 
 def _aggregate(

@@ -838,6 +838,23 @@ def test_an_unreadable_partial_is_recomputed_from_the_results(
     assert pq.read_metadata(path).num_rows > 0  # rewritten whole
 
 
+def test_an_unreadable_aggregate_file_is_merged_again(
+    incremental: tuple[Config, Lake], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Nothing changed, but an aggregate file is torn: the run merges again instead of failing on it."""
+    cfg, lake = incremental
+    first = run_aggregates(cfg, lake)
+    path = Path(lake.aggregates_dir) / "by_security.parquet"
+    path.write_bytes(path.read_bytes()[:300])
+    caplog.clear()
+    with caplog.at_level("INFO", logger="dpsim.aggregate"):
+        again = run_aggregates(cfg, lake)
+    assert any(m.startswith(f"{path}: unreadable") for m in caplog.messages)
+    assert "aggregates: the results and settings they were merged from are unchanged" not in caplog.messages
+    _assert_same(again, first)
+    assert pq.read_table(path).num_rows == first["by_security"].num_rows
+
+
 def test_compute_aggregates_over_a_session_matches_the_lake(
     aggregated: tuple[Lake, dict[str, pa.Table]],
 ) -> None:
