@@ -440,6 +440,8 @@ def corrupt_file_hint(first: str) -> str | None:
         return None
     path = m.group(1)
     part = _PARTITION_IN_PATH.search(path)
+    if "/results_by_date/" in path:
+        return f"{path}: a corrupt result file by date ({first}); rebuild it with: dpsim catalog --rescan"
     if "/results/" in path and part is not None:
         code, day = part.groups()
         return (

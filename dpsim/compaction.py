@@ -17,7 +17,8 @@ no marker is up to date without a walk of its job output files (16.7 s at 54,000
 marked dates' folders are then listed, and a date is rewritten when the digest of its job outputs (names,
 sizes, modification times) differs from the one kept in results_by_date/_state.json; a date whose outputs
 are all gone loses its file. A lake without that state (from before the journal) or `rescan` (job outputs
-edited by hand) walks every table; so does the aggregation's run, which has walked them anyway. A state
+edited by hand) walks every table; so does the aggregation's run, which has walked them anyway. `rescan`
+also rewrites a date whose file cannot be read (a torn copy: its job outputs are unchanged). A state
 that still names per-scenario entries (`sim_fills/scenario=…`, the first layout) is migrated by the next
 compaction: the scenario tables are rewritten whole and the per-scenario files removed; the other tables'
 files stay. Each file is written to a temp file and renamed into place, so a reader sees a date's old file
@@ -36,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from dpsim.catalog import budgeted_session, lake_error_text
 from dpsim.config import Aggregate
@@ -126,7 +128,11 @@ def _compact(
             )
             old = old or {}
             digests = outputs.digest
-            days = [d for d in sorted(digests) if old.get(d.isoformat()) != digests[d]]
+            days = [
+                d
+                for d in sorted(digests)
+                if old.get(d.isoformat()) != digests[d] or (rescan and not _readable(lake, table, d))
+            ]
 
             per_scenario = _first_layout(state, table)
 
@@ -180,6 +186,16 @@ def _compact(
     n = sum(len(v) for v in done.values())
     log.info("results by date: %d files, %d rewritten, %d removed", n, rewritten, removed)
     return Compaction(n, rewritten, removed)
+
+
+def _readable(lake: Lake, table: str, day: date) -> bool:
+    """Whether a date's file can be read (its footer): a rescan rewrites one that cannot (a torn copy, a disk
+    error), which its unchanged job outputs would never bring back otherwise."""
+    try:
+        lake.read_parquet(lake.by_date_path(table, day), columns=[])
+    except (OSError, pa.ArrowInvalid):
+        return False
+    return True
 
 
 def _first_layout(state: Mapping[str, Mapping[str, str]], table: str) -> list[tuple[str, set[str]]]:

@@ -158,6 +158,33 @@ def test_a_removed_partition_leaves_its_date_and_a_date_with_no_outputs_loses_it
     assert not list((copy / "results_by_date").rglob("*.parquet"))
 
 
+def test_a_torn_file_by_date_is_named_by_a_query_and_rewritten_by_a_rescan(
+    processed: Path, tmp_path: Path
+) -> None:
+    """Its job outputs are unchanged, so only the rescan that the query's error names brings it back."""
+    import shutil
+
+    from dpsim.catalog import refresh_catalog
+    from dpsim.query import run_sql
+
+    copy = tmp_path / "lake"
+    shutil.copytree(str(Lake(load_config(processed).lake).root), copy)
+    lake = Lake(copy)
+    day = min(k.date for k in lake.partitions("orders"))
+    bad = lake.by_date_path("sim_fills", day)
+    bad.write_bytes(bad.read_bytes()[:200])
+    refresh_catalog(lake)
+    with pytest.raises(LakeError) as err:
+        run_sql(lake, "SELECT count(*) FROM sim_fills")
+    assert str(err.value) == (
+        f"{bad}: a corrupt result file by date (Invalid Input Error: No magic bytes found at end of file "
+        f"'{bad}'); rebuild it with: dpsim catalog --rescan"
+    )
+    assert compact(lake).rewritten == 0  # nothing changed: the journal alone trusts the file
+    assert compact(lake, rescan=True).rewritten == 1
+    assert _by_date(lake, "sim_fills", None) == _job_outputs(lake, "sim_fills", None)
+
+
 def test_a_lake_compacted_per_scenario_gets_one_file_per_date(processed: Path, tmp_path: Path) -> None:
     """The migration from the first layout by date (a file per scenario and date, its state kept per
     scenario): the next compaction writes the shared files and removes the old ones, with no marker."""
