@@ -44,7 +44,15 @@ def run(tree: Path, lake: str, config: str, workers: int) -> dict[str, float]:
         user, system = (float(x) for x in times.read().split()[-2:])
     body = json.loads(out.stdout)
     jobs = body["partitions"]
-    return {"jobs_s": jobs / wall, "cpu_s": user + system, "wall_s": wall, "load": os.getloadavg()[0]}
+    return {
+        "jobs_s": jobs / wall,
+        "cpu_s": user + system,
+        "wall_s": wall,
+        "jobs_phase_s": float(
+            body.get("seconds") or "nan"
+        ),  # the run's jobs alone: from the first submit to the last result
+        "load": os.getloadavg()[0],
+    }
 
 
 def main() -> None:
@@ -71,7 +79,10 @@ def main() -> None:
                 if rep:
                     runs[(name, w)].append(r)
     med = {
-        k: {m: statistics.median(r[m] for r in v) for m in ("jobs_s", "cpu_s", "load")}
+        k: {
+            m: statistics.median(r[m] for r in v)
+            for m in ("jobs_s", "cpu_s", "wall_s", "jobs_phase_s", "load")
+        }
         for k, v in runs.items()
     }
     print("\nworkers | base jobs/s | this jobs/s | ratio | base CPU-s | this CPU-s | ratio | load (median)")
@@ -82,7 +93,14 @@ def main() -> None:
             f"{t['cpu_s']:.1f} | {b['cpu_s'] / t['cpu_s']:.2f} | {b['load']:.1f} / {t['load']:.1f}"
         )
     for name in trees:
-        print(f"{name}: 1 -> 2 workers {med[(name, 2)]['jobs_s'] / med[(name, 1)]['jobs_s']:.2f}x")
+        one, two = med[(name, 1)], med[(name, 2)]
+        serial = [one["wall_s"] - one["jobs_phase_s"], two["wall_s"] - two["jobs_phase_s"]]
+        print(
+            f"{name}: 1 -> 2 workers {two['jobs_s'] / one['jobs_s']:.2f}x the whole command, "
+            f"{one['jobs_phase_s'] / two['jobs_phase_s']:.2f}x its jobs alone (jobs {one['jobs_phase_s']:.1f} -> "
+            f"{two['jobs_phase_s']:.1f} s; the rest, start-up, planning, compaction and catalog: "
+            f"{serial[0]:.1f} / {serial[1]:.1f} s); one worker used {one['cpu_s'] / one['wall_s']:.2f} cores"
+        )
 
 
 if __name__ == "__main__":
