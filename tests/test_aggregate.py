@@ -818,12 +818,14 @@ def test_an_unreadable_partial_is_recomputed_from_the_results(
     cfg, lake = incremental
     first = run_aggregates(cfg, lake)
     path = (
-        sorted(Path(lake.partials_dir).glob("stream/scenario=baseline/*.parquet"))[0]
+        sorted(Path(str(lake.partials_dir)).glob("stream/scenario=baseline/*.parquet"))[0]
         if partial == "stream"
-        else Path(lake.partial_path("moments"))
+        else Path(str(lake.partial_path("moments")))
     )
     path.write_bytes(path.read_bytes()[:300])
-    (Path(lake.aggregates_dir) / "headline.parquet").unlink()  # so the merge, which reads every partial, runs
+    (
+        Path(str(lake.aggregates_dir)) / "headline.parquet"
+    ).unlink()  # so the merge, which reads every partial, runs
     caplog.clear()
     with caplog.at_level("INFO"):
         again = run_aggregates(cfg, lake)
@@ -844,7 +846,7 @@ def test_an_unreadable_aggregate_file_is_merged_again(
     """Nothing changed, but an aggregate file is torn: the run merges again instead of failing on it."""
     cfg, lake = incremental
     first = run_aggregates(cfg, lake)
-    path = Path(lake.aggregates_dir) / "by_security.parquet"
+    path = Path(str(lake.aggregates_dir)) / "by_security.parquet"
     path.write_bytes(path.read_bytes()[:300])
     caplog.clear()
     with caplog.at_level("INFO", logger="dpsim.aggregate"):
