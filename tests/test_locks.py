@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -124,8 +125,12 @@ def test_two_forced_shreds_of_one_source_at_once_keep_every_row(shredded: tuple[
         codes = sorted(code for code, _, _ in results)
         assert codes in ([0, 0], [0, 1]), results
         for code, _, stderr in results:
-            if code == 1:
-                assert "another dpsim process is writing source orders-" in stderr, stderr
+            if (
+                code == 1
+            ):  # refused at the first source the other holds: orders, or later ones on a busy machine
+                assert re.search(r"another dpsim process is writing source (orders|trades|nbbo)-", stderr), (
+                    stderr
+                )
         assert rows(lake) == expected
 
 
