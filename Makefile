@@ -10,7 +10,7 @@ TESTED := $(VENV)/.installed-test
 CONF   ?= conf/default.yaml
 ARGS   ?=
 # The suite on two processes (pytest-xdist): many tests wait on a subprocess, a server or a browser, so one
-# process leaves a core idle (README, "Set up"). TEST_WORKERS=0 runs it in one process.
+# process leaves a core idle (README, "Two commands"). TEST_WORKERS=0 runs it in one process.
 TEST_WORKERS ?= 2
 
 .DEFAULT_GOAL := help

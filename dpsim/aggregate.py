@@ -263,10 +263,8 @@ def _merged_before(lake: Lake, key: str) -> dict[str, pa.Table] | None:
     for name, path in paths.items():
         try:
             tables[name] = lake.read_parquet(path)
-        except (
-            OSError,
-            pa.ArrowInvalid,
-        ) as exc:  # a torn or damaged file: merged again, every file rewritten
+        # a torn or damaged file: merged again, every file rewritten
+        except (OSError, pa.ArrowInvalid) as exc:
             log.warning("%s: unreadable (%s); the aggregates are merged again", path, first_line(exc))
             return None
     return tables
