@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -49,3 +50,25 @@ def test_source_id_is_stable_per_path(tmp_path: Path) -> None:
     a, b = tmp_path / "a" / "orders.csv.gz", tmp_path / "b" / "orders.csv.gz"
     assert source_id(a) == source_id(a) != source_id(b)
     assert source_id(a).startswith("orders-")
+
+
+def test_a_temp_file_is_created_when_another_process_removes_the_empty_scratch_root_meanwhile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process removes `_tmp` in the instant it is empty (between this process's creating `_tmp` and
+    its own folder in it): the folder's creation fails with ENOENT once, and is done again."""
+    from dpsim.lake import store
+
+    real_mkdir = Path.mkdir
+    failed: list[Path] = []
+
+    def racing_mkdir(self: Path, *args: Any, **kwargs: Any) -> None:
+        if not failed:  # the first creation loses the race
+            failed.append(self)
+            raise FileNotFoundError(2, "No such file or directory", str(self))
+        real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", racing_mkdir)
+    target = tmp_path / "_tmp" / "vm-1" / "write" / "0-x.json"
+    store._create(target)
+    assert failed and target.exists()

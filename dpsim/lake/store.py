@@ -504,11 +504,13 @@ def _rename(src: Path, dst: Path) -> None:
 
 
 def _create(path: Path) -> None:
-    """Create an empty file and its folders; a folder removed meanwhile (another thread tidying this
-    process's scratch, which removes only empty folders) is created again."""
+    """Create an empty file and its folders; a folder removed meanwhile is created again: another thread
+    tidying this process's scratch, or another process removing the scratch root `_tmp` in the instant it
+    is empty (between this process's creating `_tmp` and its own folder in it; both remove only empty
+    folders)."""
     for _ in range(10):
-        path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
             os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o666))
             return
         except FileNotFoundError:
