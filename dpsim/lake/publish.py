@@ -40,6 +40,7 @@ from dpsim.lake import manifests
 from dpsim.lake.lake import Lake
 from dpsim.lake.layout import PartitionKey, source_id
 from dpsim.lake.locks import LakeLocked
+from dpsim.lake.store import make_dirs
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +109,7 @@ def _begin(
     manifests.write_source(lake, sid, {**base, "status": "running", "partitions": [str(k) for k in stale]})
     staging = lake.staging_dir(sid)
     shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    make_dirs(staging, exist_ok=False)
     return SourceStage(
         kind,
         path,

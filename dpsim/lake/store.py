@@ -503,14 +503,25 @@ def _rename(src: Path, dst: Path) -> None:
         src.unlink()
 
 
-def _create(path: Path) -> None:
-    """Create an empty file and its folders; a folder removed meanwhile is created again: another thread
-    tidying this process's scratch, or another process removing the scratch root `_tmp` in the instant it
-    is empty (between this process's creating `_tmp` and its own folder in it; both remove only empty
+def make_dirs(path: Path, *, exist_ok: bool = True) -> None:
+    """`path` and its parents, created again when a folder on the way is removed meanwhile: another process
+    removes the scratch root `_tmp` in the instant it is empty (between this process's creating `_tmp` and
+    its own folder in it), another thread of this one its empty scratch folders (both remove only empty
     folders)."""
     for _ in range(10):
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            path.mkdir(parents=True, exist_ok=exist_ok)
+            return
+        except FileNotFoundError:
+            continue
+    raise FileNotFoundError(errno.ENOENT, "cannot create a folder", str(path))
+
+
+def _create(path: Path) -> None:
+    """Create an empty file and its folders; a folder removed meanwhile is created again (`make_dirs`)."""
+    for _ in range(10):
+        make_dirs(path.parent)
+        try:
             os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o666))
             return
         except FileNotFoundError:

@@ -27,6 +27,7 @@ from dpsim import pools, schema
 from dpsim.config import Config
 from dpsim.errors import InputError
 from dpsim.lake import Lake, PartitionKey, publish
+from dpsim.lake.store import make_dirs
 from dpsim.progress import Progress, SilentProgress
 from dpsim.shred.plan import Plan, make_plan
 from dpsim.shred.read import (
@@ -161,7 +162,7 @@ def _shred_range(
     lake = Lake(root)
     if in_lake:  # the client's scratch path may not exist here: stage in this machine's own
         staging = lake.staging_dir(sid) / staging.name
-    staging.mkdir(parents=True, exist_ok=True)
+    make_dirs(staging)
     writer = PartWriter(
         rk, sid, lake, staging, cfg.shred.row_group_rows, min(cfg.shred.max_open_partitions, MAX_OPEN_FILES)
     )

@@ -25,6 +25,7 @@ from upath import UPath
 
 from dpsim import buffers, schema
 from dpsim.lake import Lake, PartitionKey
+from dpsim.lake.store import make_dirs
 
 MAX_OPEN_FILES = 256  # partition files kept open for appending (each holds a descriptor)
 WRITE_BUFFER = 128 << 10  # bytes buffered per open partition file (at most MAX_OPEN_FILES of them)
@@ -243,7 +244,7 @@ class RejectSink:
         if not self._pending:
             return
         if self._writer is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            make_dirs(self.path.parent)
             self._writer = pq.ParquetWriter(self.path, schema.REJECTS, compression="zstd")
         self._writer.write_table(pa.concat_tables(self._pending))
         self._pending, self._bytes = [], 0
