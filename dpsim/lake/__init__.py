@@ -10,7 +10,7 @@ from dpsim.lake.layout import (
     PartitionKey,
     source_id,
 )
-from dpsim.lake.store import OBJECT_STORES
+from dpsim.lake.store import OBJECT_STORES, make_dirs
 from dpsim.lake.table_files import TableFiles
 
 __all__ = [
@@ -22,5 +22,6 @@ __all__ = [
     "TableFiles",
     "Lake",
     "PartitionKey",
+    "make_dirs",
     "source_id",
 ]

@@ -26,8 +26,7 @@ from upath import UPath
 from dpsim import pools, schema
 from dpsim.config import Config
 from dpsim.errors import InputError
-from dpsim.lake import Lake, PartitionKey, publish
-from dpsim.lake.store import make_dirs
+from dpsim.lake import Lake, PartitionKey, make_dirs, publish
 from dpsim.progress import Progress, SilentProgress
 from dpsim.shred.plan import Plan, make_plan
 from dpsim.shred.read import (

@@ -24,8 +24,7 @@ import pyarrow.parquet as pq
 from upath import UPath
 
 from dpsim import buffers, schema
-from dpsim.lake import Lake, PartitionKey
-from dpsim.lake.store import make_dirs
+from dpsim.lake import Lake, PartitionKey, make_dirs
 
 MAX_OPEN_FILES = 256  # partition files kept open for appending (each holds a descriptor)
 WRITE_BUFFER = 128 << 10  # bytes buffered per open partition file (at most MAX_OPEN_FILES of them)
