@@ -48,9 +48,8 @@ def run(tree: Path, lake: str, config: str, workers: int) -> dict[str, float]:
         "jobs_s": jobs / wall,
         "cpu_s": user + system,
         "wall_s": wall,
-        "jobs_phase_s": float(
-            body.get("seconds") or "nan"
-        ),  # the run's jobs alone: from the first submit to the last result
+        # the run's jobs alone: from the first submit to the last result
+        "jobs_phase_s": float(body.get("seconds") or "nan"),
         "load": os.getloadavg()[0],
     }
 
