@@ -1,6 +1,6 @@
-"""The shred's trading date by minute lookup (tradingtime.trading_day_numbers) against a per-instant
-conversion with zoneinfo, around DST changes, the day roll, zones offset by 30 and 45 minutes, and for batches
-too wide for the lookup."""
+"""The shred's trading date by minute lookup (tradingtime.trading_day_numbers) against the reference
+implementation's per-instant one (tests/reference/domain_v2.py), around DST changes, the day roll, zones
+offset by 30 and 45 minutes, and for batches too wide for the lookup."""
 
 from __future__ import annotations
 
@@ -12,20 +12,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dpsim.tradingtime import MINUTE_TABLE_MAX, trading_day_numbers
+from tests.reference.domain_v2 import Params, local_trading_date
 
 NS = 1_000_000_000
 EPOCH = date(1970, 1, 1)
 
 
 def expected_days(ts_ns: np.ndarray, timezone: str, day_roll: time) -> np.ndarray:
-    """Each instant on its own: the local date, the next one at or after the day roll (methodology §1)."""
-    zone = ZoneInfo(timezone)
-    out = []
-    for ts in ts_ns.tolist():
-        local = datetime.fromtimestamp(ts // NS, UTC).astimezone(zone)
-        day = local.date() + timedelta(days=1) if local.time() >= day_roll else local.date()
-        out.append((day - EPOCH).days)
-    return np.array(out, dtype=np.int64)
+    """Each instant on its own, by the reference implementation's trading date (docs/methodology.md §1)."""
+    params = Params(timezone=timezone, day_roll=day_roll)
+    return np.array([(local_trading_date(ts, params) - EPOCH).days for ts in ts_ns.tolist()], dtype=np.int64)
 
 
 def ns(year: int, month: int, day: int, hour: int, minute: int, timezone: str) -> int:
