@@ -191,7 +191,7 @@ def bh_qvalues(p_values: Sequence[float | None]) -> list[float | None]:
     return out
 
 
-_BOOTSTRAP_CELLS = 4_000_000  # indices per chunk of resamples: 32 MB of int64
+_BOOTSTRAP_CELLS = 1_000_000  # draws per chunk of resamples: 8 MB of int64 indices and as many counts
 
 
 @dataclass(frozen=True)
@@ -243,15 +243,34 @@ def cluster_bootstrap_cis(
         for start in range(0, n_resamples, chunk):
             rows = min(chunk, n_resamples - start)
             idx = rng.integers(0, n, size=(rows, n))  # the same stream as `rows` draws of size n in turn
+            # how often each draw takes each cluster: a draw's sums are then one matrix-vector product
+            offsets = (np.arange(rows, dtype=np.int64) * n)[:, None]
+            counts = np.bincount((idx + offsets).ravel(), minlength=rows * n).reshape(rows, n)
+            counts = counts.astype(np.float64)
             totals: dict[int, np.ndarray] = {}
             for k, (w, wd) in enumerate(pairs):
                 if same_weights[k] not in totals:
-                    totals[same_weights[k]] = w[idx].sum(axis=1)
+                    totals[same_weights[k]] = _draw_sums(counts, w)
                 total = totals[same_weights[k]]
                 with np.errstate(invalid="ignore", divide="ignore"):
-                    means[k, start : start + rows] = np.where(total > 0, wd[idx].sum(axis=1) / total, np.nan)
+                    means[k, start : start + rows] = np.where(
+                        total > 0, _draw_sums(counts, wd) / total, np.nan
+                    )
         tail = (1.0 - confidence) / 2.0 * 100.0
         for k, i in enumerate(members):
             low, high = np.nanpercentile(means[k], [tail, 100.0 - tail])
             out[i] = BootstrapCI(float(low), float(high), n)
     return out
+
+
+def _draw_sums(counts: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Σ of `values` over each draw (a row of `counts`: how often it took each cluster), as a sum over the
+    draw's picks gives it: a NaN or infinite value counts only in the draws that took it (0 × inf is NaN)."""
+    finite = np.isfinite(values)
+    if finite.all():
+        return counts @ values
+    sums = counts[:, finite] @ values[finite]
+    for j in np.flatnonzero(~finite):
+        taken = counts[:, j] > 0
+        sums[taken] += values[j]  # once is enough: NaN and ±inf absorb repeats
+    return sums

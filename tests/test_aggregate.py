@@ -375,6 +375,25 @@ def test_bootstrap_is_reproducible_from_its_seed() -> None:
     assert stats.cluster_bootstrap_ci(np.array([]), np.array([]), 500, seed=7).low is None
 
 
+def test_bootstrap_equals_resampling_draw_by_draw() -> None:
+    """The draws' sums come from counts of each cluster per draw (a matrix product); they must equal summing
+    each draw's picks in turn, over chunks of draws (3,000 clusters: 333 draws a chunk) and with a NaN or an
+    infinite cluster counting only in the draws that take it."""
+    rng = np.random.default_rng(11)
+    for n, bad in ((3_000, None), (40, np.nan), (40, np.inf)):
+        w, wd = rng.uniform(1, 5, n), rng.normal(0, 3, n)
+        if bad is not None:
+            wd[5] = bad
+        draws = np.random.default_rng(7)
+        means = []
+        for _ in range(500):
+            idx = draws.integers(0, n, size=n)
+            means.append(wd[idx].sum() / w[idx].sum())
+        ci = stats.cluster_bootstrap_ci(w, wd, 500, seed=7)
+        low, high = np.nanpercentile(means, [2.5, 97.5])
+        assert (ci.low, ci.high) == pytest.approx((low, high), rel=1e-12, nan_ok=True)
+
+
 def test_scenarios_with_as_many_clusters_share_the_draws_and_get_their_own_intervals() -> None:
     """The headline bootstraps every scenario at once: the draws depend on the seed and the cluster count
     only, so each scenario's interval is exactly the one it gets alone (9,000 clusters: two chunks of draws;
