@@ -84,11 +84,15 @@ def t_ppf(q: float, df: np.ndarray) -> np.ndarray:
         above = p > target  # t too small: the root lies above
         la = np.where(above, ta, la)
         ha = np.where(above, ha, ta)
-        new = ta + (p - target) / (2.0 * _t_pdf(ta, na))  # d/dt P(|T| >= t) = −2 f(t)
+        step = (p - target) / (2.0 * _t_pdf(ta, na))  # d/dt P(|T| >= t) = −2 f(t)
+        # a Newton step this small is the answer, even when rounding puts it on the bracket's edge (bisecting
+        # from there would walk the whole bracket down again)
+        converged = np.abs(step) <= 4.0 * _EPS * ta
+        new = ta + step
         inside = (new > la) & (new < ha)
-        new = np.where(inside, new, 0.5 * (la + ha))
+        new = np.where(inside | converged, new, 0.5 * (la + ha))
         t[active], lo[active], hi[active] = new, la, ha
-        done = (np.abs(new - ta) <= 4.0 * _EPS * new) | (ha - la <= 4.0 * _EPS * ha)
+        done = converged | (np.abs(new - ta) <= 4.0 * _EPS * new) | (ha - la <= 4.0 * _EPS * ha)
         active = active[~done]
         if active.size == 0:
             break
