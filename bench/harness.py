@@ -35,6 +35,8 @@ PY = (
 )
 DPSIM = [PY, "-m", "dpsim"]
 TIME = "/usr/bin/time"
+# What a measured command printed last, kept for its own JSON report (the kernel's is ~6 KB: 3 partitions × 8 scenarios).
+STDOUT_TAIL = 65_536
 
 
 def rel(p: str | Path) -> str:
@@ -182,7 +184,7 @@ def run_once(
         cpu_pct=t.get("cpu", 0.0),
         rc=rc,
         load_1m=round(load, 2),
-        stdout_tail=out.decode(errors="replace")[-4000:],
+        stdout_tail=out.decode(errors="replace")[-STDOUT_TAIL:],
     )
 
 

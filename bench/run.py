@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from bench import harness as H
 from bench import render
@@ -96,33 +97,40 @@ def main(argv: list[str] | None = None) -> int:
         H.say(
             f"note: the machine is busy (1-minute load {load_start:.1f} on {os.cpu_count()} cores); figures will be slow and noisy"
         )
-    t0 = time.perf_counter()
-    section_seconds = _run_sections(bench, sections)
-    results = {
-        "schema": 1,
-        "started": started.isoformat(timespec="seconds"),
-        "mode": mode,
-        "reps": reps,
-        "warmup": 1,
-        "sections": sections,
-        "section_seconds": section_seconds,
-        "total_seconds": round(time.perf_counter() - t0, 1),
-        "machine": H.machine(),
-        "load_1m_start_end": [load_start, round(os.getloadavg()[0], 2)],
-        "shred_memory_budget_mb": bench.budget_mb,
-        "threads": THREADS,
-        "argv": ["python -m bench.run", *(argv if argv is not None else sys.argv[1:])],
-        "settings": bench.cfg,
-        "rows": bench.rows,
-    }
-    results["targets"] = render.targets(results)
     out = a.out or H.BENCH / "results" / (
         started.strftime("%Y-%m-%d")
         + ("" if mode == "full" and not a.only else f"-{mode}" + ("-partial" if a.only else ""))
         + ".json"
     )
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=1, default=str) + "\n")
+    t0 = time.perf_counter()
+
+    def save(section_seconds: dict[str, float], complete: bool) -> dict[str, Any]:
+        """The results so far, written after every section: a long run cut short keeps what it measured."""
+        results = {
+            "schema": 1,
+            "started": started.isoformat(timespec="seconds"),
+            "mode": mode,
+            "reps": reps,
+            "warmup": 1,
+            "sections": sections,
+            "complete": complete,
+            "section_seconds": section_seconds,
+            "total_seconds": round(time.perf_counter() - t0, 1),
+            "machine": H.machine(),
+            "load_1m_start_end": [load_start, round(os.getloadavg()[0], 2)],
+            "shred_memory_budget_mb": bench.budget_mb,
+            "threads": THREADS,
+            "argv": ["python -m bench.run", *(argv if argv is not None else sys.argv[1:])],
+            "settings": bench.cfg,
+            "rows": bench.rows,
+        }
+        results["targets"] = render.targets(results)
+        out.write_text(json.dumps(results, indent=1, default=str) + "\n")
+        return results
+
+    section_seconds = _run_sections(bench, sections, lambda done: save(done, complete=False))
+    results = save(section_seconds, complete=True)
     print(render.text_report(results))
     print(f"\nresults: {H.rel(out)}  ({results['total_seconds']} s)")
     if (mode == "full" or a.render) and not a.no_render:
@@ -173,8 +181,11 @@ def _apply_settings(p: argparse.ArgumentParser, bench: Session, settings: list[s
             p.error(f"--set {kv}: {key!r} cannot be set from the command line")
 
 
-def _run_sections(bench: Session, sections: list[str]) -> dict[str, float]:
-    """Run the chosen sections in their fixed order; a section that raises is one failed row. Returns seconds per section."""
+def _run_sections(
+    bench: Session, sections: list[str], after: Callable[[dict[str, float]], object]
+) -> dict[str, float]:
+    """Run the chosen sections in their fixed order; a section that raises is one failed row; `after(seconds so
+    far)` once each section is done. Returns seconds per section."""
     section_seconds: dict[str, float] = {}
     for s in SECTIONS:  # fixed order: later sections reuse earlier figures
         if s not in sections:
@@ -201,6 +212,7 @@ def _run_sections(bench: Session, sections: list[str]) -> dict[str, float]:
                 }
             )
         section_seconds[s] = round(time.perf_counter() - ts, 1)
+        after(section_seconds)
     return section_seconds
 
 
