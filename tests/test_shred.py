@@ -30,6 +30,7 @@ from hypothesis import strategies as st
 from upath import UPath
 
 import dpsim.shred as shred_module
+import dpsim.shred.parse as shred_parse
 import dpsim.shred.read as shred_read
 import dpsim.shred.stream as shred_stream
 import dpsim.shred.write as shred_write
@@ -451,6 +452,33 @@ def test_value_rejects_without_parse_errors(tmp_path: Path) -> None:
     assert rejects(tmp_path / "lake", "orders", path).select("line", "reason").rows() == [
         (ln, reason) for ln, _, reason in bad
     ]
+
+
+def test_a_chunk_over_many_parser_blocks_keeps_every_line_number(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CSV reader parses a chunk in blocks of PARSE_BLOCK_BYTES (here 1 KB: ~6 lines each, 200 lines in
+    one chunk): a wrong field count in a late block and a value check still name their physical lines."""
+    monkeypatch.setattr(shred_parse, "PARSE_BLOCK_BYTES", 1024)
+    bad = {5: ",99", 77: ",99", 150: "", 201: ",99"}  # line -> what makes it wrong (appended; "" = value)
+    lines = []
+    for n in range(2, 202):
+        if n == 150:
+            lines.append(order(order_id=n, sequence=n, quantity=-5))
+        else:
+            lines.append(order(order_id=n, sequence=n) + bad.get(n, ""))
+    path = write(tmp_path / "orders.csv", ORDERS_HEADER, lines)
+    (r,) = run(tmp_path / "lake", shred_cfg(block_size_mb=8.0), orders=path)
+    assert (r.rows_read, r.rows_written, r.rows_rejected) == (200, 196, 4)
+    rej = rejects(tmp_path / "lake", "orders", path).select("line", "reason").rows()
+    assert rej == [
+        (5, "wrong field count: 30 fields, expected 29"),
+        (77, "wrong field count: 30 fields, expected 29"),
+        (150, "negative value in column 'quantity': -5"),
+        (201, "wrong field count: 30 fields, expected 29"),
+    ]
+    good = read_part(tmp_path / "lake", "orders", 110621, "2024-09-05")
+    assert sorted(good["order_id"]) == [n for n in range(2, 202) if n not in bad]
 
 
 def test_trades_and_nbbo_rejects(tmp_path: Path) -> None:

@@ -42,6 +42,10 @@ from dpsim.tradingtime import trading_day_numbers
 
 # Cell texts read as null (anything else that is not a number in an int64 column is a reject).
 NULL_VALUES = ["", "NULL", "null", "NA", "N/A"]
+# The CSV reader's block: one converts in a core's L2 cache. A chunk parsed as one 8 MB block converted its
+# int64 columns 3.4x slower on a 512 KB-L2 machine (measured: BENCHMARKS.md, "Ninth stop"); the blocks'
+# columns are then combined, since contiguous columns make the later gather several times faster.
+PARSE_BLOCK_BYTES = 512 << 10
 
 
 @dataclass
@@ -121,8 +125,9 @@ def _read_csv(data: bytes, plan: Plan, typed: bool) -> tuple[pa.Table, list[tupl
     types = plan.typed if typed else {c: pa.string() for c in plan.present}
     table = pacsv.read_csv(
         pa.py_buffer(data),
-        # One parser block per chunk: contiguous columns make the later gather several times faster.
-        read_options=pacsv.ReadOptions(column_names=plan.names, use_threads=False, block_size=len(data) + 1),
+        read_options=pacsv.ReadOptions(
+            column_names=plan.names, use_threads=False, block_size=PARSE_BLOCK_BYTES
+        ),
         parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid, ignore_empty_lines=False),
         convert_options=pacsv.ConvertOptions(
             column_types=types,
@@ -130,7 +135,7 @@ def _read_csv(data: bytes, plan: Plan, typed: bool) -> tuple[pa.Table, list[tupl
             null_values=NULL_VALUES,
             strings_can_be_null=True,
         ),
-    )
+    ).combine_chunks()
     return table, invalid
 
 
