@@ -9,6 +9,9 @@ the figures): `python -m bench.tasks NAME [ARGS]`, one JSON object (or number) o
     sql-breakdown LAKE QUERY                           where `dpsim sql` spends its time, step by step (JSON)
     catalog-refresh LAKE                               seconds of refresh_catalog alone (the views), and of the
                                                        compaction's look at the job outputs with nothing to do
+    parse-blocks ORDERS_CSV [CHUNKS]                   CPU seconds of the shred's parse of the file's first
+                                                       CHUNKS (30) 8 MB chunks by parser block size (the lower of
+                                                       two rounds), and Polars'
 """
 
 from __future__ import annotations
@@ -151,6 +154,45 @@ def catalog_refresh(lake: str) -> str:
     )  # fmt: skip
 
 
+def parse_blocks(path: str, chunks: str = "30") -> str:
+    """The shred's own parse (`dpsim.shred.parse._read_csv`, one thread) of the file's first chunks, cut at
+    newlines as the shred cuts them, by the CSV reader's block size: how the block fits a core's cache
+    decides the int64 conversion's speed. Polars' `read_csv` on the same chunks, one thread, for scale."""
+    import os
+    import resource
+
+    os.environ["POLARS_MAX_THREADS"] = "1"  # before polars is imported
+    import polars as pl
+
+    import dpsim.shred.parse as parse
+    from dpsim import schema
+    from dpsim.config import Config
+    from dpsim.shred.plan import make_plan
+
+    def cpu() -> float:
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+
+    with open(path, "rb") as fh:
+        header = fh.readline()
+        blocks = [fh.read(8 << 20) + fh.readline() for _ in range(int(chunks))]
+    plan = make_plan(schema.ORDERS, path, header.decode(), Config())
+    sizes = [8 << 20, 4 << 20, 2 << 20, 1 << 20, 512 << 10, 256 << 10]
+    out: dict[str, float] = {}
+    for size in [*sizes, *reversed(sizes)]:  # two rounds, the second backwards: the lower is kept
+        parse.PARSE_BLOCK_BYTES = size
+        t0 = cpu()
+        for data in blocks:
+            parse._read_csv(data, plan, typed=True)
+        key = f"{size >> 10} KB"
+        out[key] = round(min(out.get(key, float("inf")), cpu() - t0), 2)
+    t0 = cpu()
+    for data in blocks:
+        pl.read_csv(header + data)
+    out["polars"] = round(cpu() - t0, 2)
+    return json.dumps({"chunks": len(blocks), "cpu_s": out})
+
+
 TASKS: dict[str, Callable[..., str]] = {
     "synth": synth,
     "versions": versions,
@@ -159,6 +201,7 @@ TASKS: dict[str, Callable[..., str]] = {
     "first-partition": first_partition,
     "sql-breakdown": sql_breakdown,
     "catalog-refresh": catalog_refresh,
+    "parse-blocks": parse_blocks,
 }
 
 
