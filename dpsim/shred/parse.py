@@ -42,9 +42,9 @@ from dpsim.tradingtime import trading_day_numbers
 
 # Cell texts read as null (anything else that is not a number in an int64 column is a reject).
 NULL_VALUES = ["", "NULL", "null", "NA", "N/A"]
-# The CSV reader's block: one converts in a core's L2 cache. A chunk parsed as one 8 MB block converted its
-# int64 columns 3.4x slower on a 512 KB-L2 machine (measured: BENCHMARKS.md, "Ninth stop"); the blocks'
-# columns are then combined, since contiguous columns make the later gather several times faster.
+# The CSV reader's block, about a core's L2 cache: a chunk parsed as one 8 MB block cost 2-3.5x the CPU on a
+# machine with 512 KB of L2, most of it in the int64 conversion (BENCHMARKS.md, "Ninth stop"). The blocks'
+# columns are then combined: contiguous columns make the later gather several times faster.
 PARSE_BLOCK_BYTES = 512 << 10
 
 
