@@ -103,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         + ".json"
     )
     out.parent.mkdir(parents=True, exist_ok=True)
+    host = H.machine()  # once: it starts a process for the library versions
     t0 = time.perf_counter()
 
     def save(section_seconds: dict[str, float], complete: bool) -> dict[str, Any]:
@@ -117,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
             "complete": complete,
             "section_seconds": section_seconds,
             "total_seconds": round(time.perf_counter() - t0, 1),
-            "machine": H.machine(),
+            "machine": host,
             "load_1m_start_end": [load_start, round(os.getloadavg()[0], 2)],
             "shred_memory_budget_mb": bench.budget_mb,
             "threads": THREADS,

@@ -10,8 +10,8 @@ the figures): `python -m bench.tasks NAME [ARGS]`, one JSON object (or number) o
     catalog-refresh LAKE                               seconds of refresh_catalog alone (the views), and of the
                                                        compaction's look at the job outputs with nothing to do
     parse-blocks ORDERS_CSV [CHUNKS]                   CPU seconds of the shred's parse of the file's first
-                                                       CHUNKS (30) 8 MB chunks by parser block size (the lower of
-                                                       two rounds), and Polars'
+                                                       CHUNKS (30) chunks of shred.block_size_mb by parser block
+                                                       size (the lower of two rounds), and Polars'
 """
 
 from __future__ import annotations
@@ -155,11 +155,13 @@ def catalog_refresh(lake: str) -> str:
 
 
 def parse_blocks(path: str, chunks: str = "30") -> str:
-    """The shred's own parse (`dpsim.shred.parse._read_csv`, one thread) of the file's first chunks, cut at
-    newlines as the shred cuts them, by the CSV reader's block size: how the block fits a core's cache
-    decides the int64 conversion's speed. Polars' `read_csv` on the same chunks, one thread, for scale."""
+    """The shred's own read and parse (`dpsim.shred.read`, then `dpsim.shred.parse._read_csv`, one thread) of
+    the file's first chunks of `shred.block_size_mb`, by the CSV reader's block size: how the block fits a
+    core's cache decides the int64 conversion's speed. Polars' `read_csv` on the same chunks, one thread,
+    for scale."""
     import os
     import resource
+    from itertools import chain, islice
 
     os.environ["POLARS_MAX_THREADS"] = "1"  # before polars is imported
     import polars as pl
@@ -168,15 +170,21 @@ def parse_blocks(path: str, chunks: str = "30") -> str:
     from dpsim import schema
     from dpsim.config import Config
     from dpsim.shred.plan import make_plan
+    from dpsim.shred.read import StoredFile, decoded_blocks, line_chunks, split_header
 
     def cpu() -> float:
         r = resource.getrusage(resource.RUSAGE_SELF)
         return r.ru_utime + r.ru_stime
 
-    with open(path, "rb") as fh:
-        header = fh.readline()
-        blocks = [fh.read(8 << 20) + fh.readline() for _ in range(int(chunks))]
-    plan = make_plan(schema.ORDERS, path, header.decode(), Config())
+    block = int(Config().shred.block_size_mb * (1 << 20))
+    stored = StoredFile(path)
+    try:
+        raw = decoded_blocks(stored, path, block)
+        header, rest = split_header(raw, path)
+        blocks = list(islice(line_chunks(chain([rest], raw), block), int(chunks)))
+    finally:
+        stored.close()
+    plan = make_plan(schema.ORDERS, path, header or "", Config())
     sizes = [8 << 20, 4 << 20, 2 << 20, 1 << 20, 512 << 10, 256 << 10]
     out: dict[str, float] = {}
     for size in [*sizes, *reversed(sizes)]:  # two rounds, the second backwards: the lower is kept
@@ -186,9 +194,10 @@ def parse_blocks(path: str, chunks: str = "30") -> str:
             parse._read_csv(data, plan, typed=True)
         key = f"{size >> 10} KB"
         out[key] = round(min(out.get(key, float("inf")), cpu() - t0), 2)
+    head = f"{header}\n".encode()
     t0 = cpu()
     for data in blocks:
-        pl.read_csv(header + data)
+        pl.read_csv(head + data)
     out["polars"] = round(cpu() - t0, 2)
     return json.dumps({"chunks": len(blocks), "cpu_s": out})
 

@@ -460,13 +460,12 @@ def test_a_chunk_over_many_parser_blocks_keeps_every_line_number(
     """The CSV reader parses a chunk in blocks of PARSE_BLOCK_BYTES (here 1 KB: ~6 lines each, 200 lines in
     one chunk): a wrong field count in a late block and a value check still name their physical lines."""
     monkeypatch.setattr(shred_parse, "PARSE_BLOCK_BYTES", 1024)
-    bad = {5: ",99", 77: ",99", 150: "", 201: ",99"}  # line -> what makes it wrong (appended; "" = value)
-    lines = []
-    for n in range(2, 202):
-        if n == 150:
-            lines.append(order(order_id=n, sequence=n, quantity=-5))
-        else:
-            lines.append(order(order_id=n, sequence=n) + bad.get(n, ""))
+    wrong_count, negative = {5, 77, 201}, 150  # lines with a 30th field; the line with a negative quantity
+    lines = [
+        order(order_id=n, sequence=n, **({"quantity": -5} if n == negative else {}))
+        + (",99" if n in wrong_count else "")
+        for n in range(2, 202)
+    ]
     path = write(tmp_path / "orders.csv", ORDERS_HEADER, lines)
     (r,) = run(tmp_path / "lake", shred_cfg(block_size_mb=8.0), orders=path)
     assert (r.rows_read, r.rows_written, r.rows_rejected) == (200, 196, 4)
@@ -478,7 +477,7 @@ def test_a_chunk_over_many_parser_blocks_keeps_every_line_number(
         (201, "wrong field count: 30 fields, expected 29"),
     ]
     good = read_part(tmp_path / "lake", "orders", 110621, "2024-09-05")
-    assert sorted(good["order_id"]) == [n for n in range(2, 202) if n not in bad]
+    assert sorted(good["order_id"]) == [n for n in range(2, 202) if n not in {*wrong_count, negative}]
 
 
 def test_trades_and_nbbo_rejects(tmp_path: Path) -> None:
