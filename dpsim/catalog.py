@@ -30,14 +30,17 @@ import sys
 import tempfile
 from collections.abc import Collection
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
-from upath import UPath
 
 from dpsim.config import Aggregate, Config
 from dpsim.errors import LakeError, first_line, os_error_text
 from dpsim.lake import RAW_TABLES, REFERENCE_KINDS, RESULT_TABLES, SCENARIO_TABLES, Lake, locks, publish
 from dpsim.lake.layout import slug
+
+if TYPE_CHECKING:
+    from upath import UPath
 
 log = logging.getLogger(__name__)
 
@@ -216,7 +219,7 @@ def spill_dir(lake: Lake, settings: Aggregate) -> Path:
     temp folder when the lake cannot be written (DuckDB creates the folder itself, its parent is made here)."""
     if settings.temp_directory:
         temp = Path(settings.temp_directory).resolve()
-    elif lake.is_local and os.access(lake.root.path, os.W_OK):
+    elif lake.is_local and os.access(str(lake.root), os.W_OK):
         temp = lake.own_dir("duckdb")
     else:
         temp = Path(tempfile.gettempdir()) / "dpsim" / slug(lake.root) / locks.owner_tag() / "duckdb"

@@ -118,4 +118,4 @@ def _inject_fault(lake: Lake, key: PartitionKey, spec: str) -> None:
         elif action == "vanish":
             marker.parent.mkdir(parents=True, exist_ok=True)
             for f in lake.partition_files("orders", key):
-                os.replace(f.path, marker.with_name(f"vanished-{f.name}"))
+                os.replace(str(f), marker.with_name(f"vanished-{f.name}"))

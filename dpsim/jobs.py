@@ -22,9 +22,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
-from upath import UPath
 
 from dpsim import __version__
 from dpsim.compaction import compact
@@ -45,6 +45,9 @@ from dpsim.planning import (
 )
 from dpsim.pools import Lost, Supervisor, open_executor
 from dpsim.progress import Progress, SilentProgress
+
+if TYPE_CHECKING:
+    from upath import UPath
 
 __all__ = [  # planning's functions are part of this module's interface (the CLI and tests use them here)
     "JobRecord",

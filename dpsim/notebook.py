@@ -16,7 +16,6 @@ import polars as pl
 
 from dpsim.errors import LakeError
 from dpsim.lake import RESULT_TABLES, SCENARIO_TABLES, Lake
-from dpsim.query import run_sql
 
 _HIVE = {"security_code": pl.Int64, "date": pl.Date}
 
@@ -77,6 +76,8 @@ class OpenLake:
 
     def sql(self, query: str) -> pl.DataFrame:
         """Any SQL on the lake's DuckDB catalog (the views of `dpsim sql`)."""
+        from dpsim.query import run_sql  # DuckDB imported on use: the frames above are Polars' alone
+
         return pl.from_arrow(run_sql(self.lake, query))  # type: ignore[return-value]
 
     # ---- internals -------------------------------------------------------------------------------

@@ -13,11 +13,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
-from upath import UPath
 
 from dpsim import buffers, schema
 from dpsim.config import Config, Scenario
@@ -31,6 +31,9 @@ from dpsim.steps.pipeline import build
 from dpsim.steps.replay import replay_base, rested, run_replay, run_replays, sweep_fills
 from dpsim.steps.replay import replay_books as build_books
 from dpsim.steps.session import Session, check_dealsources, classified_trades, session_bounds
+
+if TYPE_CHECKING:
+    from upath import UPath
 
 log = logging.getLogger(__name__)
 

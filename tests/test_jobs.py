@@ -234,7 +234,7 @@ def test_an_input_gone_before_its_job_reads_it_fails_the_job_and_the_rerun_redoe
     ]
     assert pl.read_parquet(str(lk.result_path("sweeps", key))).equals(good)  # the good results stay
     # the identical file comes back (same name, size and mtime): the partition is not skipped
-    os.replace(lk.local_dir("faults") / f"vanished-{orders.name}", orders.path)
+    os.replace(lk.local_dir("faults") / f"vanished-{orders.name}", str(orders))
     assert orders.stat().st_mtime_ns == stat.st_mtime_ns
     again = {r.partition: r.status for r in jobs.run_jobs(cfg, lk, parts).records}
     assert again == {str(parts[0]): "skipped", str(key): "ok", str(parts[2]): "skipped"}

@@ -15,15 +15,17 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from upath import UPath
 
 from dpsim.errors import DpsimError, LakeError
 from dpsim.lake import SCENARIO_TABLES, Lake, PartitionKey
 from dpsim.schema import DATE_COL, PARTITION_TYPES, SCENARIO, SECURITY_CODE
+
+if TYPE_CHECKING:
+    from upath import UPath
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,6 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from upath import UPath
-
 from dpsim.lake import layout
 from dpsim.lake.layout import RESULT_TABLES, PartitionKey
 from dpsim.lake.store import open_store
@@ -19,6 +17,7 @@ from dpsim.lake.table_files import TableFiles
 
 if TYPE_CHECKING:
     import pyarrow as pa
+    from upath import UPath
 
 
 # (root, scenario) markers this process has written or seen: a job writes each scenario's marker once.

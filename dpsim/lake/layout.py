@@ -32,8 +32,11 @@ import re
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from upath import UPath
+if TYPE_CHECKING:
+    from upath import UPath
+
 
 RAW_TABLES = ("orders", "trades", "nbbo")
 # Small reference files: copied to the lake as-is (types inferred), never required by the pipeline.

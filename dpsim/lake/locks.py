@@ -34,12 +34,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
-from upath import UPath
 
 from dpsim.errors import LakeError, file_in_the_way
+
+if TYPE_CHECKING:
+    from upath import UPath
 
 log = logging.getLogger(__name__)
 

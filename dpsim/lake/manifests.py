@@ -18,13 +18,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
-
-from upath import UPath
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from dpsim.errors import LakeError
 from dpsim.lake.lake import Lake
 from dpsim.lake.layout import PartitionKey, run_path
+
+if TYPE_CHECKING:
+    from upath import UPath
 
 Record = TypeVar("Record")
 log = logging.getLogger(__name__)

@@ -13,12 +13,14 @@ redone whole by the next writer.
 from __future__ import annotations
 
 import logging
-
-from upath import UPath
+from typing import TYPE_CHECKING
 
 from dpsim.lake import layout
 from dpsim.lake.lake import Lake
 from dpsim.lake.layout import SCENARIO_TABLES, PartitionKey
+
+if TYPE_CHECKING:
+    from upath import UPath
 
 log = logging.getLogger(__name__)
 

@@ -32,15 +32,16 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-from upath import UPath
+from typing import TYPE_CHECKING, Any
 
 from dpsim.lake import manifests
 from dpsim.lake.lake import Lake
 from dpsim.lake.layout import PartitionKey, source_id
 from dpsim.lake.locks import LakeLocked
 from dpsim.lake.store import make_dirs
+
+if TYPE_CHECKING:
+    from upath import UPath
 
 log = logging.getLogger(__name__)
 

@@ -23,10 +23,8 @@ from contextlib import AbstractContextManager, contextmanager
 from datetime import date
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlparse
-
-from upath import UPath
 
 from dpsim.errors import LakeError, os_error_text
 from dpsim.lake import locks
@@ -42,6 +40,7 @@ from dpsim.lake.layout import (
 
 if TYPE_CHECKING:
     import pyarrow as pa
+    from upath import UPath
 
 # URL scheme -> its fsspec package. S3 is tested (against moto); the others go through the same calls.
 OBJECT_STORES = {"s3": "s3fs", "s3a": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "az": "adlfs", "abfs": "adlfs"}
@@ -366,6 +365,8 @@ class ObjectStore(Store):
 
     def put_many(self, moves: Mapping[UPath, Path | UPath]) -> None:
         """Concurrent uploads; an object already in the store (staged by a cluster worker) is copied."""
+        from upath import UPath  # imported already: this store's paths are UPaths
+
         objects = {p: s for p, s in moves.items() if isinstance(s, UPath) and s.protocol}
         files = {p: Path(str(s)) for p, s in moves.items() if p not in objects}
         fs = self.root.fs
@@ -443,21 +444,29 @@ class ObjectStore(Store):
         return len(doomed)
 
 
+def local_root(text: str) -> UPath:
+    """A local lake's root, absolute (workers may start elsewhere), as a `pathlib.Path`: dpsim calls only
+    pathlib's API on a local lake's paths, which upath's local paths are too, so a command on a local lake
+    does not import upath and fsspec (0.1-0.15 s of every command on a slow machine). Typed as the lake's
+    path type, which object-store roots need."""
+    return cast("UPath", Path(os.path.abspath(text)))
+
+
 def open_store(root: str | Path | UPath) -> Store:
     """The store of a lake root: a local or shared-filesystem path, a `file://` URL, or an object-store URL."""
     text = str(root)
     if text.startswith("file://"):
-        return LocalStore(UPath(os.path.abspath(urlparse(text).path)))
+        return LocalStore(local_root(urlparse(text).path))
     scheme = urlparse(text).scheme
     if len(scheme) <= 1:  # none, or one letter: a Windows drive, not a scheme
-        return LocalStore(
-            UPath(os.path.abspath(text))
-        )  # workers may start elsewhere: they get the absolute path
+        return LocalStore(local_root(text))
     if scheme not in OBJECT_STORES:
         raise LakeError(
             f"{text}: {scheme}:// lake roots are not supported; give a path, a file:// URL or one of "
             + ", ".join(f"{s}://" for s in OBJECT_STORES)
         )
+    from upath import UPath
+
     try:
         # No listings cache: workers in other processes add files that this process must see.
         path = UPath(text.rstrip("/"), use_listings_cache=False)
@@ -472,7 +481,7 @@ def open_store(root: str | Path | UPath) -> Store:
 
 def _os_path(path: UPath) -> Path:
     """A local lake path as what `os` and `shutil` take."""
-    return Path(path.path)
+    return Path(str(path))
 
 
 def _scandir(path: str) -> list[os.DirEntry[str]]:

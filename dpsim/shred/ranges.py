@@ -17,11 +17,11 @@ import shutil
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from upath import UPath
 
 from dpsim import pools, schema
 from dpsim.config import Config
@@ -44,6 +44,9 @@ from dpsim.shred.source import (
 )
 from dpsim.shred.stream import SourceRun, without_huge_pages
 from dpsim.shred.write import MAX_OPEN_FILES, PartWriter, RejectSink
+
+if TYPE_CHECKING:
+    from upath import UPath
 
 SPLIT_MIN_BYTES = 64 << 20  # with shred.workers > 1, a larger plain file is split into byte ranges
 

@@ -19,9 +19,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
-
-from upath import UPath
+from typing import TYPE_CHECKING, Any
 
 from dpsim import schema
 from dpsim.config import Config
@@ -31,6 +29,9 @@ from dpsim.progress import Progress
 from dpsim.shred.plan import Plan
 from dpsim.shred.stream import SourceRun
 from dpsim.shred.write import MAX_OPEN_FILES, PartWriter, RejectSink
+
+if TYPE_CHECKING:
+    from upath import UPath
 
 LOG = logging.getLogger(__name__)
 

@@ -16,15 +16,17 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from upath import UPath
 
 from dpsim import buffers, schema
 from dpsim.lake import Lake, PartitionKey, make_dirs
+
+if TYPE_CHECKING:
+    from upath import UPath
 
 MAX_OPEN_FILES = 256  # partition files kept open for appending (each holds a descriptor)
 WRITE_BUFFER = 128 << 10  # bytes buffered per open partition file (at most MAX_OPEN_FILES of them)
