@@ -78,7 +78,7 @@ def load_config_with_origins(
             via = f" (from {CONFIG_ENV})" if env.get(CONFIG_ENV) == str(path) else ""
             raise ConfigError([f"{p}{via}: file not found (pass an existing --config or omit it)"])
         try:
-            node = yaml.compose(p.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+            node = yaml.compose(p.read_text(encoding="utf-8"), Loader=_LOADER)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             at = f":{mark.line + 1}" if mark is not None else ""
@@ -180,9 +180,7 @@ def _to_python(node: yaml.Node, path: tuple[str, ...], lines: dict[tuple[str, ..
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}
         for k, v in node.value:
-            key = (
-                str(yaml.safe_load(yaml.serialize(k))) if not isinstance(k, yaml.ScalarNode) else str(k.value)
-            )
+            key = str(_value(k)) if not isinstance(k, yaml.ScalarNode) else str(k.value)
             lines[(*path, key)] = k.start_mark.line + 1
             out[key] = _to_python(v, (*path, key), lines)
             lines[(*path, key)] = k.start_mark.line + 1
@@ -191,7 +189,16 @@ def _to_python(node: yaml.Node, path: tuple[str, ...], lines: dict[tuple[str, ..
         return [_to_python(v, (*path, str(i)), lines) for i, v in enumerate(node.value)]
     if ":" in node.value and node.tag.endswith((":int", ":float")):
         return node.value  # YAML 1.1 reads 19:00 as a base-60 number; keep the text the user wrote
-    return yaml.safe_load(yaml.serialize(node))
+    return _value(node)
+
+
+# libyaml's parser when PyYAML has it (the pure-Python one takes most of a config's load); both give lines
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _value(node: yaml.Node) -> Any:
+    """A composed node's Python value, as yaml.safe_load reads it (the tag was resolved when composed)."""
+    return yaml.constructor.SafeConstructor().construct_object(node, deep=True)
 
 
 def _line_of(problem: str) -> tuple[int, str]:
