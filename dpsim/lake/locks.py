@@ -36,8 +36,6 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import psutil
-
 from dpsim.errors import LakeError, file_in_the_way
 
 if TYPE_CHECKING:
@@ -60,6 +58,8 @@ class Holder:
 
     @classmethod
     def me(cls) -> Holder:
+        import psutil  # on use: `dpsim sql` and `open_lake` take no lock
+
         try:
             started = psutil.Process().create_time()
         except psutil.Error:  # pragma: no cover - /proc unreadable
@@ -89,6 +89,8 @@ class Holder:
         """Whether the holder still runs (only answerable on its own host; elsewhere assume it does)."""
         if self.host != socket.gethostname():
             return True
+        import psutil
+
         try:
             proc = psutil.Process(self.pid)
             return not self.started or abs(proc.create_time() - self.started) < 1.0
@@ -105,6 +107,8 @@ def owner_tag() -> str:
 
 def owner_gone(tag: str) -> bool:
     """Whether `tag` (see `owner_tag`) names a process of this host that no longer runs."""
+    import psutil
+
     host, _, pid = tag.rpartition("-")
     return host == socket.gethostname() and pid.isdigit() and not psutil.pid_exists(int(pid))
 
