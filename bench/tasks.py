@@ -167,7 +167,6 @@ def parse_blocks(path: str, chunks: str = "30") -> str:
     the file's first chunks of `shred.block_size_mb`, by the CSV reader's block size: how the block fits a
     core's cache decides the int64 conversion's speed. Polars' `read_csv` on the same chunks, one thread,
     for scale."""
-    import os
     import resource
     from itertools import chain, islice
 

@@ -35,6 +35,8 @@ _STRING_SETTINGS = {"lake", "run.executor", "aggregate.temp_directory"}
 # the file's own that holds one of these (else from the file's folder), never from the working directory.
 PROJECT_MARKERS = ("pyproject.toml", ".git")
 _ENV_LINE = -1  # in the key -> line map: the key was set by an environment variable
+# libyaml's parser when PyYAML has it (the pure-Python one takes most of a config's load); both give lines
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 # ---- loading ------------------------------------------------------------------------------------
@@ -190,10 +192,6 @@ def _to_python(node: yaml.Node, path: tuple[str, ...], lines: dict[tuple[str, ..
     if ":" in node.value and node.tag.endswith((":int", ":float")):
         return node.value  # YAML 1.1 reads 19:00 as a base-60 number; keep the text the user wrote
     return _value(node)
-
-
-# libyaml's parser when PyYAML has it (the pure-Python one takes most of a config's load); both give lines
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _value(node: yaml.Node) -> Any:
