@@ -104,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     host = H.machine()  # once: it starts a process for the library versions
+    H.compile_sources(H.PY, H.REPO / "dpsim")
     t0 = time.perf_counter()
 
     def save(section_seconds: dict[str, float], complete: bool) -> dict[str, Any]:

@@ -29,6 +29,8 @@ def prototype(ses: Session) -> None:
             }
         )
         return
+    H.compile_sources(str(PROTO / "venv" / "bin" / "python"), SRC / "src")  # both trees as installed
+    H.compile_sources(H.PY, H.REPO / "dpsim")
     lake = H.rel(H.WORK / "lake-e2e")
     dpsim = " && ".join(
         shlex.join([*H.DPSIM, cmd, "--config", "conf/drr.yaml", "--lake", lake, "--force"])
