@@ -68,7 +68,8 @@ def test_all_problems_reported_at_once_with_file_line_and_key(tmp_path: Path) ->
         "scenarios:\n"  # 5
         "  a: {max_fill_fraction: 2}\n"  # 6
         "  b: {quantity: half}\n"  # 7
-        "time: {timezone: Mars/Base, day_roll: 25:00}\n",  # 8
+        "  c: {max_fill_fraction: 1.2345678901234567e-05}\n"  # 8: 12345678901234567 / 10^21
+        "time: {timezone: Mars/Base, day_roll: 25:00}\n",  # 9
     )
     with pytest.raises(ConfigError) as err:
         load_config(p)
@@ -77,8 +78,9 @@ def test_all_problems_reported_at_once_with_file_line_and_key(tmp_path: Path) ->
         f"{p}:4: run.wokers: unknown key (known keys: workers, executor, job_timeout_s, max_retries, single_job_in_process)",
         f"{p}:6: scenarios.a.max_fill_fraction: must be in (0, 1]",
         f"{p}:7: scenarios.b.quantity: 'half' is not one of residual, full",
-        f"{p}:8: time.day_roll: '25:00' is not a time of day HH:MM",
-        f"{p}:8: time.timezone: unknown time zone 'Mars/Base' (use an IANA name like Australia/Sydney)",
+        f"{p}:8: scenarios.c.max_fill_fraction: at most 18 decimal places: the replay floors a sweep's share exactly",
+        f"{p}:9: time.day_roll: '25:00' is not a time of day HH:MM",
+        f"{p}:9: time.timezone: unknown time zone 'Mars/Base' (use an IANA name like Australia/Sydney)",
     ]
 
 

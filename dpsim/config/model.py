@@ -7,6 +7,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from datetime import time
+from fractions import Fraction
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -217,6 +218,10 @@ class Scenario:
                 )
         if not 0 < self.max_fill_fraction <= 1:
             out.append(("max_fill_fraction", "must be in (0, 1]"))
+        elif max(Fraction(repr(float(self.max_fill_fraction))).as_integer_ratio()) > 2**63 - 1:
+            out.append(
+                ("max_fill_fraction", "at most 18 decimal places: the replay floors a sweep's share exactly")
+            )
         if not 0 <= self.impact_bps < 1e4:
             out.append(
                 ("impact_bps", "must be >= 0 (it always moves the price against the sweep) and < 10000")

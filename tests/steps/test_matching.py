@@ -241,6 +241,20 @@ def test_window_ends_inclusively_and_fraction_floors() -> None:
     assert [(j, i, q) for j, i, q, _ in matches] == [(0, 1, 10)]
 
 
+def test_a_fraction_too_fine_for_int64_still_floors_exactly() -> None:
+    # 0.3333333333333333 is 3333333333333333 / 10^16: 10^6 shares times that numerator overflow int64, so
+    # the kernel floors the sweep's resting share with Python's integers: floor(10^6 · 0.3333333333333333)
+    # = 333,333, which a buy of 400,000 then takes whole.
+    book = book_of(
+        [{"side": SELL, "quantity": 10**6, "is_sweep": True}, {"quantity": 400_000, "rests": False}]
+    )
+    params = MatchParams(max_fill_fraction=0.3333333333333333)
+    matches, rested = kernel(book, params)
+    assert rested[0] == 333_333
+    assert [(j, i, q) for j, i, q, _ in matches] == [(0, 1, 333_333)]
+    assert brute_force(book, params) == (matches, rested)
+
+
 def test_an_order_without_a_mid_matches_nothing_but_rests() -> None:
     book = book_of([{"side": SELL, "mid": float("nan")}, {"side": BUY, "mid": float("nan")}, {}])
     matches, rested = kernel(book, MatchParams())
@@ -268,6 +282,8 @@ def test_inputs_are_checked() -> None:
         match(book, MatchParams())
     with pytest.raises(ValueError, match="max_fill_fraction"):
         MatchParams(max_fill_fraction=1.5)
+    with pytest.raises(ValueError, match="more than 18 decimal places"):
+        MatchParams(max_fill_fraction=1.2345678901234567e-05)  # 12345678901234567 / 10^21
 
 
 # ---- property: the kernel equals the brute-force scan -------------------------------------------------
