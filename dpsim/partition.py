@@ -26,7 +26,7 @@ from dpsim.lake import Lake, PartitionKey
 from dpsim.steps import ENGINE
 from dpsim.steps.compare import compare
 from dpsim.steps.fidelity import miss_causes, replay_fidelity
-from dpsim.steps.matching import MatchParams, ReplayBook
+from dpsim.steps.matching import MatchParams, ReplayBook, load_kernel_in_background
 from dpsim.steps.pipeline import build
 from dpsim.steps.replay import replay_base, rested, run_replay, run_replays, sweep_fills
 from dpsim.steps.replay import replay_books as build_books
@@ -232,6 +232,7 @@ def process_partition(
     orders file to read fails, rather than recording empty results."""
     if inputs is not None and not inputs.get("orders"):
         raise InputError(f"partition {key}: no orders file to read; rerun `dpsim shred`, then this command")
+    loader = load_kernel_in_background()  # overlaps the reads and the measurement below
     # read once into memory: the measurement plan scans its inputs from several branches, and a scan of
     # files costs far more per branch than one of frames (the partition bounds the memory either way)
     orders, trades, nbbo = pl.collect_all(
@@ -262,6 +263,7 @@ def process_partition(
             )
         lake.note_scenarios(scenarios)
     lake.publish_results(tables)
+    loader.join()  # done by now (a partition without replays waits for it): never cut off by an exit
     return JobCounts(rows_in=rows_in, rows_out=res.rows, sweeps=res.sweeps.height)
 
 
