@@ -59,6 +59,12 @@ def compile_sources(python: str, folder: Path) -> None:
     subprocess.run([python, "-m", "compileall", "-q", str(folder)], cwd=REPO, check=True)
 
 
+def compile_kernel() -> None:
+    """Compile dpsim's replay kernel into numba's cache now (a no-op when the cache is current)."""
+    code = "from dpsim.steps.matching import compile_kernel; compile_kernel()"
+    subprocess.run([PY, "-c", code], cwd=REPO, check=True)
+
+
 def module(name: str) -> list[str]:
     """The command that runs the harness' program `bench.<name>` (from the repository root)."""
     return [PY, "-m", f"bench.{name}"]
