@@ -201,6 +201,9 @@ def _incoming_pass(i, need, t, m, trees, book, prices, rem, had_fill, kind_of, p
         q = need if need < r else r
         o_rest, o_inc, o_ts, o_qty, o_price, o_mid, o_n = out
         n_out = o_n[0]
+        # `match` sizes the outputs by a proven bound; compiled code checks no index, so this does
+        if n_out == o_rest.size:
+            raise RuntimeError("replay kernel: more matches than their bound (a bug: report the partition)")
         o_rest[n_out], o_inc[n_out], o_ts[n_out], o_qty[n_out] = j, i, t, q
         o_price[n_out], o_mid[n_out] = best_price, m
         o_n[0] = n_out + 1
