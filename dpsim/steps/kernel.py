@@ -1,6 +1,7 @@
 """The replay kernel's loop, compiled with numba (`dpsim.steps.matching.match` builds its arrays and calls
 `replay`; the module docstring there describes the index). Compiled once per machine into numba's cache
-beside this file (`matching.compile_kernel`, run by `make install`); a process loads it on its first replay.
+beside this file (`matching.compile_kernel`, run by `make install`); a process loads it when its first job
+starts (`matching.load_kernel_in_background`) or at its first replay.
 
 The four trees (side × kind) share flat arrays: tree t = 2 * (side - 1) + kind holds nodes 1 .. 2 * size - 1
 at key/tmaq/trem[off[t] + node] and its leaves' book indices, in arrival order, at members[moff[t] + pos].

@@ -2,7 +2,8 @@
 
 A loop over arrays compiled with numba (`dpsim.steps.kernel`; compiled once per machine and cached beside it),
 because matching is inherently sequential: each fill changes what later orders can meet, so it cannot be
-vectorised, and as plain Python it was 64 % of a year-sized partition's job. `steps.replay` builds
+vectorised, and as plain Python it was about a third of a year-sized partition's job (BENCHMARKS.md,
+the eleventh stop on issue 20). `steps.replay` builds
 `ReplayBook` and turns `MatchResult` back into frames.
 
 An incoming order meets the open resting orders of the other side in time priority (arrival order),
