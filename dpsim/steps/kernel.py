@@ -161,16 +161,19 @@ def _incoming_pass(i, need, t, m, trees, book, prices, rem, had_fill, kind_of, p
     own = up if sd == BUY else down
     contra = up if other == BUY else down
     vs_real, vs_sweep = (m * own, m) if sweep[i] else (m, m * contra)
+    # the trees to search (at most two, one per kind) and their prices: scalars, no allocation per pass
     n_kinds = 0
-    k_tree = np.empty(2, np.int64)
-    k_price = np.empty(2, np.float64)
+    tree0 = tree1 = 0
+    price0 = price1 = 0.0
     for kind in range(2 if split else 1):
         price = (vs_sweep if kind else vs_real) if split else m
         ok = price <= bound[i] if sd == BUY else price >= bound[i]
         tt = 2 * (other - 1) + kind
         if ok and trem[toff[tt] + 1] > 0:
-            k_tree[n_kinds] = tt
-            k_price[n_kinds] = price
+            if n_kinds == 0:
+                tree0, price0 = tt, price
+            else:
+                tree1, price1 = tt, price
             n_kinds += 1
     mi = maq[i]
     had_i = had_fill[i]
@@ -183,8 +186,7 @@ def _incoming_pass(i, need, t, m, trees, book, prices, rem, had_fill, kind_of, p
         best_tree = -1
         best_price = 0.0
         for c in range(n_kinds):
-            tt = k_tree[c]
-            price = k_price[c]
+            tt, price = (tree0, price0) if c == 0 else (tree1, price1)
             threshold = price if sd == BUY else -price
             # one pass in time priority: candidates before the last one visited are not revisited
             # (only the incoming MAQ could relax, after its first fill, and a skip is final)
@@ -220,15 +222,7 @@ def _incoming_pass(i, need, t, m, trees, book, prices, rem, had_fill, kind_of, p
 @njit(cache=True)
 def _earliest_resting(sd, m, t, trees, wend, kind_of, pos, scratch):
     """The earliest resting order of side sd whose bound accepts m and whose window is open; -1 if none."""
-    key, tmaq, trem, toff, tsize, members, moff = (
-        trees[0],
-        trees[1],
-        trees[2],
-        trees[3],
-        trees[4],
-        trees[5],
-        trees[6],
-    )
+    key, tmaq, trem, toff, tsize, members, moff, _ = trees
     threshold = -m if sd == BUY else m
     while True:
         best = -1
