@@ -55,7 +55,7 @@ def say(msg: str) -> None:
 def compile_sources(python: str, folder: Path) -> None:
     """Byte-compile a tree's modules, as installing a package does: a process measured where bytecode is not
     written (PYTHONDONTWRITEBYTECODE, an editable install never run before) would otherwise compile every
-    module it imports on each run (0.2-0.3 s for `dpsim process` on the tenth stop's machine)."""
+    module it imports on each run (0.2-0.3 s for `dpsim process` on the eleventh stop's machine)."""
     subprocess.run([python, "-m", "compileall", "-q", str(folder)], cwd=REPO, check=True)
 
 

@@ -29,8 +29,8 @@ def prototype(ses: Session) -> None:
             }
         )
         return
-    H.compile_sources(str(PROTO / "venv" / "bin" / "python"), SRC / "src")  # both trees as installed
-    H.compile_sources(H.PY, H.REPO / "dpsim")
+    # its sources as installed, as bench.run has done for dpsim's before any section
+    H.compile_sources(str(PROTO / "venv" / "bin" / "python"), SRC / "src")
     lake = H.rel(H.WORK / "lake-e2e")
     dpsim = " && ".join(
         shlex.join([*H.DPSIM, cmd, "--config", "conf/drr.yaml", "--lake", lake, "--force"])
