@@ -3,7 +3,7 @@
 pyarrow imports pandas, when it is installed, the first time a process converts numpy or Python values to
 Arrow or back (`pa.array`, `Array.to_numpy`, `Table.from_pylist`, …): 0.2-0.3 s of every command, for a
 library dpsim never uses. dpsim's conversions are of a few simple types, which these functions build from
-(or read as) numpy buffers, as pyarrow would; tests/test_no_pandas.py checks that shred, process and
+(or read as) numpy buffers, as pyarrow would; tests/test_unused_libraries.py checks that shred, process and
 aggregate never import pandas.
 """
 

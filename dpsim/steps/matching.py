@@ -33,7 +33,10 @@ partitions to show it flat.
 from __future__ import annotations
 
 import math
+import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -258,27 +261,43 @@ def match(book: ReplayBook, params: MatchParams) -> MatchResult:
     )
 
 
+@contextmanager
+def _without_scipy() -> Iterator[None]:
+    """numba looks for scipy.linalg (a BLAS for np.dot and np.linalg, which the kernel does not use) as it
+    imports and types its first function: ~0.15 s of every process that replays, where scipy is installed
+    (the test and bench environments). Within this block an import of scipy fails, so numba does without;
+    a process that has scipy loaded already keeps it."""
+    if "scipy" in sys.modules:
+        yield
+        return
+    sys.modules["scipy"] = None  # type: ignore[assignment]  # Python's marker: importing it raises ImportError
+    try:
+        yield
+    finally:
+        if "scipy" in sys.modules and sys.modules["scipy"] is None:
+            del sys.modules["scipy"]
+
+
 def compile_kernel() -> None:
     """Compile the kernel now (`make install` does, so a first run does not wait for it: ~15 s on a slow
     2-core machine), or load it from numba's cache beside this file: a replay of a two-order book."""
     two = np.ones(2, dtype=bool)
-    match(
-        ReplayBook(
-            order_id=np.arange(2),
-            timestamp=np.arange(2),
-            side=np.array([BUY, SELL]),
-            quantity=np.full(2, 100),
-            bound=np.array([INF, -INF]),
-            maq=np.zeros(2, dtype=np.int64),
-            maq_single=~two,
-            mid=np.full(2, 1.0),
-            is_sweep=two,
-            rests=two,
-            rest_cap=np.full(2, 100),
-            window_end=np.full(2, 10),
-        ),
-        MatchParams(),
+    book = ReplayBook(
+        order_id=np.arange(2),
+        timestamp=np.arange(2),
+        side=np.array([BUY, SELL]),
+        quantity=np.full(2, 100),
+        bound=np.array([INF, -INF]),
+        maq=np.zeros(2, dtype=np.int64),
+        maq_single=~two,
+        mid=np.full(2, 1.0),
+        is_sweep=two,
+        rests=two,
+        rest_cap=np.full(2, 100),
+        window_end=np.full(2, 10),
     )
+    with _without_scipy():
+        match(book, MatchParams())
 
 
 _loading: list[threading.Thread] = []  # the one loader thread of this process, once started
