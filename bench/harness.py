@@ -234,6 +234,18 @@ class Measured:
         return {}
 
 
+@dataclass
+class Spec:
+    """One command of a measurement: `before` runs before each run (not timed), `after(i)` after each and may
+    return a dict (e.g. files written), of which the last run's is kept in `extra`."""
+
+    cmd: Sequence[str]
+    label: str
+    env: dict[str, str] = field(default_factory=dict)
+    before: Callable[[], None] | None = None
+    after: Callable[[int], dict[str, Any] | None] | None = None
+
+
 def measure(
     cmd: Sequence[str],
     *,
@@ -245,40 +257,53 @@ def measure(
     after: Callable[[int], dict[str, Any] | None] | None = None,
     timeout: float = 4 * 3600,
 ) -> Measured:
-    """Run `cmd` warmup + reps times; `before` runs before each (not timed), `after(i)` after each.
+    """Run `cmd` warmup + reps times (see `Spec` for `before` and `after`)."""
+    spec = Spec(cmd, label, env or {}, before, after)
+    return measure_turns({label: spec}, reps=reps, warmup=warmup, timeout=timeout)[label]
 
-    `after` may return a dict (e.g. files written); the one from the last run is kept in `extra`.
-    A failing run stops the repetitions and records the error with the tail of the log.
-    """
-    log = WORK / "logs" / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', label)}.log"
-    if log.exists():
-        log.unlink()
-    env = env or {}
-    m = Measured(command=shlex.join(cmd), env=env, runs=[], warmup=warmup)
-    shown = " ".join(f"{k}={v}" for k, v in env.items())
-    say(f"  [{label}] {shown + ' ' if shown else ''}{m.command}")
+
+def measure_turns(
+    specs: dict[str, Spec], *, reps: int, warmup: int = 1, timeout: float = 4 * 3600
+) -> dict[str, Measured]:
+    """Run every command warmup + reps times, the commands taking turns round by round, so that a change of
+    the machine's speed (it varies ~2x through a day here) weighs on all of them alike and the ratios of
+    one round are side by side. A failing run stops that command's repetitions and records the error with
+    the tail of its log; the others go on."""
+    logs, out = {}, {}
+    for key, spec in specs.items():
+        logs[key] = WORK / "logs" / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', spec.label)}.log"
+        if logs[key].exists():
+            logs[key].unlink()
+        out[key] = Measured(command=shlex.join(spec.cmd), env=spec.env, runs=[], warmup=warmup)
+        shown = " ".join(f"{k}={v}" for k, v in spec.env.items())
+        say(f"  [{spec.label}] {shown + ' ' if shown else ''}{out[key].command}")
     for i in range(warmup + reps):
-        if before:
-            before()
-        s = run_once(cmd, log=log, env=env, timeout=timeout)
-        extra = after(i) if after else None
-        if s.rc != 0:
-            tail = log.read_text(errors="replace")[-1500:] if log.exists() else ""
-            m.error = f"exit {s.rc} (log {rel(log)}): ...{tail[-600:]}"
-            say(f"    FAILED: {m.error}")
-            break
-        if i >= warmup:
-            m.runs.append(s)
-        if extra:
-            m.extra = extra
-        say(
-            f"    {'warm-up' if i < warmup else f'run {i - warmup + 1}/{reps}'}: {s.wall_s:.2f} s, "
-            f"peak RSS {s.peak_rss_mb:.0f} MB (load {s.load_1m:.1f})"
-        )
-    if m.runs:
-        m.wall_s = round(statistics.median(r.wall_s for r in m.runs), 3)
-        m.peak_rss_mb = round(statistics.median(r.peak_rss_mb for r in m.runs), 1)
-    return m
+        for key, spec in specs.items():
+            m = out[key]
+            if m.error:
+                continue
+            if spec.before:
+                spec.before()
+            s = run_once(spec.cmd, log=logs[key], env=spec.env, timeout=timeout)
+            extra = spec.after(i) if spec.after else None
+            if s.rc != 0:
+                tail = logs[key].read_text(errors="replace")[-1500:] if logs[key].exists() else ""
+                m.error = f"exit {s.rc} (log {rel(logs[key])}): ...{tail[-600:]}"
+                say(f"    [{spec.label}] FAILED: {m.error}")
+                continue
+            if i >= warmup:
+                m.runs.append(s)
+            if extra:
+                m.extra = extra
+            say(
+                f"    [{spec.label}] {'warm-up' if i < warmup else f'run {i - warmup + 1}/{reps}'}: "
+                f"{s.wall_s:.2f} s, peak RSS {s.peak_rss_mb:.0f} MB (load {s.load_1m:.1f})"
+            )
+    for m in out.values():
+        if m.runs:
+            m.wall_s = round(statistics.median(r.wall_s for r in m.runs), 3)
+            m.peak_rss_mb = round(statistics.median(r.peak_rss_mb for r in m.runs), 1)
+    return out
 
 
 # ---- inputs: generated drops, cached under bench/work/inputs ---------------------------------------------

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import statistics
 import subprocess
 from datetime import date, timedelta
 from pathlib import Path
@@ -17,7 +16,7 @@ from bench.session import Session
 def export(ses: Session) -> None:
     """Both tools load one server started here (tests/pgserver.py) with PostgreSQL's default durability,
     both re-creating the table each run (--rebuild); then an export with nothing changed (the incremental
-    check alone). The tools take turns, round after round (_interleaved)."""
+    check alone). The tools take turns, round after round (`H.measure_turns`)."""
     from tests import pgserver
 
     bins = pgserver.bin_dir()
@@ -41,7 +40,8 @@ def export(ses: Session) -> None:
             ("psycopg COPY FROM STDIN", [*H.module("peers"), "pgcopy", H.rel(lake), url, "--schema", "peer"]),
             ("dpsim export (nothing changed)", [*base, "--schema", "bench_dpsim"]),
         )
-        ms = _interleaved(ses, tools, env)
+        specs = {t: H.Spec(cmd, f"export-{t.split(' (')[0].replace(' ', '_')}", env) for t, cmd in tools}
+        ms = H.measure_turns(specs, reps=ses.reps)
     measured: dict[str, Row] = {}
     for tool, _ in tools:
         m = ms[tool]
@@ -64,35 +64,6 @@ def export(ses: Session) -> None:
                     "per_round": [round(x, 2) for x in rounds],  # same round = about the same machine load
                 },
             }
-
-
-def _interleaved(
-    ses: Session, tools: tuple[tuple[str, list[str]], ...], env: dict[str, str]
-) -> dict[str, H.Measured]:
-    """Each tool once per round, rounds repeated (round 0 a warm-up): the machine is shared, and a load
-    that comes and goes then weighs on every tool alike instead of on whichever ran during it."""
-    ms = {t: H.Measured(command=" ".join(cmd), env=env, runs=[], warmup=1) for t, cmd in tools}
-    for rnd in range(ses.reps + 1):
-        for tool, cmd in tools:
-            m = ms[tool]
-            if m.error:
-                continue
-            log = H.WORK / "logs" / f"export-{tool.split(' (')[0].replace(' ', '_')}.log"
-            sample = H.run_once(cmd, log=log, env=env)
-            label = "warm-up" if rnd == 0 else f"round {rnd}/{ses.reps}"
-            H.say(
-                f"  [{tool}] {label}: {sample.wall_s:.2f} s, peak RSS {sample.peak_rss_mb:.0f} MB "
-                f"(load {sample.load_1m:.1f})"
-            )
-            if sample.rc:
-                m.error = f"exit {sample.rc} (log {H.rel(log)})"
-            elif rnd:
-                m.runs.append(sample)
-    for m in ms.values():
-        if m.runs:
-            m.wall_s = round(statistics.median(r.wall_s for r in m.runs), 3)
-            m.peak_rss_mb = round(statistics.median(r.peak_rss_mb for r in m.runs), 1)
-    return ms
 
 
 def _export_lake(n: int) -> tuple[Path, int]:

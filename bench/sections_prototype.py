@@ -44,23 +44,12 @@ def prototype(ses: Session) -> None:
         ("dpsim shred + process (7 scenarios, the reality replay, aggregation)", ["sh", "-c", dpsim]),
         ("prototype src/main.py (one scenario)", ["sh", "-c", proto]),
     )
-    runs: dict[str, list[H.Sample]] = {t: [] for t, _ in tools}
-    errors: dict[str, str | None] = {t: None for t, _ in tools}
-    for rnd in range(ses.reps + 1):  # round 0 warms both up; the tools take turns so a load weighs alike
-        for tool, cmd in tools:
-            sample = H.run_once(cmd, log=H.WORK / "logs" / "prototype.log")
-            H.say(f"  [{tool}] round {rnd}: {sample.wall_s:.2f} s (load {sample.load_1m:.1f})")
-            if sample.rc:
-                errors[tool] = f"exit {sample.rc} (log bench/work/logs/prototype.log)"
-            elif rnd:
-                runs[tool].append(sample)
-    ratios = [p.wall_s / d.wall_s for d, p in zip(runs[tools[0][0]], runs[tools[1][0]], strict=False)]
-    for tool, cmd in tools:
-        m = H.Measured(command=shlex.join(cmd), env={}, runs=runs[tool], warmup=1, error=errors[tool])
-        if m.runs:
-            m.wall_s = round(statistics.median(r.wall_s for r in m.runs), 3)
-            m.peak_rss_mb = round(statistics.median(r.peak_rss_mb for r in m.runs), 1)
-        row = ses.row("prototype", case, tool, {"path": "../shared/data/drr-2024-09-05"}, m)
+    # round 0 warms both up; the tools take turns so a load weighs alike
+    ms = H.measure_turns({t: H.Spec(cmd, "prototype-" + t.split()[0]) for t, cmd in tools}, reps=ses.reps)
+    dpsim_runs, proto_runs = (ms[t].runs for t, _ in tools)
+    ratios = [p.wall_s / d.wall_s for d, p in zip(dpsim_runs, proto_runs, strict=False)]
+    for tool, _ in tools:
+        row = ses.row("prototype", case, tool, {"path": "../shared/data/drr-2024-09-05"}, ms[tool])
         if tool.startswith("dpsim") and ratios:
             row["extra"] = {
                 "speedup": round(statistics.median(ratios), 2),

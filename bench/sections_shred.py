@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -40,14 +41,41 @@ def shred_input(ses: Session, gb: float, *, many: bool = False, gz: bool = False
 
 
 def shred_tool(ses: Session, section: str, case: str, tool: str, inp: dict[str, Any]) -> Row:
-    key = (tool, inp["path"])
-    if key in ses.memo:
-        row = copy.deepcopy(ses.memo[key])
-        row["section"], row["case"], row["reused"] = section, case, True
-        row.pop("ratios", None)  # ratios belong to the case they were computed for
-        row.pop("vs_dpsim", None)
-        ses.rows.append(row)
-        return row
+    """One tool's row: measured on its own, or reused when an earlier section measured it on this input."""
+    return measured_rows(ses, section, case, [tool], inp)[tool]
+
+
+def measured_rows(
+    ses: Session, section: str, case: str, tools: list[str], inp: dict[str, Any]
+) -> dict[str, Row]:
+    """The tools' rows on `inp`, in their order: those measured before on this input reused, the others
+    measured now, taking turns round by round (`H.measure_turns`)."""
+    reused: dict[str, Row] = {}
+    specs: dict[str, H.Spec] = {}
+    for tool in tools:
+        key = (tool, inp["path"])
+        if key in ses.memo:
+            row = copy.deepcopy(ses.memo[key])
+            row["section"], row["case"], row["reused"] = section, case, True
+            row.pop("ratios", None)  # ratios belong to the case they were computed for
+            row.pop("vs_dpsim", None)
+            reused[tool] = row
+        else:
+            specs[tool] = _spec(ses, section, tool, inp)
+    measured = H.measure_turns(specs, reps=ses.reps) if specs else {}
+    rows = {}
+    for tool in tools:
+        if tool in reused:
+            rows[tool] = reused[tool]
+        else:
+            rows[tool] = ses.row(section, case, tool, inp, measured[tool])
+            ses.memo[(tool, inp["path"])] = rows[tool]
+        ses.rows.append(rows[tool])
+    return rows
+
+
+def _spec(ses: Session, section: str, tool: str, inp: dict[str, Any]) -> H.Spec:
+    """The command that shreds `inp` with `tool` into bench/work/out/<tool>, emptied before and after each run."""
     src = inp["path"]
     out = H.WORK / "out" / tool
     tmp = H.WORK / "tmp" / tool
@@ -104,22 +132,13 @@ def shred_tool(ses: Session, section: str, case: str, tool: str, inp: dict[str, 
         H.rm(tmp)
         return info
 
-    m = H.measure(
-        cmd,
-        label=f"{section}-{tool}-{Path(src).name}-{inp['nominal_gb']}",
-        reps=ses.reps,
-        env=env,
-        before=before,
-        after=after,
-    )
-    row = ses.row(section, case, tool, inp, m)
-    ses.memo[key] = row
-    ses.rows.append(row)
-    return row
+    return H.Spec(cmd, f"{section}-{tool}-{Path(src).name}-{inp['nominal_gb']}", env, before, after)
 
 
 def peers(ses: Session, section: str, case: str, inp: dict[str, Any], tools: list[str]) -> None:
-    rows = {t: shred_tool(ses, section, case, t, inp) for t in tools}
+    """The tools taking turns on one input; a peer's speed ratio (its seconds over dpsim's) is the median of
+    the rounds' ratios when the two ran in the same rounds, else the ratio of their medians."""
+    rows = measured_rows(ses, section, case, tools, inp)
     d = rows.get("dpsim")
     d_wall, d_rss = (d.get("wall_s"), d.get("peak_rss_mb")) if d else (None, None)
     if not d or d.get("error") or not d_wall:
@@ -129,12 +148,21 @@ def peers(ses: Session, section: str, case: str, inp: dict[str, Any], tools: lis
         wall, rss = r.get("wall_s"), r.get("peak_rss_mb")
         if t == "dpsim" or r.get("error") or not wall:
             continue
+        per_round = _paired(d, r)
         ratios[t] = {
-            "speed": round(wall / d_wall, 2),  # dpsim MB/s / peer MB/s
+            "speed": round(statistics.median(per_round) if per_round else wall / d_wall, 2),
+            "speed_per_round": [round(x, 2) for x in per_round],
             "rss": round(d_rss / rss, 2) if rss and d_rss else None,
         }
         r.setdefault("vs_dpsim", {})[case] = ratios[t]
     d.setdefault("ratios", {})[case] = ratios
+
+
+def _paired(dpsim: Row, peer: Row) -> list[float]:
+    """The peer's seconds over dpsim's, round by round, when the two were measured taking turns."""
+    if dpsim.get("reused") or peer.get("reused") or len(dpsim["runs"]) != len(peer["runs"]):
+        return []
+    return [p["wall_s"] / q["wall_s"] for q, p in zip(dpsim["runs"], peer["runs"], strict=True)]
 
 
 # ---- sections ---------------------------------------------------------------------------------------
