@@ -27,7 +27,8 @@ def test_shred_process_and_aggregate_never_import_pandas_or_scipy(tmp_path: Path
             f"open({str(markers[library])!r}, 'w').close()\nraise ImportError('stand-in')\n"
         )
     env = {**os.environ, "PYTHONPATH": str(site), "CI": "1"}
-    check = "import pyarrow as pa; pa.array([1]); import numba.np.arraymath"  # the stand-ins see these imports
+    # the stand-ins see these imports
+    check = "import pyarrow as pa; pa.array([1]); import numba.np.arraymath"
     assert subprocess.run([sys.executable, "-c", check], env=env, check=True)
     assert all(m.exists() for m in markers.values())
     for marker in markers.values():
