@@ -230,25 +230,27 @@ def match(book: ReplayBook, params: MatchParams) -> MatchResult:
         np.zeros(1, dtype=np.int64),
     )
     rested = np.zeros(n, dtype=np.int64)
-    from dpsim.steps.kernel import replay  # numba (0.3 s to import, ~0.7 s to load the kernel): replays only
+    # numba (0.2 s to import, ~0.5 s to load the kernel) is imported by replays only, and types its first call here
+    with _without_scipy():
+        from dpsim.steps.kernel import replay
 
-    replay(
-        _kernel_array(book.timestamp, np.int64),
-        quantity,
-        _kernel_array(book.mid, np.float64),
-        rests,
-        _kernel_array(book.rest_cap, np.int64),
-        _reachable(book, params.rematch_on_quote),
-        quotes,
-        trees,
-        kernel_book,
-        (split, up, down),
-        kind_of,
-        pos,
-        share,
-        out,
-        rested,
-    )
+        replay(
+            _kernel_array(book.timestamp, np.int64),
+            quantity,
+            _kernel_array(book.mid, np.float64),
+            rests,
+            _kernel_array(book.rest_cap, np.int64),
+            _reachable(book, params.rematch_on_quote),
+            quotes,
+            trees,
+            kernel_book,
+            (split, up, down),
+            kind_of,
+            pos,
+            share,
+            out,
+            rested,
+        )
     k = int(out[6][0])
     return MatchResult(
         resting_idx=out[0][:k].copy(),
@@ -266,7 +268,7 @@ def _without_scipy() -> Iterator[None]:
     """numba looks for scipy.linalg (a BLAS for np.dot and np.linalg, which the kernel does not use) as it
     imports and types its first function: ~0.15 s of every process that replays, where scipy is installed
     (the test and bench environments). Within this block an import of scipy fails, so numba does without;
-    a process that has scipy loaded already keeps it."""
+    a process that has scipy loaded already keeps it (dpsim itself never imports scipy)."""
     if "scipy" in sys.modules:
         yield
         return
@@ -296,8 +298,7 @@ def compile_kernel() -> None:
         rest_cap=np.full(2, 100),
         window_end=np.full(2, 10),
     )
-    with _without_scipy():
-        match(book, MatchParams())
+    match(book, MatchParams())
 
 
 _loading: list[threading.Thread] = []  # the one loader thread of this process, once started
