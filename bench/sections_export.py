@@ -40,7 +40,7 @@ def export(ses: Session) -> None:
             ("psycopg COPY FROM STDIN", [*H.module("peers"), "pgcopy", H.rel(lake), url, "--schema", "peer"]),
             ("dpsim export (nothing changed)", [*base, "--schema", "bench_dpsim"]),
         )
-        specs = {t: H.Spec(cmd, f"export-{t.split(' (')[0].replace(' ', '_')}", env) for t, cmd in tools}
+        specs = {t: H.Spec(cmd, f"export-{t}", env) for t, cmd in tools}
         ms = H.measure_turns(specs, reps=ses.reps)
     measured: dict[str, Row] = {}
     for tool, _ in tools:
