@@ -306,6 +306,12 @@ def measure_turns(
     return out
 
 
+def turn_ratios(base: Sequence[Sample], other: Sequence[Sample]) -> list[float]:
+    """`other`'s wall time over `base`'s, round by round, for the rounds both completed (`measure_turns`:
+    a failed command runs no later rounds)."""
+    return [o.wall_s / b.wall_s for b, o in zip(base, other, strict=False)]
+
+
 # ---- inputs: generated drops, cached under bench/work/inputs ---------------------------------------------
 
 

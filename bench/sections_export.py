@@ -54,7 +54,7 @@ def export(ses: Session) -> None:
     for tool in ("dpsim export", "dpsim export --workers 1"):
         d = measured[tool]
         if d.get("rows_s") and peer.get("rows_s"):
-            rounds = [p.wall_s / r.wall_s for r, p in zip(ms[tool].runs, ms[peer["tool"]].runs, strict=False)]
+            rounds = H.turn_ratios(ms[tool].runs, ms[peer["tool"]].runs)
             peer_rss = peer.get("peak_rss_mb")
             d["extra"] = {
                 **d.get("extra", {}),

@@ -46,8 +46,7 @@ def prototype(ses: Session) -> None:
     )
     # round 0 warms both up; the tools take turns so a load weighs alike
     ms = H.measure_turns({t: H.Spec(cmd, "prototype-" + t.split()[0]) for t, cmd in tools}, reps=ses.reps)
-    dpsim_runs, proto_runs = (ms[t].runs for t, _ in tools)
-    ratios = [p.wall_s / d.wall_s for d, p in zip(dpsim_runs, proto_runs, strict=False)]
+    ratios = H.turn_ratios(*(ms[t].runs for t, _ in tools))
     for tool, _ in tools:
         row = ses.row("prototype", case, tool, {"path": "../shared/data/drr-2024-09-05"}, ms[tool])
         if tool.startswith("dpsim") and ratios:

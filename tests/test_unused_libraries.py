@@ -2,7 +2,7 @@
 environments have both): pyarrow imports pandas the first time a process converts numpy or Python values to
 Arrow or back (0.2-0.3 s of each command of a small day; dpsim converts by Arrow buffers, `dpsim.buffers`),
 and numba imports scipy.linalg for a BLAS the replay kernel does not use (~0.15 s of each process that
-replays; `matching.compile_kernel` loads the kernel without it). Stand-ins on the path record being imported.
+replays; `matching.match` loads the kernel without it). Stand-ins on the path record being imported.
 """
 
 from __future__ import annotations

@@ -284,21 +284,23 @@ def compile_kernel() -> None:
     """Compile the kernel now (`make install` does, so a first run does not wait for it: ~15 s on a slow
     2-core machine), or load it from numba's cache beside this file: a replay of a two-order book."""
     two = np.ones(2, dtype=bool)
-    book = ReplayBook(
-        order_id=np.arange(2),
-        timestamp=np.arange(2),
-        side=np.array([BUY, SELL]),
-        quantity=np.full(2, 100),
-        bound=np.array([INF, -INF]),
-        maq=np.zeros(2, dtype=np.int64),
-        maq_single=~two,
-        mid=np.full(2, 1.0),
-        is_sweep=two,
-        rests=two,
-        rest_cap=np.full(2, 100),
-        window_end=np.full(2, 10),
+    match(
+        ReplayBook(
+            order_id=np.arange(2),
+            timestamp=np.arange(2),
+            side=np.array([BUY, SELL]),
+            quantity=np.full(2, 100),
+            bound=np.array([INF, -INF]),
+            maq=np.zeros(2, dtype=np.int64),
+            maq_single=~two,
+            mid=np.full(2, 1.0),
+            is_sweep=two,
+            rests=two,
+            rest_cap=np.full(2, 100),
+            window_end=np.full(2, 10),
+        ),
+        MatchParams(),
     )
-    match(book, MatchParams())
 
 
 _loading: list[threading.Thread] = []  # the one loader thread of this process, once started
