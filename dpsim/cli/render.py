@@ -154,9 +154,9 @@ def _render_status(progress: Progress, state: dict[str, Any]) -> None:
 
 
 def _write_result(table: pa.Table, fmt: str, out: Path | None) -> None:
-    import pyarrow.parquet as pq
-
     if fmt == "parquet":
+        import pyarrow.parquet as pq  # here only: the other formats need not load it (~10 ms)
+
         if out is None:
             raise DpsimError("--format parquet needs --out FILE")
         pq.write_table(table, out)
