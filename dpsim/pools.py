@@ -55,7 +55,7 @@ class LocalPool(cf.ProcessPoolExecutor):
             max_workers=workers,
             mp_context=ctx,
             initializer=_init_worker,
-            initargs=(os.getpid(), quiet, self.started),
+            initargs=(os.getpid(), quiet, self.started, worker_env(workers)),
         )
 
     def started_tokens(self) -> list[int]:
@@ -70,15 +70,28 @@ def process_pool(workers: int, *, quiet: bool = False) -> LocalPool:
     return LocalPool(workers, quiet=quiet)
 
 
+def worker_env(workers: int) -> dict[str, str]:
+    """The environment each of `workers` processes on this machine runs with: Polars' thread pool sized to
+    the worker's share of the cores. Polars sizes it to every core by default, so n workers would run n
+    pools on the same cores: on 2 cores, two workers of one thread each took 0.92x the wall time and
+    0.93x the CPU of two workers of two threads (BENCHMARKS.md, fourteenth stop on issue 20). A
+    POLARS_MAX_THREADS set by the user is kept."""
+    if "POLARS_MAX_THREADS" in os.environ:
+        return {}
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return {"POLARS_MAX_THREADS": str(max(1, cores // max(1, workers)))}
+
+
 _started_queue: Any = None  # in a worker: where `_marked` reports a task's start
 
 
-def _init_worker(parent: int, quiet: bool, started: Any) -> None:
-    """First thing in every local worker: die with the parent, then set up logging. Ctrl-C in a terminal
-    reaches every process of its group: the parent stops the workers itself, so they ignore it instead of
-    printing a traceback each."""
+def _init_worker(parent: int, quiet: bool, started: Any, env: dict[str, str]) -> None:
+    """First thing in every local worker: die with the parent, set its environment (before anything imports
+    Polars), then set up logging. Ctrl-C in a terminal reaches every process of its group: the parent stops
+    the workers itself, so they ignore it instead of printing a traceback each."""
     global _started_queue
     die_with_parent(parent)
+    os.environ.update(env)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _started_queue = started
     if quiet:
@@ -200,7 +213,9 @@ def open_executor(run: Run) -> Iterator[cf.Executor | None]:
         cluster = None
     else:
         n = int(run.executor.split(":", 1)[1]) if ":" in run.executor else run.effective_workers
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
+        cluster = LocalCluster(
+            n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None, env=worker_env(n)
+        )
         client = Client(cluster)
     try:
         yield DaskExecutor(client, run.max_retries)

@@ -1,7 +1,9 @@
-"""No orphans: the pool workers of a `dpsim process` die with it when it is killed (SIGKILL or SIGTERM)."""
+"""No orphans: the pool workers of a `dpsim process` die with it when it is killed (SIGKILL or SIGTERM); each
+worker's Polars thread pool is its share of the cores."""
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from pathlib import Path
@@ -11,6 +13,7 @@ import pytest
 
 from dpsim.config import load_config
 from dpsim.lake import Lake
+from dpsim.pools import process_pool
 from dpsim.shred import shred
 from tests.lakes import small_drop, start_dpsim, write_config
 
@@ -91,3 +94,27 @@ def test_a_dask_local_cluster_dies_with_its_parent(lake_conf: tuple[Path, Lake],
                 p.kill()
         proc.communicate()
     assert not alive, f"{len(alive)} processes of the cluster outlived their parent"
+
+
+def _polars_threads() -> int:
+    """In a worker: the size of the thread pool Polars made there."""
+    import polars as pl
+
+    return pl.thread_pool_size()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_workers_polars_pool_is_its_share_of_the_cores(
+    workers: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("POLARS_MAX_THREADS", raising=False)
+    cores = len(os.sched_getaffinity(0))
+    with process_pool(workers) as pool:
+        sizes = {f.result(timeout=120) for f in [pool.submit(_polars_threads) for _ in range(workers)]}
+    assert sizes == {max(1, cores // workers)}  # 2 workers on 2 cores: one thread each, not two
+
+
+def test_a_polars_pool_size_set_by_the_user_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POLARS_MAX_THREADS", "3")
+    with process_pool(2) as pool:
+        assert pool.submit(_polars_threads).result(timeout=120) == 3
