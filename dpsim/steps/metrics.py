@@ -151,12 +151,16 @@ def _weighted(numerator: str, weight: str) -> pl.Expr:
 
 
 def _fsum(terms: pl.Expr) -> pl.Expr:
-    """Float sum in a fixed order: the terms sorted, then added one after another (a cumulative sum).
+    """Float sum in a fixed order: the terms sorted, then added one after another (nulls skipped; 0.0 when
+    none is left).
 
-    Polars' vectorised `sum` adds in blocks whose bounds depend on memory layout, so the last bits of a
-    float sum could change from run to run; this keeps result files byte-identical run to run and
-    executor to executor."""
-    return terms.drop_nulls().sort().cum_sum().last().fill_null(0.0)
+    The rows of a group reach an aggregation in the order of the joins before it, which changes from run
+    to run, so a plain `sum` changed the last bits of a float sum; sorting the terms first keeps result
+    files byte-identical run to run and executor to executor. Not `sort().sum()`: the optimizer drops a
+    sort before an order-insensitive aggregation. `implode().list.sum()` adds the same values in the same
+    order as a cumulative sum's last value (the same bits) without its per-row output: the DRR day's
+    partition computed in 0.79x the time (12 alternated rounds)."""
+    return terms.drop_nulls().sort().implode().list.sum()
 
 
 def _sign(side: pl.Expr) -> pl.Expr:
