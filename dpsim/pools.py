@@ -74,7 +74,7 @@ def worker_env(workers: int) -> dict[str, str]:
     """The environment each of `workers` processes on this machine runs with: Polars' thread pool sized to
     the worker's share of the cores. Polars sizes it to every core by default, so n workers would run n
     pools on the same cores: on 2 cores, two workers of one thread each took 0.92x the wall time and
-    0.93x the CPU of two workers of two threads (BENCHMARKS.md, fourteenth stop on issue 20). A
+    0.93x the CPU of two workers of two threads on a generated drop (whole commands, side by side). A
     POLARS_MAX_THREADS set by the user is kept."""
     if "POLARS_MAX_THREADS" in os.environ:
         return {}
