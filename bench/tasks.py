@@ -12,6 +12,8 @@ the figures): `python -m bench.tasks NAME [ARGS]`, one JSON object (or number) o
     parse-blocks ORDERS_CSV [CHUNKS]                   CPU seconds of the shred's parse of the file's first
                                                        CHUNKS (30) chunks of shred.block_size_mb by parser block
                                                        size (the lower of two rounds), and Polars'
+    job-steps CONFIG LAKE [JOBS]                       ms per job of each step of the lake's first JOBS (60)
+                                                       partition jobs after one warm-up, run in this process
 """
 
 from __future__ import annotations
@@ -209,6 +211,55 @@ def parse_blocks(path: str, chunks: str = "30") -> str:
     return json.dumps({"chunks": len(blocks), "cpu_s": out})
 
 
+def job_steps(config: str, lake: str, jobs: str = "60") -> str:
+    """Where a job's wall time goes: the lake's partitions processed one after another in this process (as a
+    worker does), each step of `dpsim.partition` wrapped in a timer; milliseconds per job. Steps nest:
+    compute_partition holds the measurement, the replays, the fidelity, the comparison's plan and its
+    collect; the comparison's collect is what compute_partition holds beyond the steps it calls."""
+    from collections import defaultdict
+    from time import perf_counter
+
+    import dpsim.partition as part
+    from dpsim.config import load_config
+    from dpsim.lake import Lake
+    from dpsim.planning import plan_partitions
+
+    spent: dict[str, float] = defaultdict(float)
+
+    def timed(owner: object, name: str) -> None:
+        inner = getattr(owner, name)
+
+        def step(*args: object, **kwargs: object) -> object:
+            t = perf_counter()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                spent[name] += perf_counter() - t
+
+        setattr(owner, name, step)
+
+    steps = ("compute_partition", "_measure", "run_replays", "replay_fidelity", "sweep_fills", "compare",
+             "rested", "load_table", "_as_arrow")  # fmt: skip
+    for name in steps:
+        timed(part, name)
+    timed(Lake, "publish_results")
+    cfg = load_config(config, {"lake": lake})
+    lk = Lake(cfg.lake)
+    keys, _ = plan_partitions(lk, None, None)
+    scenarios = tuple(cfg.scenarios)
+    part.process_partition(lk, keys[0], cfg, scenarios)  # warm-up: the kernel compiled or loaded, imports
+    spent.clear()
+    run = keys[1 : int(jobs) + 1]
+    t0 = perf_counter()
+    for key in run:
+        part.process_partition(lk, key, cfg, scenarios)
+    wall = perf_counter() - t0
+    n = max(len(run), 1)
+    out = {"jobs": len(run), "job_ms": round(1000 * wall / n, 1)}
+    out.update({name: round(1000 * s / n, 1) for name, s in sorted(spent.items(), key=lambda kv: -kv[1])})
+    return json.dumps(out)
+
+
 TASKS: dict[str, Callable[..., str]] = {
     "synth": synth,
     "versions": versions,
@@ -218,6 +269,7 @@ TASKS: dict[str, Callable[..., str]] = {
     "sql-breakdown": sql_breakdown,
     "catalog-refresh": catalog_refresh,
     "parse-blocks": parse_blocks,
+    "job-steps": job_steps,
 }
 
 
