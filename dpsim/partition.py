@@ -23,7 +23,7 @@ from dpsim import buffers, schema
 from dpsim.config import Config, Scenario
 from dpsim.errors import InputError
 from dpsim.lake import Lake, PartitionKey
-from dpsim.steps import ENGINE
+from dpsim.steps import ENGINE, UNSHARED
 from dpsim.steps.compare import compare
 from dpsim.steps.fidelity import miss_causes, replay_fidelity
 from dpsim.steps.matching import MatchParams, ReplayBook, load_kernel_in_background
@@ -170,7 +170,9 @@ def compute_partition(
         replay_fidelity=fidelity,
         scenarios=names,
         scenario_fills=fills.filter(pl.col(schema.SWEEP_ORDER_ID).is_in(kept)),
-        scenario_orders=sim_orders.collect(engine=ENGINE).filter(pl.col(schema.ORDER_ID).is_in(kept)),
+        scenario_orders=sim_orders.collect(engine=ENGINE, optimizations=UNSHARED).filter(
+            pl.col(schema.ORDER_ID).is_in(kept)
+        ),
     )
 
 

@@ -25,6 +25,10 @@ from dpsim.errors import InputError
 # The engine that collects a partition's frames: they are small and already in memory, where Polars'
 # default streaming engine costs more per query than the work (a quarter of a job's CPU time).
 ENGINE: Final = "in-memory"
+# How a plan over frames already in memory is optimised when it repeats sub-plans many times (the comparison:
+# its rested sweeps feed the metrics and the output): computing a repeated sub-plan again costs less than the
+# optimiser's search for common sub-plans (the comparison's collect about 20 % faster without it).
+UNSHARED: Final = pl.QueryOptFlags(comm_subplan_elim=False)
 
 
 @dataclass
