@@ -14,6 +14,9 @@ the figures): `python -m bench.tasks NAME [ARGS]`, one JSON object (or number) o
                                                        size (the lower of two rounds), and Polars'
     job-steps CONFIG LAKE [JOBS]                       ms per job of each step of the lake's first JOBS (60)
                                                        partition jobs after one warm-up, run in this process
+    plan-flags CONFIG LAKE [PARTITIONS] [ROUNDS]       ms per partition of collecting the comparison's and the
+                                                       measurement's plans with Polars' default optimiser and
+                                                       with dpsim.steps.UNSHARED, alternated (medians)
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import sys
 from collections.abc import Callable
 from datetime import date, time
 from pathlib import Path
+from typing import Any
 
 LIBRARIES = ("dpsim", "polars", "duckdb", "pyarrow", "numpy", "pandas", "psutil")
 
@@ -260,6 +264,53 @@ def job_steps(config: str, lake: str, jobs: str = "60") -> str:
     return json.dumps(out)
 
 
+def plan_flags(config: str, lake: str, partitions: str = "20", rounds: str = "9") -> str:
+    """Why the comparison is collected with `dpsim.steps.UNSHARED`: the plans of the lake's first PARTITIONS
+    jobs (captured while they run) collected again with each optimiser setting in turn, ROUNDS rounds, in
+    one process so that both settings meet the same machine; medians of the rounds, ms per partition."""
+    import statistics
+    from time import perf_counter
+
+    import polars as pl
+
+    import dpsim.partition as part
+    from dpsim.config import load_config
+    from dpsim.lake import Lake
+    from dpsim.planning import plan_partitions
+    from dpsim.steps import ENGINE, UNSHARED
+
+    plans: dict[str, list[list[pl.LazyFrame]]] = {"comparison": [], "measurement": []}
+    compare, build = part.compare, part.build
+
+    def comparison(*args: Any, **kwargs: Any) -> pl.LazyFrame:
+        frame = compare(*args, **kwargs)
+        plans["comparison"].append([frame])
+        return frame
+
+    def measurement(*args: Any, **kwargs: Any) -> Any:
+        frames = build(*args, **kwargs)
+        plans["measurement"].append([frames.usable_quotes, frames.cp_orders, frames.sweeps, frames.quality])
+        return frames
+
+    part.compare, part.build = comparison, measurement
+    cfg = load_config(config, {"lake": lake})
+    lk = Lake(cfg.lake)
+    keys, _ = plan_partitions(lk, None, None)
+    for key in keys[: int(partitions)]:
+        part.process_partition(lk, key, cfg, tuple(cfg.scenarios))
+    settings = {"default": pl.QueryOptFlags(), "unshared": UNSHARED}
+    spent: dict[str, list[float]] = {f"{p}_{s}": [] for p in plans for s in settings}
+    for _ in range(int(rounds)):
+        for plan, captured in plans.items():
+            for name, flags in settings.items():
+                t = perf_counter()
+                for frames in captured:
+                    pl.collect_all(frames, engine=ENGINE, optimizations=flags)
+                spent[f"{plan}_{name}"].append(perf_counter() - t)
+    n = max(len(plans["comparison"]), 1)
+    return json.dumps({k: round(1000 * statistics.median(v) / n, 1) for k, v in spent.items()})
+
+
 TASKS: dict[str, Callable[..., str]] = {
     "synth": synth,
     "versions": versions,
@@ -270,6 +321,7 @@ TASKS: dict[str, Callable[..., str]] = {
     "catalog-refresh": catalog_refresh,
     "parse-blocks": parse_blocks,
     "job-steps": job_steps,
+    "plan-flags": plan_flags,
 }
 
 
