@@ -4,16 +4,15 @@
 The sample is the user's year cut down in dates, not in securities or partition size: 150 securities × a
 few trading dates of generated data with the year's bytes per partition (400 GB / 54,750 ≈ 7.3 MB of CSV,
 about three quarters of it orders, as in every generated drop). It runs as a user would: `dpsim shred` of
-the three CSVs, `dpsim process --no-aggregate` on 2 workers, then `dpsim aggregate` (which also writes the
-results by date). Each step's wall and CPU seconds scale to the year by the formula shown with it: the
-shred by bytes, the jobs by partitions; the aggregation by partitions from the 54,000-partition lake when
-the aggregate section ran in the same bench run (its cost per partition grows with the lake), else from
-the sample. The CPU seconds are the time the step would take on one core.
+the three CSVs, `dpsim process --no-aggregate` on 2 workers (the jobs, then the results by date of the
+dates they changed and the catalog), then `dpsim aggregate`. Each step's wall and CPU seconds scale to the
+year by the formula shown with it: the shred by bytes, the process step by partitions (the results by date
+with it: each date holds the year's 150 partitions in the sample too); the aggregation by partitions from
+the 54,000-partition lake when the aggregate section ran in the same bench run (its cost per partition
+grows with the lake), else from the sample. The CPU seconds are the time the step would take on one core.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from bench import harness as H
 from bench.rows import Row
@@ -93,7 +92,8 @@ def _extrapolated(ses: Session, measured: dict[str, Row], partitions: int, csv_b
             "process (2 workers)",
             wall_of["process"] * by_partitions,
             cpu_of["process"] * by_partitions,
-            f"{wall_of['process']:.1f} s for {partitions} partitions × {YEAR_PARTITIONS:,} / {partitions}",
+            f"{wall_of['process']:.1f} s for {partitions} partitions × {YEAR_PARTITIONS:,} / {partitions} "
+            "(jobs and results by date)",
             "",
         ),
     ]
@@ -104,21 +104,10 @@ def _extrapolated(ses: Session, measured: dict[str, Row], partitions: int, csv_b
         k = YEAR_PARTITIONS / 1000
         formula = f"{per:.2f} s per 1,000 partitions (cold aggregate of the {n:,}-partition lake) × {k:g}"
         terms.append(("aggregate, cold", per * k, cpu * k, formula, "aggregate section, this run"))
-        compaction = _compaction_per_1000(ses)
-        if compaction is not None:
-            terms.append(
-                (
-                    "results by date, every date",
-                    compaction[0] * k,
-                    compaction[1] * k,
-                    f"{compaction[0]:.2f} s per 1,000 partitions ({compaction[2]:,}-partition lake) × {k:g}",
-                    "query section, this run",
-                )
-            )
     else:
         terms.append(
             (
-                "aggregate, cold (with the results by date)",
+                "aggregate, cold",
                 wall_of["aggregate"] * by_partitions,
                 cpu_of["aggregate"] * by_partitions,
                 f"{wall_of['aggregate']:.1f} s for {partitions} partitions × {YEAR_PARTITIONS:,} / {partitions} "
@@ -165,20 +154,3 @@ def _largest_aggregate(ses: Session) -> Row | None:
         and "s_per_1000_partitions" in (r.get("extra") or {})
     ]
     return max(rows, key=lambda r: r["input"]["partitions"]) if rows else None
-
-
-def _compaction_per_1000(ses: Session) -> tuple[float, float, int] | None:
-    """Wall and CPU seconds per 1,000 partitions of writing every date's results by date (the query section)."""
-    rows: list[Any] = [
-        r
-        for r in ses.rows
-        if r["section"] == "query"
-        and r.get("tool") == "dpsim catalog, compacting every date"
-        and r.get("runs")
-    ]
-    if not rows:
-        return None
-    big = max(rows, key=lambda r: r["input"]["partitions"])
-    n = big["input"]["partitions"]
-    run = big["runs"][0]
-    return big["wall_s"] / (n / 1000), (run["user_s"] + run["sys_s"]) / (n / 1000), n
