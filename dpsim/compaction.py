@@ -131,31 +131,18 @@ def _compact(
             ]
 
             per_scenario = _first_layout(state, table)
-
-            def one(
-                day: date,
-                table: str = table,
-                outputs: TableFiles = outputs,
-                per_scenario: list[tuple[str, set[str]]] = per_scenario,
-            ) -> None:
-                cur = con.cursor()
-                try:
-                    _rewrite(cur, lake, table, day, outputs.files([day]))
-                finally:
-                    cur.close()
+            for day in days:  # one at a time: DuckDB sorts on every core, then pyarrow writes (_write_sorted)
+                _rewrite(con, lake, table, day, outputs.files([day]))
                 iso = day.isoformat()
                 lake.remove_files(
                     [
                         per_scenario_by_date_path(lake.root, table, day, s)
-                        for s, days in per_scenario
-                        if iso in days
+                        for s, ds in per_scenario
+                        if iso in ds
                     ]
                 )
-
-            for day in days:  # one at a time: DuckDB sorts on every core, then pyarrow writes (_write_sorted)
-                one(day)
                 if step is not None:
-                    step(f"{table} {day.isoformat()}")
+                    step(f"{table} {iso}")
             rewritten += len(days)
             kept = {
                 d: v
