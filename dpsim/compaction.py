@@ -222,16 +222,16 @@ def _write_sorted(batches: pa.RecordBatchReader, path: Path) -> None:
 
     text = [f.name for f in batches.schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
     with pq.ParquetWriter(path, batches.schema, compression="zstd", use_dictionary=text) as writer:
-        pending: list[pa.RecordBatch] = []
-        rows = 0
+        # DuckDB's batches need not be ROW_GROUP_ROWS long: full groups are cut from what has arrived (slices,
+        # no copies) and the rest waits for the next batch, so every group but the last has ROW_GROUP_ROWS
+        pending = batches.schema.empty_table()
         for batch in batches:
-            pending.append(batch)
-            rows += batch.num_rows
-            if rows >= ROW_GROUP_ROWS:
-                writer.write_table(pa.Table.from_batches(pending), row_group_size=ROW_GROUP_ROWS)
-                pending, rows = [], 0
-        if pending:
-            writer.write_table(pa.Table.from_batches(pending), row_group_size=ROW_GROUP_ROWS)
+            pending = pa.concat_tables([pending, pa.Table.from_batches([batch])])
+            while pending.num_rows >= ROW_GROUP_ROWS:
+                writer.write_table(pending.slice(0, ROW_GROUP_ROWS), row_group_size=ROW_GROUP_ROWS)
+                pending = pending.slice(ROW_GROUP_ROWS)
+        if pending.num_rows:
+            writer.write_table(pending, row_group_size=ROW_GROUP_ROWS)
 
 
 def _read_state(lake: Lake) -> dict[str, dict[str, str]] | None:

@@ -389,3 +389,25 @@ def test_a_corrupt_scenario_file_is_replaced_by_the_rebuild_its_error_names(
     assert outcome.run is not None and not outcome.run.failed
     for (table, scenario), rows in before.items():
         assert _job_outputs(lake, table, scenario) == rows, (table, scenario)
+
+
+def test_row_groups_are_full_whatever_the_batches_duckdb_streams(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DuckDB streams batches of its own length (122,880 rows where 65,536 were asked): with groups of 4 rows,
+    batches of 6, 6 and 3 rows (15) become groups of 4, 4, 4 and 3, in the stream's order."""
+    import pyarrow as pa
+
+    from dpsim import compaction
+
+    monkeypatch.setattr(compaction, "ROW_GROUP_ROWS", 4)
+    schema = pa.schema([("order_id", pa.int64()), ("set", pa.string())])
+    batches = [
+        pa.record_batch([pa.array(range(start, stop)), pa.array(["both"] * (stop - start))], schema=schema)
+        for start, stop in ((0, 6), (6, 12), (12, 15))
+    ]
+    path = tmp_path / "by_date.parquet"
+    compaction._write_sorted(pa.RecordBatchReader.from_batches(schema, batches), path)
+    meta = pq.ParquetFile(path).metadata
+    assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == [4, 4, 4, 3]
+    assert pq.read_table(path)["order_id"].to_pylist() == list(range(15))
