@@ -27,7 +27,11 @@ import sys
 from collections.abc import Callable
 from datetime import date, time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the tasks import dpsim when they run: each measures its own imports
+    from dpsim.config import Config
+    from dpsim.lake import Lake, PartitionKey
 
 LIBRARIES = ("dpsim", "polars", "duckdb", "pyarrow", "numpy", "pandas", "psutil")
 
@@ -215,6 +219,18 @@ def parse_blocks(path: str, chunks: str = "30") -> str:
     return json.dumps({"chunks": len(blocks), "cpu_s": out})
 
 
+def _lake_partitions(config: str, lake: str) -> tuple[Config, Lake, list[PartitionKey]]:
+    """The config (its lake set to `lake`), the lake and its partitions in the order a run plans them."""
+    from dpsim.config import load_config
+    from dpsim.lake import Lake
+    from dpsim.planning import plan_partitions
+
+    cfg = load_config(config, {"lake": lake})
+    lk = Lake(cfg.lake)
+    keys, _ = plan_partitions(lk, None, None)
+    return cfg, lk, keys
+
+
 def job_steps(config: str, lake: str, jobs: str = "60") -> str:
     """Where a job's wall time goes: the lake's partitions processed one after another in this process (as a
     worker does), each step of `dpsim.partition` wrapped in a timer; milliseconds per job. Steps nest:
@@ -224,9 +240,7 @@ def job_steps(config: str, lake: str, jobs: str = "60") -> str:
     from time import perf_counter
 
     import dpsim.partition as part
-    from dpsim.config import load_config
     from dpsim.lake import Lake
-    from dpsim.planning import plan_partitions
 
     spent: dict[str, float] = defaultdict(float)
 
@@ -247,9 +261,7 @@ def job_steps(config: str, lake: str, jobs: str = "60") -> str:
     for name in steps:
         timed(part, name)
     timed(Lake, "publish_results")
-    cfg = load_config(config, {"lake": lake})
-    lk = Lake(cfg.lake)
-    keys, _ = plan_partitions(lk, None, None)
+    cfg, lk, keys = _lake_partitions(config, lake)
     scenarios = tuple(cfg.scenarios)
     part.process_partition(lk, keys[0], cfg, scenarios)  # warm-up: the kernel compiled or loaded, imports
     spent.clear()
@@ -274,9 +286,6 @@ def plan_flags(config: str, lake: str, partitions: str = "20", rounds: str = "9"
     import polars as pl
 
     import dpsim.partition as part
-    from dpsim.config import load_config
-    from dpsim.lake import Lake
-    from dpsim.planning import plan_partitions
     from dpsim.steps import ENGINE, UNSHARED
 
     plans: dict[str, list[list[pl.LazyFrame]]] = {"comparison": [], "measurement": []}
@@ -293,9 +302,7 @@ def plan_flags(config: str, lake: str, partitions: str = "20", rounds: str = "9"
         return frames
 
     part.compare, part.build = comparison, measurement
-    cfg = load_config(config, {"lake": lake})
-    lk = Lake(cfg.lake)
-    keys, _ = plan_partitions(lk, None, None)
+    cfg, lk, keys = _lake_partitions(config, lake)
     for key in keys[: int(partitions)]:
         part.process_partition(lk, key, cfg, tuple(cfg.scenarios))
     settings = {"default": pl.QueryOptFlags(), "unshared": UNSHARED}
