@@ -224,7 +224,8 @@ def _write_sorted(batches: pa.RecordBatchReader, path: Path) -> None:
     with pq.ParquetWriter(path, batches.schema, compression="zstd", use_dictionary=text) as writer:
         # DuckDB's batches need not be ROW_GROUP_ROWS long: full groups are cut from what has arrived (slices,
         # no copies) and the rest waits for the next batch, so every group but the last has ROW_GROUP_ROWS
-        pending = batches.schema.empty_table()
+        # an empty start (not `schema.empty_table()`, which imports pandas: shred, process and aggregate never do)
+        pending = pa.Table.from_batches([], schema=batches.schema)
         for batch in batches:
             pending = pa.concat_tables([pending, pa.Table.from_batches([batch])])
             while pending.num_rows >= ROW_GROUP_ROWS:
