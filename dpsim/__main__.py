@@ -1,5 +1,5 @@
 """`python -m dpsim` is the same as the `dpsim` console script."""
 
-from dpsim.cli import main
+from dpsim.cli import entry
 
-raise SystemExit(main())
+raise SystemExit(entry())

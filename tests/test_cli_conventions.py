@@ -84,3 +84,42 @@ def test_a_job_timeout_too_short_to_enforce_is_refused_and_says_why(
     assert cli.main(["process", "--config", str(conf), "--job-timeout", "0.2"]) == 1
     err = capsys.readouterr().err
     assert "command line: run.job_timeout_s: 0.2 s is too short to enforce: it must be >= 5 s" in err
+
+
+class _RecordingGc:
+    """Stands in for the gc module in dpsim.cli: records the calls instead of making them."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def disable(self) -> None:
+        self.calls.append("disable")
+
+    def freeze(self) -> None:
+        self.calls.append("freeze")
+
+
+@pytest.mark.parametrize(
+    ("argv", "via_entry", "calls"),
+    [
+        (["sql", "SELECT 1"], True, ["disable", "freeze"]),  # the process ends with it: no collection
+        (["sql", "SELECT 1"], False, []),  # main() called in a process that goes on (a test, a notebook)
+        (["version", "--json"], True, []),  # not a brief read: the collector stays on
+    ],
+)
+def test_only_a_brief_command_ending_the_process_skips_the_cycle_collector(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    via_entry: bool,
+    calls: list[str],
+) -> None:
+    recording = _RecordingGc()
+    monkeypatch.setattr(cli, "gc", recording)
+    full = [*argv[:1], "--lake", str(tmp_path / "no-lake"), *argv[1:]] if argv[0] == "sql" else argv
+    monkeypatch.setattr("sys.argv", ["dpsim", *full])
+    code = cli.entry() if via_entry else cli.main(full)
+    assert code == (1 if argv[0] == "sql" else 0)  # no lake there: one line, exit 1, collector state as set
+    assert recording.calls == calls
+    capsys.readouterr()

@@ -156,6 +156,7 @@ def _run_commands(cmd: Callable[..., argparse.ArgumentParser]) -> None:
 def _query_commands(cmd: Callable[..., argparse.ArgumentParser]) -> None:
     """sql, catalog, export, report: reading the results."""
     sp = cmd("sql", "run SQL against the lake catalog (no query: list tables and columns)", _cmd_sql)
+    sp.set_defaults(brief=True)  # a short read: no cycle collection (dpsim.cli.main)
     sp.add_argument("query", nargs="?", help="SQL text")
     sp.add_argument("--format", choices=("table", "csv", "json", "parquet"), default="table")
     sp.add_argument("--out", type=Path, help="write the result to this file")
