@@ -42,6 +42,7 @@ from dpsim.config import Aggregate
 from dpsim.errors import LakeError
 from dpsim.lake import RESULT_TABLES, SCENARIO_TABLES, Lake, TableFiles
 from dpsim.lake.layout import per_scenario_by_date_dir, per_scenario_by_date_path
+from dpsim.schema import empty_table, text_columns
 
 log = logging.getLogger(__name__)
 
@@ -220,12 +221,11 @@ def _write_sorted(batches: pa.RecordBatchReader, path: Path) -> None:
     less time, so dates are rewritten one at a time."""
     import pyarrow.parquet as pq
 
-    text = [f.name for f in batches.schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+    text = text_columns(batches.schema)
     with pq.ParquetWriter(path, batches.schema, compression="zstd", use_dictionary=text) as writer:
         # DuckDB's batches need not be ROW_GROUP_ROWS long: full groups are cut from what has arrived (slices,
         # no copies) and the rest waits for the next batch, so every group but the last has ROW_GROUP_ROWS
-        # an empty start (not `schema.empty_table()`, which imports pandas: shred, process and aggregate never do)
-        pending = pa.Table.from_batches([], schema=batches.schema)
+        pending = empty_table(batches.schema)
         for batch in batches:
             pending = pa.concat_tables([pending, pa.Table.from_batches([batch])])
             while pending.num_rows >= ROW_GROUP_ROWS:

@@ -464,6 +464,12 @@ QUALITY = pa.schema(
 )
 
 
+def text_columns(schema: pa.Schema) -> list[str]:
+    """The text columns of `schema`, in its order: the ones lake files are written with dictionaries (few
+    distinct values; on numeric columns dictionaries cost write time for files no smaller)."""
+    return [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+
+
 def empty_table(schema: pa.Schema) -> pa.Table:
     """A table with no rows. (pyarrow's `Schema.empty_table` imports pandas, ~0.3 s of every job's start.)"""
     return pa.Table.from_batches([], schema=schema)

@@ -333,9 +333,9 @@ class Lake:
         quarter of the write time for files no smaller (as in the shred's writes). Snappy, not zstd: on a
         job's 17 small files zstd took 40 % of the write time (21.5 against 13.0 ms of CPU per job on the
         generated drop) for files 7 % smaller; the results by date, which the views read, stay zstd."""
-        from pyarrow.types import is_string  # pyarrow on first use (`store.pq`)
+        from dpsim.schema import text_columns  # pyarrow on first use (`store.pq`)
 
-        text = {f.name for t in tables.values() for f in t.schema if is_string(f.type)}
+        text = {c for t in tables.values() for c in text_columns(t.schema)}
         self.note_result_changes(filter(None, (layout.key_of_result_path(p) for p in tables)))
         self.store.write_parquet_many(
             tables,
