@@ -23,13 +23,14 @@ help: ## list the targets
 # (the test and Dask extras on top: pytest, pytest-xdist, ruff, mypy, moto, boto3, playwright, distributed).
 # An editable install has no bytecode: compileall writes it, else a machine that does not write bytecode
 # (PYTHONDONTWRITEBYTECODE) compiles every module a command imports on every run (0.3 s of `dpsim process`).
-# The replay kernel is compiled by numba into its cache once here, not by the first `dpsim process`.
+# The replay kernel and the rank pass are compiled by numba into its cache once here, not by the first
+# `dpsim process` or `dpsim aggregate`.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e .
 	$(PY) -m compileall -q dpsim
-	$(PY) -c "from dpsim.steps.matching import compile_kernel; compile_kernel()"
+	$(PY) -c "from dpsim.steps.matching import compile_kernel; from dpsim.ranks import load_kernel; compile_kernel(); load_kernel()"
 	@touch $@
 
 $(TESTED): $(STAMP)

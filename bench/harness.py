@@ -60,8 +60,8 @@ def compile_sources(python: str, folder: Path) -> None:
 
 
 def compile_kernel() -> None:
-    """Compile dpsim's replay kernel into numba's cache now (a no-op when the cache is current)."""
-    code = "from dpsim.steps.matching import compile_kernel; compile_kernel()"
+    """Compile dpsim's replay kernel and rank pass into numba's cache now (a no-op when the cache is current)."""
+    code = "from dpsim.steps.matching import compile_kernel; from dpsim.ranks import load_kernel; compile_kernel(); load_kernel()"
     subprocess.run([PY, "-c", code], cwd=REPO, check=True)
 
 

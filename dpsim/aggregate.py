@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -36,7 +37,7 @@ from dpsim.errors import LakeError, first_line
 from dpsim.lake import Lake, publish
 from dpsim.lake.migration import migrate_job_outputs
 from dpsim.query import csv_bytes
-from dpsim.ranks import RankPass, SegmentCounts, SegmentRanks
+from dpsim.ranks import LOAD_MB, RankPass, SegmentCounts, SegmentRanks, load_kernel_in_background
 from dpsim.schema import empty_table
 
 if TYPE_CHECKING:
@@ -274,7 +275,10 @@ def _aggregate(
     cfg: Config, lake: Lake, plan: partials.Plan, step: Callable[[str], None]
 ) -> dict[str, pa.Table]:
     """The partials brought up to date, then merged, in one DuckDB session under the memory limit."""
-    con = budgeted_session(lake, cfg.aggregate, keep_order=False)  # every output has an ORDER BY
+    loading_mb = 0 if "numba" in sys.modules else LOAD_MB  # a process that replayed has numba in its size
+    loader = load_kernel_in_background()  # the rank passes' loop loads while DuckDB computes the partials
+    # every output has an ORDER BY
+    con = budgeted_session(lake, cfg.aggregate, keep_order=False, loading_mb=loading_mb)
     try:
         sources = partials.update(con, lake, cfg, plan, step)
         return _merge(con, cfg, list(plan.scenarios), sources, step)
@@ -285,6 +289,7 @@ def _aggregate(
     finally:
         con.close()
         lake.tidy_scratch()
+        loader.join()  # done by now on success; an error must not exit while numba loads
 
 
 def compute_aggregates(

@@ -173,13 +173,14 @@ def duckdb_memory_limit_mb(total_mb: int, process_mb: int | None = None) -> int:
 
 
 def budgeted_session(
-    lake: Lake, settings: Aggregate, *, keep_order: bool = True
+    lake: Lake, settings: Aggregate, *, keep_order: bool = True, loading_mb: int = 0
 ) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB session for work over many lake files (the aggregation, the compaction by date):
     DuckDB's share of the memory budget (`duckdb_memory_limit_mb`), spilling to `spill_dir`, no progress bar
     (dpsim reports progress itself). `keep_order=False` lets DuckDB stream and spill instead of buffering to
-    keep row order (for queries whose every output has an ORDER BY)."""
-    limit_mb = duckdb_memory_limit_mb(settings.memory_limit_mb)
+    keep row order (for queries whose every output has an ORDER BY). `loading_mb`: what a library loading on
+    another thread will add to the process, not yet in its size."""
+    limit_mb = duckdb_memory_limit_mb(settings.memory_limit_mb, process_rss_mb() + loading_mb)
     log.info(
         "DuckDB memory limit %d MB of aggregate.memory_limit_mb %d MB", limit_mb, settings.memory_limit_mb
     )

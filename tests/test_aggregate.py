@@ -954,6 +954,12 @@ def test_the_aggregation_and_compaction_sessions_get_duckdbs_share(
         finally:
             con.close()
         assert got == ("858.3 MiB", False, keep_order)  # 900 MB in MiB; no cache entry kept per file read
+    # numba loading on a thread meanwhile (the rank passes' loop): 110 MB less for DuckDB, 790 MB
+    con = catalog.budgeted_session(lake, settings, keep_order=False, loading_mb=110)
+    try:
+        assert con.execute("SELECT current_setting('memory_limit')").fetchone() == ("753.4 MiB",)
+    finally:
+        con.close()
 
 
 def test_recomputed_partials_are_not_held_in_the_session(

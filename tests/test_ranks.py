@@ -105,3 +105,20 @@ def test_all_zero_segment_has_median_zero_and_nothing_ranked() -> None:
     out = _run(d, {"seg": g}, {"seg": 2}, batch=1)["seg"]
     assert (out.median[0], out.r_plus[0], out.seen[0]) == (0.0, 0.0, 0)
     assert (out.median[1], out.r_plus[1]) == (1.5, 1.0)
+
+
+def test_nan_sorts_last_counts_positive_and_ties_with_nan() -> None:
+    # d = [1, −2, NaN, NaN]: |d| in DuckDB's order 1, 2, NaN, NaN -> ranks 1, 2, 3.5, 3.5 (the NaNs one tie
+    # group); positives 1, NaN, NaN -> R+ = 1 + 3.5 + 3.5 = 8; ties 2³ − 2 = 6; d sorted −2, 1, NaN, NaN:
+    # middle values 1 and NaN -> median NaN
+    a = np.array([1.0, 2.0, np.nan, np.nan])
+    negative = np.array([False, True, False, False])
+    for batch in (1, 3, 4):
+        rp = RankPass({"overall": SegmentCounts(np.array([4]), np.array([1]), np.array([4]))}, small_n=0)
+        for s in range(0, 4, batch):
+            rp.add(
+                a[s : s + batch], negative[s : s + batch], {"overall": np.zeros(len(a[s : s + batch]), int)}
+            )
+        out = rp.finish()["overall"]
+        assert (out.r_plus[0], out.tie_sum[0], out.seen[0]) == (8.0, 6.0, 4)
+        assert np.isnan(out.median[0])

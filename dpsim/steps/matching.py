@@ -33,14 +33,13 @@ partitions to show it flat.
 from __future__ import annotations
 
 import math
-import sys
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
 
 import numpy as np
+
+from dpsim.compiled import load_in_background, without_scipy
 
 BUY = 1
 SELL = 2
@@ -231,7 +230,7 @@ def match(book: ReplayBook, params: MatchParams) -> MatchResult:
     )
     rested = np.zeros(n, dtype=np.int64)
     # numba (0.2 s to import, ~0.5 s to load the kernel) is imported by replays only, and types its first call here
-    with _without_scipy():
+    with without_scipy():
         from dpsim.steps.kernel import replay
 
         replay(
@@ -263,23 +262,6 @@ def match(book: ReplayBook, params: MatchParams) -> MatchResult:
     )
 
 
-@contextmanager
-def _without_scipy() -> Iterator[None]:
-    """numba looks for scipy.linalg (a BLAS for np.dot and np.linalg, which the kernel does not use) as it
-    imports and types its first function: ~0.15 s of every process that replays, where scipy is installed
-    (the test and bench environments). Within this block an import of scipy fails, so numba does without;
-    a process that has scipy loaded already keeps it (dpsim itself never imports scipy)."""
-    if "scipy" in sys.modules:
-        yield
-        return
-    sys.modules["scipy"] = None  # type: ignore[assignment]  # Python's marker: importing it raises ImportError
-    try:
-        yield
-    finally:
-        if "scipy" in sys.modules and sys.modules["scipy"] is None:
-            del sys.modules["scipy"]
-
-
 def compile_kernel() -> None:
     """Compile the kernel now (`make install` does, so a first run does not wait for it: ~15 s on a slow
     2-core machine), or load it from numba's cache beside this file: a replay of a two-order book."""
@@ -303,14 +285,8 @@ def compile_kernel() -> None:
     )
 
 
-_loading: list[threading.Thread] = []  # the one loader thread of this process, once started
-
-
 def load_kernel_in_background() -> threading.Thread:
     """Load the compiled kernel (numba's import and its cache: ~1 s on a slow machine) on a thread, once per
     process, while the caller reads and measures a partition in Polars, which releases the GIL; `match`
     waits for it if it has not finished. Returns the thread, for a caller that must not exit before it."""
-    if not _loading:
-        _loading.append(threading.Thread(target=compile_kernel, name="dpsim-kernel-load", daemon=True))
-        _loading[0].start()
-    return _loading[0]
+    return load_in_background("kernel", compile_kernel)
