@@ -19,8 +19,8 @@ once, with a few numbers per segment as state:
 
 Cost per batch of B rows and segment type: one compiled loop over the rows (dpsim.ranks_kernel) that
 touches each row's segment once and each segment once per tie group; memory O(K) per type of K segments
-plus the batch. A NaN difference sorts last and counts as positive (DuckDB orders NaN above every number); its segment's
-p-value is NaN (dpsim.aggregate), as scipy's.
+plus the batch. A NaN difference sorts last and counts as positive (DuckDB orders NaN above every
+number); its segment's p-value is NaN (dpsim.aggregate), as scipy's.
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ to its segment's count in the open group (and to the list of segments the group 
 |d| arrives the group closes: each touched segment ranks its members at once (average rank L + (t + 1)/2,
 L its members passed before) and checks whether a median's middle value lies among them. A loop, because
 the vector form needed a stable sort of the segment ids, cumulative sums and reductions per batch and
-type: about 6x the time of this loop on a 440,000-row stream of seven segment types (BENCHMARKS.md).
+type: half the rank passes' CPU after one date of a 6,000-partition lake changed, where the loop's
+whole command takes 0.79x the time (BENCHMARKS.md, seventeenth stop on issue 20).
 
 The arrays are the state of one segment type over its K segments (dpsim.ranks._TypeState); `group` holds
 the open group's number of touched segments and whether a group is open, `open_a` its |d|. Compiled once
