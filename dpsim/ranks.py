@@ -111,16 +111,13 @@ class _TypeState:
     """The running state of one segment type over its K segments (the compiled loop's arrays)."""
 
     def __init__(self, counts: SegmentCounts, small_n: int) -> None:
-        from dpsim.ranks_kernel import ZERO
+        from dpsim.ranks_kernel import TALLY_ROWS, ZERO
 
         k = counts.n.size
-        self.passed = np.zeros(k, dtype=np.int64)  # non-zero members in closed tie groups
-        self.passed_pos = np.zeros(k, dtype=np.int64)
-        self.r2 = np.zeros(k, dtype=np.int64)  # 2 · R+
+        self.tally = np.zeros(
+            (TALLY_ROWS, k), dtype=np.int64
+        )  # the counts of dpsim.ranks_kernel, one row each
         self.ties = np.zeros(k, dtype=np.float64)
-        self.open_t = np.zeros(k, dtype=np.int64)  # the open tie group's members per segment
-        self.open_pos = np.zeros(k, dtype=np.int64)
-        self.touched = np.zeros(k, dtype=np.int64)  # the segments the open tie group touched, in order
         self.group = np.zeros(2, dtype=np.int64)  # segments touched, whether a group is open
         self.open_a = np.zeros(1, dtype=np.float64)  # the open group's |d|
         n = counts.n.astype(np.int64)
@@ -142,21 +139,7 @@ class _TypeState:
             if keep.any():
                 self.small_parts.append((g[keep], np.where(negative[keep], -a[keep], a[keep])))
         rank_rows(
-            a,
-            negative,
-            g,
-            self.passed,
-            self.passed_pos,
-            self.r2,
-            self.ties,
-            self.open_t,
-            self.open_pos,
-            self.touched,
-            self.kind,
-            self.index,
-            self.values,
-            self.group,
-            self.open_a,
+            a, negative, g, self.tally, self.ties, self.kind, self.index, self.values, self.group, self.open_a
         )
 
     def close(self) -> None:
@@ -165,22 +148,13 @@ class _TypeState:
 
         if self.group[1]:
             close_group(
-                self.open_a[0],
-                self.passed,
-                self.passed_pos,
-                self.r2,
-                self.ties,
-                self.open_t,
-                self.open_pos,
-                self.touched,
-                self.group[0],
-                self.kind,
-                self.index,
-                self.values,
+                self.open_a[0], self.group[0], self.tally, self.ties, self.kind, self.index, self.values
             )
         self.group[:] = 0
 
     def result(self) -> SegmentRanks:
+        from dpsim.ranks_kernel import PASSED, R2
+
         lo, hi = self.values
         with np.errstate(invalid="ignore"):
             median = (lo + hi) / 2
@@ -193,7 +167,7 @@ class _TypeState:
             bounds = np.flatnonzero(np.concatenate(([True], seg[1:] != seg[:-1], [True])))
             for b0, b1 in zip(bounds[:-1], bounds[1:], strict=True):
                 small[int(seg[b0])] = val[b0:b1]
-        return SegmentRanks(self.r2 / 2.0, self.ties, self.passed.copy(), median, small)
+        return SegmentRanks(self.tally[R2] / 2.0, self.ties, self.tally[PASSED].copy(), median, small)
 
 
 def _target(

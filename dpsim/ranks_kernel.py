@@ -8,8 +8,10 @@ the vector form needed a stable sort of the segment ids, cumulative sums and red
 type: half the rank passes' CPU after one date of a 6,000-partition lake changed, where the loop's
 whole command takes 0.79x the time (BENCHMARKS.md, seventeenth stop on issue 20).
 
-The arrays are the state of one segment type over its K segments (dpsim.ranks._TypeState); `group` holds
-the open group's number of touched segments and whether a group is open, `open_a` its |d|. Compiled once
+The arrays are the state of one segment type over its K segments (dpsim.ranks._TypeState): `tally` the
+counts below, one row each; `kind`, `index` and `values` where the median's two middle values lie and
+those found; `group` the open group's number of touched segments and whether a group is open, `open_a`
+its |d|. Compiled once
 per machine into numba's cache beside this file (`dpsim.ranks.load_kernel`, run by `make install`).
 """
 
@@ -18,26 +20,14 @@ from __future__ import annotations
 from numba import njit
 
 NO, ZERO, NEG, POS = 0, 1, 2, 3  # where a median's middle value lies (dpsim.ranks._target)
+# The rows of `tally`: non-zero members in closed tie groups (all, positive), 2 · R+, the open tie group's
+# members (all, positive), and the segments the open group touched, in order.
+PASSED, PASSED_POS, R2, OPEN_T, OPEN_POS, TOUCHED = 0, 1, 2, 3, 4, 5
+TALLY_ROWS = 6
 
 
 @njit(cache=True, nogil=True)
-def rank_rows(
-    a,
-    negative,
-    g,
-    passed,
-    passed_pos,
-    r2,
-    ties,
-    open_t,
-    open_pos,
-    touched,
-    kind,
-    index,
-    values,
-    group,
-    open_a,
-):
+def rank_rows(a, negative, g, tally, ties, kind, index, values, group, open_a):
     """Add one batch of rows (|d| ascending, continuing the previous batch) of one segment type."""
     n_touched = group[0]
     is_open = group[1]
@@ -48,44 +38,31 @@ def rank_rows(
             is_open = 1
             current = ai
         elif ai != current and not (ai != ai and current != current):  # NaN ties with NaN
-            close_group(
-                current,
-                passed,
-                passed_pos,
-                r2,
-                ties,
-                open_t,
-                open_pos,
-                touched,
-                n_touched,
-                kind,
-                index,
-                values,
-            )
+            close_group(current, n_touched, tally, ties, kind, index, values)
             n_touched = 0
             current = ai
         s = g[i]
-        if open_t[s] == 0:
-            touched[n_touched] = s
+        if tally[OPEN_T, s] == 0:
+            tally[TOUCHED, n_touched] = s
             n_touched += 1
-        open_t[s] += 1
+        tally[OPEN_T, s] += 1
         if not negative[i]:
-            open_pos[s] += 1
+            tally[OPEN_POS, s] += 1
     group[0] = n_touched
     group[1] = is_open
     open_a[0] = current
 
 
 @njit(cache=True, nogil=True)
-def close_group(a, passed, passed_pos, r2, ties, open_t, open_pos, touched, n_touched, kind, index, values):
+def close_group(a, n_touched, tally, ties, kind, index, values):
     """Rank the open tie group (every member has |d| = a) in each segment it touched, and count it passed."""
     for j in range(n_touched):
-        s = touched[j]
-        t = open_t[s]
-        tp = open_pos[s]
-        before = passed[s]
-        before_pos = passed_pos[s]
-        r2[s] += tp * (2 * before + t + 1)
+        s = tally[TOUCHED, j]
+        t = tally[OPEN_T, s]
+        tp = tally[OPEN_POS, s]
+        before = tally[PASSED, s]
+        before_pos = tally[PASSED_POS, s]
+        tally[R2, s] += tp * (2 * before + t + 1)
         tf = float(t)
         ties[s] += tf * tf * tf - tf
         before_neg = before - before_pos
@@ -96,7 +73,7 @@ def close_group(a, passed, passed_pos, r2, ties, open_t, open_pos, touched, n_to
                 values[m, s] = a
             elif k == NEG and before_neg <= at < before_neg + (t - tp):
                 values[m, s] = -a
-        passed[s] = before + t
-        passed_pos[s] = before_pos + tp
-        open_t[s] = 0
-        open_pos[s] = 0
+        tally[PASSED, s] = before + t
+        tally[PASSED_POS, s] = before_pos + tp
+        tally[OPEN_T, s] = 0
+        tally[OPEN_POS, s] = 0
