@@ -276,9 +276,9 @@ def _aggregate(
 ) -> dict[str, pa.Table]:
     """The partials brought up to date, then merged, in one DuckDB session under the memory limit."""
     loading_mb = 0 if "numba" in sys.modules else LOAD_MB  # a process that replayed has numba in its size
-    loader = load_kernel_in_background()  # the rank passes' loop loads while DuckDB computes the partials
     # every output has an ORDER BY
     con = budgeted_session(lake, cfg.aggregate, keep_order=False, loading_mb=loading_mb)
+    loader = load_kernel_in_background()  # the rank passes' loop loads while DuckDB computes the partials
     try:
         sources = partials.update(con, lake, cfg, plan, step)
         return _merge(con, cfg, list(plan.scenarios), sources, step)
