@@ -114,9 +114,8 @@ class _TypeState:
         from dpsim.ranks_kernel import TALLY_ROWS, ZERO
 
         k = counts.n.size
-        self.tally = np.zeros(
-            (TALLY_ROWS, k), dtype=np.int64
-        )  # the counts of dpsim.ranks_kernel, one row each
+        # the counts of dpsim.ranks_kernel, one row each (PASSED, PASSED_POS, R2, OPEN_T, OPEN_POS, TOUCHED)
+        self.tally = np.zeros((TALLY_ROWS, k), dtype=np.int64)
         self.ties = np.zeros(k, dtype=np.float64)
         self.group = np.zeros(2, dtype=np.int64)  # segments touched, whether a group is open
         self.open_a = np.zeros(1, dtype=np.float64)  # the open group's |d|

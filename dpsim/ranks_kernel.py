@@ -11,8 +11,8 @@ whole command takes 0.79x the time (BENCHMARKS.md, seventeenth stop on issue 20)
 The arrays are the state of one segment type over its K segments (dpsim.ranks._TypeState): `tally` the
 counts below, one row each; `kind`, `index` and `values` where the median's two middle values lie and
 those found; `group` the open group's number of touched segments and whether a group is open, `open_a`
-its |d|. Compiled once
-per machine into numba's cache beside this file (`dpsim.ranks.load_kernel`, run by `make install`).
+its |d|. Compiled once per machine into numba's cache beside this file (`dpsim.ranks.load_kernel`, run by
+`make install`).
 """
 
 from __future__ import annotations
