@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -37,6 +38,10 @@ def main(argv: Sequence[str] | None = None, *, exiting: bool = False) -> int:
             raise
         print(f"dpsim: {'' if isinstance(exc, Interrupted) else 'error: '}{exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # the reader stopped reading (`dpsim sql … | head`): no error to report
+        if exiting:  # the flush at exit writes nowhere instead of failing again
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1  # as rich ends a printed table cut short
     except OSError as exc:  # one not worded by the library: still one line, with what to do
         if args.verbose:
             raise
