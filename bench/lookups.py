@@ -7,8 +7,8 @@ and goes weighs on every lake alike; medians per (lake, query, client).
 Queries: per participant (every sweep), one sweep by its key (date, security, order id; the linked lakes
 repeat an order id in many dates, so an id alone returns more sweeps the larger the lake), an id no file
 holds (what a lookup by id alone costs: every date's row-group statistics read), and `SELECT 1` (the
-floor of a `dpsim sql` process); through `dpsim sql` (printed, and `--format csv`, which goes through
-Arrow) and `dpsim.open_lake` in a fresh Python. Writes bench/results/<date>-lookups.json.
+floor of a `dpsim sql` process); through `dpsim sql` (printed, and `--format csv`, written by DuckDB)
+and `dpsim.open_lake` in a fresh Python. Writes bench/results/<date>-lookups.json.
 """
 
 from __future__ import annotations

@@ -184,7 +184,7 @@ def sql_small(ses: Session) -> None:
                 capture_output=True,
             )
     case = "DRR 110621 2024-09-05 (one partition)"
-    for form, flags in (("printed", []), ("--format csv", ["--format", "csv"])):  # csv: through Arrow
+    for form, flags in (("printed", []), ("--format csv", ["--format", "csv"])):  # csv: written by DuckDB
         cmd = [*H.DPSIM, "sql", "--lake", H.rel(lake), SMALL_QUERY, *flags]
         m = H.measure(cmd, label=f"sql-small {form}", reps=max(ses.reps, 5), warmup=1)
         row = ses.row("aggregate", case, f'dpsim sql "{SMALL_QUERY}", {form}', {}, m)

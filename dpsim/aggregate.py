@@ -36,7 +36,7 @@ from dpsim.config import Config
 from dpsim.errors import LakeError, first_line
 from dpsim.lake import Lake, publish
 from dpsim.lake.migration import migrate_job_outputs
-from dpsim.query import csv_bytes
+from dpsim.query import write_csv
 from dpsim.ranks import LOAD_MB, RankPass, SegmentCounts, SegmentRanks, load_kernel_in_background
 from dpsim.schema import empty_table
 
@@ -214,8 +214,7 @@ def run_aggregates(cfg: Config, lake: Lake, progress: Progress | None = None) ->
                     tables = _aggregate(cfg, lake, plan, step)
                 lake.remove_files([lake.partials_merged_path])  # files being replaced match no key
                 try:
-                    for name, table in tables.items():
-                        _write(lake, name, table)
+                    _write(lake, tables)
                     lake.write_json({"key": key}, lake.partials_merged_path)
                 except BaseException:
                     lake.remove_aggregates()  # a set half written would mix two aggregations; the next run rebuilds
@@ -606,7 +605,17 @@ def _wilcoxon(row: dict[str, Any]) -> float | None:
     return stats.wilcoxon_normal_p(nonzero, row["r_plus"], row["tie_sum"])
 
 
-def _write(lake: Lake, name: str, table: pa.Table) -> None:
-    """aggregates/<name>.parquet and a .csv copy, each written atomically."""
-    lake.write_parquet(table, lake.aggregates_dir / f"{name}.parquet")
-    lake.write_bytes(csv_bytes(table), lake.aggregates_dir / f"{name}.csv")
+def _write(lake: Lake, tables: dict[str, pa.Table]) -> None:
+    """aggregates/<name>.parquet and a .csv copy of each table, each written atomically; the CSV by DuckDB's
+    writer, as `dpsim sql --format csv` writes it."""
+    scratch = lake.own_dir("aggregates")
+    scratch.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect()
+    try:
+        for name, table in tables.items():
+            lake.write_parquet(table, lake.aggregates_dir / f"{name}.parquet")
+            local = scratch / f"{name}.csv"
+            write_csv(con.from_arrow(table), local)
+            lake.put(local, lake.aggregates_dir / f"{name}.csv")
+    finally:
+        con.close()

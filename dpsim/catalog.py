@@ -109,12 +109,14 @@ def connect(
     *,
     safe: bool = False,
     only: Collection[str] | None = None,
+    scratch: Path | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB session with the catalog's views over the lake as it is now, DuckDB's memory
     limit and spill folder from the config. The lake's files are only read (`read_only` is kept for
     callers; nothing is written either way). `safe`: nothing outside the lake can be read (external
     access off but for the lake's folder, configuration locked); statements are checked by `run_sql`.
-    `only`: just these views (`views_named_in` a query; binding a view reads its files' footers), else all."""
+    `only`: just these views (`views_named_in` a query; binding a view reads its files' footers), else all.
+    `scratch`: a private empty folder a safe session may also write to (where `dpsim sql` writes its answer)."""
     if lake.is_local:
         lake = Lake(lake.root.resolve())
     if not lake.root.is_dir():
@@ -133,7 +135,7 @@ def connect(
         _register(con, lake)
         _create_views(con, lake, strict=True, only=only)
         if safe:
-            _lock_down(con, lake)
+            _lock_down(con, lake, scratch)
     except BaseException:
         con.close()
         raise
@@ -228,12 +230,14 @@ def spill_dir(lake: Lake, settings: Aggregate) -> Path:
     return temp
 
 
-def _lock_down(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
+def _lock_down(con: duckdb.DuckDBPyConnection, lake: Lake, scratch: Path | None) -> None:
     """Read only inside the lake: external access off except its folder (as written, and as the views
-    write it, glob-escaped), configuration locked so a query cannot undo it."""
+    write it, glob-escaped) and the caller's `scratch` folder, configuration locked so a query cannot undo it."""
     root = str(lake.root).rstrip("/") + "/"
-    allowed = sorted({root, escape_glob(str(lake.root).rstrip("/")) + "/"})
-    con.execute(f"SET allowed_directories = [{', '.join(_quote(a) for a in allowed)}]")
+    allowed = {root, escape_glob(str(lake.root).rstrip("/")) + "/"}
+    if scratch is not None:
+        allowed.add(str(scratch.resolve()).rstrip("/") + "/")
+    con.execute(f"SET allowed_directories = [{', '.join(_quote(a) for a in sorted(allowed))}]")
     con.execute("SET allowed_configs = ['preserve_insertion_order']")  # the aggregations' one setting
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")

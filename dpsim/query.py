@@ -1,16 +1,20 @@
 """Ad hoc SQL against the lake (`dpsim sql`, `dpsim.open_lake(...).sql`): safe by default, errors on one line.
 
 Kept apart from the aggregation so that a query pays only for DuckDB and the catalog's views: `dpsim sql`
-printing a small answer is a process start, a few imports and the query (pyarrow, and numpy with it, is
-imported only for an Arrow answer: a notebook, CSV, JSON or Parquet).
+printing a small answer is a process start, a few imports and the query; CSV, JSON and Parquet answers are
+written by DuckDB itself (pyarrow, and numpy with it, is imported only for an Arrow answer: a notebook).
 """
 
 from __future__ import annotations
 
-import io
+import os
 import re
+import shutil
+import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
@@ -51,13 +55,13 @@ def sql_rows(
 
 @contextmanager
 def _answer(
-    lake: Lake, query: str, cfg: Config | None, unsafe: bool
+    lake: Lake, query: str, cfg: Config | None, unsafe: bool, scratch: Path | None = None
 ) -> Iterator[duckdb.DuckDBPyRelation | None]:
     """The query's relation on a fresh connection (None for a statement without a result); DuckDB errors
-    raised while it is read become one line."""
+    raised while it is read become one line. `scratch`: a folder the answer may be written to."""
     if not query.strip():
         raise DpsimError('empty SQL query: pass a statement, e.g. "SELECT * FROM global_summary"')
-    con = connect(lake, cfg, safe=not unsafe, only=views_named_in(query))
+    con = connect(lake, cfg, safe=not unsafe, only=views_named_in(query), scratch=scratch)
     try:
         if not unsafe:
             _only_queries(con, query)
@@ -78,26 +82,61 @@ def _only_queries(con: duckdb.DuckDBPyConnection, query: str) -> None:
             )
 
 
-def csv_bytes(table: pa.Table) -> bytes:
-    """A table as CSV; nested columns (lists, structs, maps) as their JSON text, which CSV cannot hold."""
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
+def write_answer(
+    lake: Lake, query: str, cfg: Config | None, fmt: str, out: Path | None, *, unsafe: bool = False
+) -> None:
+    """`run_sql`'s answer as CSV, JSON or Parquet, written by DuckDB as the query streams: no Arrow table of
+    the whole answer in memory (a year's sweeps stay within DuckDB's memory limit), no pyarrow import. Into
+    a private scratch folder (beside `out`, or the system's temp folder), then renamed to `out` (a reader
+    never sees half a file) or copied to standard output."""
+    if out is not None and not out.parent.is_dir():
+        raise DpsimError(f"--out {out}: no such folder {out.parent} (create it, or pass another path)")
+    scratch = Path(tempfile.mkdtemp(prefix=".dpsim-sql-", dir=out.parent if out is not None else None))
+    try:
+        answer = scratch / f"answer.{fmt}"
+        with _answer(lake, query, cfg, unsafe, scratch) as rel:
+            if rel is None:  # a statement without a result (--unsafe only)
+                answer.write_text("[]\n" if fmt == "json" else "")
+            elif fmt == "csv":
+                write_csv(rel, answer)
+            elif fmt == "parquet":
+                rel.write_parquet(str(answer), compression="zstd")
+            else:
+                rel.create_view("dpsim_answer")
+                rel.query(
+                    "dpsim_answer", f"COPY dpsim_answer TO {_literal(answer)} (FORMAT json, ARRAY true)"
+                )
+        if out is not None:
+            os.replace(answer, out)
+        else:
+            sys.stdout.flush()
+            with answer.open("rb") as src:
+                shutil.copyfileobj(src, sys.stdout.buffer, 1 << 20)
+            sys.stdout.buffer.flush()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
-    nested = [f.name for f in table.schema if pa.types.is_nested(f.type)]
-    if nested:
-        con = duckdb.connect()
-        try:
-            con.register("result", table)
-            columns = ", ".join(
-                f"to_json({_ident(c)})::VARCHAR AS {_ident(c)}" if c in nested else _ident(c)
-                for c in table.column_names
+
+def write_csv(rel: duckdb.DuckDBPyRelation, path: Path) -> None:
+    """`rel` as CSV by DuckDB's writer (RFC 4180: a header, text quoted only when it must be, NULL empty,
+    times to their last digit); nested columns (lists, structs, maps) as their JSON text, which CSV cannot
+    hold."""
+    types = [t.id for t in rel.types]
+    if any(t in _NESTED for t in types):
+        rel = rel.project(
+            ", ".join(
+                f"to_json({_ident(c)})::VARCHAR AS {_ident(c)}" if t in _NESTED else _ident(c)
+                for c, t in zip(rel.columns, types, strict=True)
             )
-            table = con.sql(f"SELECT {columns} FROM result").to_arrow_table()
-        finally:
-            con.close()
-    buf = io.BytesIO()
-    pacsv.write_csv(table, buf)
-    return buf.getvalue()
+        )
+    rel.write_csv(str(path))
+
+
+_NESTED = frozenset({"list", "array", "struct", "map", "union"})
+
+
+def _literal(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
 
 
 def _ident(name: str) -> str:

@@ -104,7 +104,7 @@ def test_views_and_notebook_read_the_by_date_files(processed: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     counts = {s: len(_job_outputs(lake, "sim_orders", s)) for s in SCENARIOS}
-    assert proc.stdout.splitlines()[1:] == [f'"{s}",{counts[s]}' for s in sorted(SCENARIOS)]
+    assert proc.stdout.splitlines()[1:] == [f"{s},{counts[s]}" for s in sorted(SCENARIOS)]
     frame = dpsim.open_lake(lake.root).sweeps().collect()
     assert frame.columns[:3] == ["security_code", "date", "order_id"]
     assert frame.height == len(_job_outputs(lake, "sweeps", None))

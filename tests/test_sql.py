@@ -3,10 +3,12 @@ glob characters in the lake's path, corrupt result files."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -15,8 +17,8 @@ from dpsim.catalog import refresh_catalog
 from dpsim.config import Config
 from dpsim.errors import DpsimError
 from dpsim.lake import Lake
-from dpsim.query import csv_bytes, run_sql
-from tests.lakes import REPO, error_lines, run_dpsim, small_drop, write_config
+from dpsim.query import run_sql, write_csv
+from tests.lakes import REPO, error_lines, run_dpsim, small_drop, start_dpsim, write_config
 from tests.test_catalog import build_lake, plain
 
 
@@ -88,14 +90,56 @@ def test_the_cli_refuses_in_one_line_and_writes_nested_columns_as_json(lake: Lak
     proc = run_dpsim("sql", "--lake", lake.root, query, "--format", "csv")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == [
-        '"l","s","m","t"',
-        '"[1,2]","{""a"":1,""b"":[true]}","{""1"":""x""}","plain"',
+        "l,s,m,t",
+        '"[1,2]","{""a"":1,""b"":[true]}","{""1"":""x""}",plain',
     ]
 
 
-def test_csv_bytes_of_nested_columns() -> None:
-    table = pa.table({"l": pa.array([[1, 2], None]), "n": [1, 2]})
-    assert csv_bytes(table).decode().splitlines() == ['"l","n"', '"[1,2]",1', ",2"]
+def test_write_csv_of_nested_columns(tmp_path: Path) -> None:
+    con = duckdb.connect()
+    table = pa.table({"l": pa.array([[1, 2], None]), "n": [1, 2], "t": ['say "hi", twice', None]})
+    write_csv(con.from_arrow(table), tmp_path / "a.csv")
+    assert (tmp_path / "a.csv").read_text().splitlines() == ["l,n,t", '"[1,2]",1,"say ""hi"", twice"', ",2,"]
+
+
+_NO_PYARROW = "raise ImportError('pyarrow imported')\n"
+
+
+def test_answers_are_written_by_duckdb_atomically_without_pyarrow(lake: Lake, tmp_path: Path) -> None:
+    """CSV, JSON and Parquet answers stream through DuckDB's writers: no Arrow table of the whole answer
+    (before: a year's sweeps as CSV had to fit in memory) and no pyarrow import (0.1 s of each call). A
+    stand-in pyarrow on the path fails any command that imports it."""
+    site = tmp_path / "site" / "pyarrow"
+    site.mkdir(parents=True)
+    (site / "__init__.py").write_text(_NO_PYARROW)
+    env = {"PYTHONPATH": str(site.parent)}
+    query = "SELECT order_id, date FROM sweeps ORDER BY order_id"
+    expected = run_sql(lake, query).to_pylist()
+    csv = run_dpsim("sql", "--lake", lake.root, query, "--format", "csv", extra_env=env)
+    assert csv.returncode == 0, csv.stderr
+    lines = csv.stdout.splitlines()
+    assert lines[0] == "order_id,date"
+    assert lines[1:] == [f"{r['order_id']},{r['date']}" for r in expected]
+    out = tmp_path / "answers"
+    out.mkdir()
+    for fmt in ("json", "parquet", "csv"):
+        proc = run_dpsim(
+            "sql", "--lake", lake.root, query, "--format", fmt, "--out", out / f"a.{fmt}", extra_env=env
+        )
+        assert proc.returncode == 0, proc.stderr
+    assert json.loads((out / "a.json").read_text()) == [
+        {"order_id": r["order_id"], "date": str(r["date"])} for r in expected
+    ]
+    assert pq.read_table(out / "a.parquet").to_pylist() == expected
+    assert (out / "a.csv").read_text().splitlines() == lines
+    assert sorted(p.name for p in out.iterdir()) == ["a.csv", "a.json", "a.parquet"]  # no scratch left
+    # a query that fails while it streams leaves no file, and no half of one
+    bad = "SELECT CAST('x' || order_id AS BIGINT) AS n FROM sweeps"
+    proc = run_dpsim(
+        "sql", "--lake", lake.root, bad, "--format", "csv", "--out", out / "bad.csv", extra_env=env
+    )
+    assert proc.returncode == 1 and error_lines(proc.stderr)[0].startswith("dpsim: error: Conversion Error")
+    assert sorted(p.name for p in out.iterdir()) == ["a.csv", "a.json", "a.parquet"]
 
 
 def test_runs_jobs_and_manifest_views_work_under_dpsims_memory_limit(lake: Lake) -> None:
@@ -131,7 +175,7 @@ def test_another_session_holding_the_catalog_blocks_nothing(lake: Lake) -> None:
         assert run_sql(lake, "SELECT count(*) AS n FROM sweeps").to_pylist() == [{"n": 2}]
         proc = run_dpsim("sql", "--lake", lake.root, "SELECT count(*) AS n FROM sweeps", "--format", "csv")
         assert proc.returncode == 0, proc.stderr
-        assert proc.stdout.splitlines() == ['"n"', "2"]
+        assert proc.stdout.splitlines() == ["n", "2"]
         assert "jobs" in refresh_catalog(lake)  # the file is replaced, not written in place
     finally:
         holder.kill()
@@ -178,3 +222,13 @@ def test_a_corrupt_result_file_names_itself_and_the_command_that_rebuilds_it(tmp
     )
     assert fix.returncode == 0, fix.stderr
     assert run_dpsim("sql", "--config", conf, "SELECT count(*) FROM sweeps").returncode == 0
+
+
+def test_a_reader_that_stops_reading_ends_the_answer_quietly(lake: Lake) -> None:
+    """Before: `dpsim sql … --format csv | head` ended with "dpsim: error: Broken pipe"."""
+    proc = start_dpsim("sql", "--lake", lake.root, "SELECT range AS n FROM range(2000000)", "--format", "csv")
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline() == "n\n"
+    proc.stdout.close()  # as `head -1` does
+    assert proc.wait(timeout=60) == 1
+    assert proc.stderr.read() == ""

@@ -26,7 +26,7 @@ from dpsim.cli.common import (
     _pct,
     _print_json,
 )
-from dpsim.cli.render import _print_headline, _process_json, _render_run, _render_status, _write_result
+from dpsim.cli.render import _print_headline, _process_json, _render_run, _render_status
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
@@ -293,7 +293,7 @@ def _cmd_fidelity(args: argparse.Namespace) -> int:
 
 def _cmd_sql(args: argparse.Namespace) -> int:
     from dpsim.progress import for_terminal
-    from dpsim.query import describe_catalog, run_sql, sql_rows
+    from dpsim.query import describe_catalog, sql_rows, write_answer
 
     cfg = _load(args)
     lake = _lake(cfg)
@@ -304,8 +304,12 @@ def _cmd_sql(args: argparse.Namespace) -> int:
         columns, rows = sql_rows(lake, args.query, cfg, unsafe=args.unsafe)
         for_terminal().table("", columns, rows)
         return 0
-    table = run_sql(lake, args.query, cfg, unsafe=args.unsafe)
-    _write_result(table, args.format, args.out)
+    if args.format == "parquet" and args.out is None:
+        raise DpsimError("--format parquet needs --out FILE")
+    # a table written to a file is a CSV
+    write_answer(
+        lake, args.query, cfg, "csv" if args.format == "table" else args.format, args.out, unsafe=args.unsafe
+    )
     return 0
 
 

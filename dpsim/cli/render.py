@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-from dpsim.errors import DpsimError
 
 if TYPE_CHECKING:  # the commands import their modules when they run: `dpsim --help` stays fast
     import pyarrow as pa
@@ -151,30 +147,6 @@ def _render_status(progress: Progress, state: dict[str, Any]) -> None:
             print(f"{r['run_id']}: FAILED {f['partition']}: {f['error']}")
         if r.get("failures") and r.get("rerun"):
             print(f"{r['run_id']}: rerun only the failed partitions with: {r['rerun']}")
-
-
-def _write_result(table: pa.Table, fmt: str, out: Path | None) -> None:
-    if fmt == "parquet":
-        import pyarrow.parquet as pq  # here only: the other formats need not load it (~10 ms)
-
-        if out is None:
-            raise DpsimError("--format parquet needs --out FILE")
-        pq.write_table(table, out)
-        return
-    if fmt == "table":  # a table written to a file is a CSV (to a terminal: `query.sql_rows`, no Arrow)
-        fmt = "csv"
-    if fmt == "csv":
-        from dpsim.query import csv_bytes
-
-        text = csv_bytes(table).decode()
-    else:
-        import json
-
-        text = json.dumps(table.to_pylist(), default=str, indent=1) + "\n"
-    if out is None:
-        sys.stdout.write(text)
-    else:
-        out.write_text(text, encoding="utf-8")
 
 
 def _process_json(outcome: Any) -> dict[str, Any]:
