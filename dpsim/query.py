@@ -46,11 +46,17 @@ def run_sql(lake: Lake, query: str, cfg: Config | None = None, *, unsafe: bool =
 
 
 def sql_rows(
-    lake: Lake, query: str, cfg: Config | None = None, *, unsafe: bool = False
-) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """`run_sql`'s answer as column names and Python rows, for a terminal: no Arrow on the way."""
+    lake: Lake, query: str, cfg: Config | None = None, *, unsafe: bool = False, max_rows: int | None = None
+) -> tuple[list[str], list[tuple[Any, ...]], bool]:
+    """`run_sql`'s answer as column names and Python rows, for a terminal: no Arrow on the way. At most
+    `max_rows` (None: all), and whether the answer has more: the query stops there (a LIMIT around it), so
+    printing `SELECT * FROM sweeps` of a year is quick and small."""
     with _answer(lake, query, cfg, unsafe) as rel:
-        return (list(rel.columns), rel.fetchall()) if rel is not None else ([], [])
+        if rel is None:
+            return [], [], False
+        rows = rel.fetchall() if max_rows is None else rel.limit(max_rows + 1).fetchall()
+        more = max_rows is not None and len(rows) > max_rows
+        return list(rel.columns), rows[:max_rows] if more else rows, more
 
 
 @contextmanager

@@ -17,7 +17,7 @@ from dpsim.catalog import refresh_catalog
 from dpsim.config import Config
 from dpsim.errors import DpsimError
 from dpsim.lake import Lake
-from dpsim.query import run_sql, write_csv
+from dpsim.query import run_sql, sql_rows, write_csv
 from tests.lakes import REPO, error_lines, run_dpsim, small_drop, start_dpsim, write_config
 from tests.test_catalog import build_lake, plain
 
@@ -232,3 +232,21 @@ def test_a_reader_that_stops_reading_ends_the_answer_quietly(lake: Lake) -> None
     proc.stdout.close()  # as `head -1` does
     assert proc.wait(timeout=60) == 1
     assert proc.stderr.read() == ""
+
+
+def test_a_printed_answer_stops_at_max_rows(lake: Lake) -> None:
+    """Before: printing `SELECT * FROM sweeps` fetched every row into Python first (a year's: tens of GB)."""
+    query = "SELECT range AS n FROM range(5) ORDER BY n DESC"
+    assert sql_rows(lake, query, max_rows=3) == (["n"], [(4,), (3,), (2,)], True)
+    assert sql_rows(lake, query, max_rows=5) == (["n"], [(4,), (3,), (2,), (1,), (0,)], False)
+    assert sql_rows(lake, query)[1:] == ([(4,), (3,), (2,), (1,), (0,)], False)
+    proc = run_dpsim("sql", "--lake", lake.root, query, "--max-rows", "2")
+    assert proc.returncode == 0, proc.stderr
+    assert [line.strip() for line in proc.stdout.splitlines()[2:4]] == ["4", "3"]
+    assert proc.stderr.splitlines() == [
+        "dpsim: the first 2 rows of a longer answer; --max-rows 0 prints every row, --format csv --out FILE "
+        "writes them"
+    ]
+    proc = run_dpsim("sql", "--lake", lake.root, query, "--max-rows", "0")
+    assert [line.strip() for line in proc.stdout.splitlines()[2:7]] == ["4", "3", "2", "1", "0"]
+    assert proc.stderr == ""

@@ -301,8 +301,15 @@ def _cmd_sql(args: argparse.Namespace) -> int:
         for_terminal().table(f"{lake.catalog_path}", ("view", "column", "type"), describe_catalog(lake))
         return 0
     if args.format == "table" and args.out is None:  # printed: no Arrow table on the way
-        columns, rows = sql_rows(lake, args.query, cfg, unsafe=args.unsafe)
+        max_rows = args.max_rows or None  # 0: every row
+        columns, rows, more = sql_rows(lake, args.query, cfg, unsafe=args.unsafe, max_rows=max_rows)
         for_terminal().table("", columns, rows)
+        if more:
+            print(
+                f"dpsim: the first {max_rows:,} rows of a longer answer; --max-rows 0 prints every row, "
+                "--format csv --out FILE writes them",
+                file=sys.stderr,
+            )
         return 0
     if args.format == "parquet" and args.out is None:
         raise DpsimError("--format parquet needs --out FILE")

@@ -161,6 +161,13 @@ def _query_commands(cmd: Callable[..., argparse.ArgumentParser]) -> None:
     sp.add_argument("--format", choices=("table", "csv", "json", "parquet"), default="table")
     sp.add_argument("--out", type=Path, help="write the result to this file")
     sp.add_argument(
+        "--max-rows",
+        type=_non_negative,
+        default=1000,
+        metavar="N",
+        help="print at most N rows of the answer (default 1000; 0: all); files get every row",
+    )
+    sp.add_argument(
         "--unsafe",
         action="store_true",
         help="also run statements other than queries (COPY, ATTACH, SET, ...) and read outside the lake",
@@ -288,3 +295,13 @@ def _date_range(text: str) -> tuple[date, date]:
     if lo > hi:
         raise argparse.ArgumentTypeError(f"{text!r}: the first date is after the second")
     return lo, hi
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number, 0 or more")
+    return value
