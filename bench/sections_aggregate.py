@@ -26,6 +26,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from bench import harness as H
+from bench.rows import Row
 from bench.sections_process import drop
 from bench.session import Session
 from dpsim.synth import trading_dates
@@ -162,6 +163,32 @@ def _aggregate_lake(ses: Session, template: Path, n: int) -> None:
                 sweeps_per_s=round(info["sweeps"] / m.wall_s),
             )
         ses.rows.append(row)
+    ses.rows.append(_whole_answer(ses, lake, case, inp, reps))
+
+
+def _whole_answer(ses: Session, lake: Path, case: str, inp: dict[str, Any], reps: int) -> Row:
+    """Every sweep of the lake as one CSV file through `dpsim sql`: the answer streams through DuckDB's
+    writer, so its peak RSS should not grow with the answer (the file is removed after each run)."""
+    answer = H.WORK / "answer.csv"
+
+    def size(_: int) -> dict[str, Any]:
+        out = {"csv_bytes": answer.stat().st_size if answer.exists() else None}
+        H.rm(answer)
+        return out
+
+    cmd = [
+        *H.DPSIM,
+        "sql",
+        "--lake",
+        H.rel(lake),
+        "SELECT * FROM sweeps",
+        "--format",
+        "csv",
+        "--out",
+        H.rel(answer),
+    ]
+    m = H.measure(cmd, label=f"sql-every-sweep-{case.split()[0]}", reps=reps, warmup=0, after=size)
+    return ses.row("aggregate", case, 'dpsim sql "SELECT * FROM sweeps" --format csv --out FILE', inp, m)
 
 
 def _memory_limit_mb() -> int:

@@ -388,6 +388,8 @@ def _aggregate_tables(res: dict[str, Any], out: list[Table]) -> None:
             if "import_cli_s" in ex:  # bench.tasks.sql_breakdown (older results name some steps otherwise)
                 steps = ", ".join(f"{label} {ex[k]:.3f} s" for k, label in _SQL_STEPS if k in ex)
                 notes.append(f"in-process: {steps}; loaded {', '.join(ex.get('loaded') or [])}")
+            if ex.get("csv_bytes"):
+                notes.append(f"answer {ex['csv_bytes'] / 1e9:.2f} GB of CSV")
             if r.get("error"):
                 notes.append("FAILED: " + failure(r, 160))
             body.append(

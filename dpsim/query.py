@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from dpsim.catalog import connect, corrupt_file_hint, view_names, views_named_in
-from dpsim.config import Config
+from dpsim.catalog import connect, corrupt_file_hint, spill_dir, view_names, views_named_in
+from dpsim.config import Aggregate, Config
 from dpsim.errors import DpsimError, first_line
 from dpsim.lake import Lake
 
@@ -93,11 +93,16 @@ def write_answer(
 ) -> None:
     """`run_sql`'s answer as CSV, JSON or Parquet, written by DuckDB as the query streams: no Arrow table of
     the whole answer in memory (a year's sweeps stay within DuckDB's memory limit), no pyarrow import. Into
-    a private scratch folder (beside `out`, or the system's temp folder), then renamed to `out` (a reader
-    never sees half a file) or copied to standard output."""
+    a private scratch folder, then renamed to `out` (a reader never sees half a file) or copied to standard
+    output: beside `out`, else where DuckDB spills (on disk in the lake, not a temp folder that may be RAM)."""
     if out is not None and not out.parent.is_dir():
         raise DpsimError(f"--out {out}: no such folder {out.parent} (create it, or pass another path)")
-    scratch = Path(tempfile.mkdtemp(prefix=".dpsim-sql-", dir=out.parent if out is not None else None))
+    if out is not None:
+        parent = out.parent
+    else:
+        parent = spill_dir(lake, cfg.aggregate if cfg is not None else Aggregate()).parent
+        parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=".dpsim-sql-", dir=parent))
     try:
         answer = scratch / f"answer.{fmt}"
         with _answer(lake, query, cfg, unsafe, scratch) as rel:
@@ -108,10 +113,7 @@ def write_answer(
             elif fmt == "parquet":
                 rel.write_parquet(str(answer), compression="zstd")
             else:
-                rel.create_view("dpsim_answer")
-                rel.query(
-                    "dpsim_answer", f"COPY dpsim_answer TO {_literal(answer)} (FORMAT json, ARRAY true)"
-                )
+                rel.query("answer", f"COPY answer TO {_literal(answer)} (FORMAT json, ARRAY true)")
         if out is not None:
             os.replace(answer, out)
         else:
