@@ -110,13 +110,16 @@ def connect(
     safe: bool = False,
     only: Collection[str] | None = None,
     scratch: Path | None = None,
+    budgeted: bool = False,
 ) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB session with the catalog's views over the lake as it is now, DuckDB's memory
     limit and spill folder from the config. The lake's files are only read (`read_only` is kept for
     callers; nothing is written either way). `safe`: nothing outside the lake can be read (external
     access off but for the lake's folder, configuration locked); statements are checked by `run_sql`.
     `only`: just these views (`views_named_in` a query; binding a view reads its files' footers), else all.
-    `scratch`: a private empty folder a safe session may also write to (where `dpsim sql` writes its answer)."""
+    `scratch`: a private empty folder a safe session may also write to (where `dpsim sql` writes its answer).
+    `budgeted`: DuckDB gets its share of `aggregate.memory_limit_mb` (`duckdb_memory_limit_mb`), for a
+    process that does more work beside it (the report), instead of the whole of it."""
     if lake.is_local:
         lake = Lake(lake.root.resolve())
     if not lake.root.is_dir():
@@ -124,10 +127,11 @@ def connect(
             f"{lake.root}: no such lake folder (pass --lake DIR of an existing lake, or run `dpsim shred`)"
         )
     settings = cfg.aggregate if cfg is not None else Aggregate()
+    limit_mb = duckdb_memory_limit_mb(settings.memory_limit_mb) if budgeted else settings.memory_limit_mb
     con = duckdb.connect(
         ":memory:",
         config={
-            "memory_limit": f"{settings.memory_limit_mb}MB",
+            "memory_limit": f"{limit_mb}MB",
             "temp_directory": str(spill_dir(lake, settings)),
         },
     )

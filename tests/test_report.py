@@ -174,6 +174,7 @@ def test_the_terminal_summary_fits_80_columns(drr_cli_lake: Path) -> None:
 
 def test_the_report_queries_add_up_to_the_aggregates(drr_cli_lake: Path) -> None:
     """Bins, profiles and curves are other cuts of the same sweeps: their totals are the headline's."""
+    from dpsim.catalog import WORK_RESERVE_MB
     from dpsim.config import load_config
     from dpsim.lake import Lake
     from dpsim.report.session import ReportSession, Selection
@@ -204,6 +205,12 @@ def test_the_report_queries_add_up_to_the_aggregates(drr_cli_lake: Path) -> None
         ((effective,),) = s.con.sql("SELECT nw_effective_spread_bps FROM global_summary LIMIT 1").fetchall()
         assert spreads["effective_spread_bps"].to_list() == pytest.approx([effective] * 4, rel=1e-9)
         assert s.query("scatter", scenario="baseline", n=100).height == 100
+        # DuckDB gets its share of the process's budget (before: the whole of it, and a year's report peaked at
+        # 1.8 GB against 1,500 MB), the rest left for the figures built beside it
+        ((limit,),) = s.con.sql("SELECT current_setting('memory_limit')").fetchall()
+        value, unit = limit.split()
+        megabytes = float(value) * {"MiB": 2**20, "GiB": 2**30}[unit] / 1e6
+        assert megabytes < cfg.aggregate.memory_limit_mb - WORK_RESERVE_MB
 
 
 def test_what_a_lake_lacks_is_named_with_what_to_run(drr_cli_lake: Path, tmp_path: Path) -> None:

@@ -309,7 +309,7 @@ class Shred:
 
 @dataclass(frozen=True)
 class Aggregate:
-    memory_limit_mb: int = 1500  # peak RSS budget of `dpsim aggregate` (DuckDB gets its share of it)
+    memory_limit_mb: int = 1500  # peak RSS budget of `dpsim aggregate` and `report` (DuckDB gets its share)
     temp_directory: str = ""
 
 

@@ -113,7 +113,8 @@ class ReportSession:
 
     def __init__(self, cfg: Config, lake: Lake, selection: Selection, *, aggregates: bool = True) -> None:
         self.cfg, self.lake, self.selection = cfg, lake, selection
-        self.con = connect(lake, cfg, safe=True)  # reads only inside the lake
+        # reads only inside the lake; DuckDB gets its share of the memory budget: the figures are built beside it
+        self.con = connect(lake, cfg, safe=True, budgeted=True)
         try:
             self._views = set(view_names(self.con))
             if "sweeps" not in self._views or "sim_orders" not in self._views:
