@@ -1,5 +1,6 @@
-"""`dpsim sql` is safe by default: only queries, only inside the lake; nested CSV, job views, busy catalogs,
-glob characters in the lake's path, corrupt result files."""
+"""`dpsim sql` is safe by default: only queries, only inside the lake; nested CSV, answers of any size
+(DuckDB's writers, `--max-rows`), a reader that stops reading, job views, busy catalogs, glob characters in
+the lake's path, corrupt result files."""
 
 from __future__ import annotations
 
